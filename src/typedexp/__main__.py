@@ -1,0 +1,3 @@
+from typedexp.cli import main
+
+main()

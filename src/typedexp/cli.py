@@ -1,0 +1,81 @@
+"""The ``typedexp`` command: Hydra's CLI over the typed store, with one-line errors.
+
+Hydra prints composition errors over several lines and task errors with a traceback. Here every
+user mistake becomes one line on stderr and exit code 2 (``HYDRA_FULL_ERROR=1`` restores Hydra's
+full reports). Training failures that are not user mistakes keep Hydra's report.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import hydra
+import hydra._internal.utils as hydra_internal
+from omegaconf import DictConfig
+
+from typedexp.configs import APP_NAME, register_configs
+from typedexp.error_messages import describe
+from typedexp.errors import TypedexpError, find_user_error
+from typedexp.guards import refuse_reused_output_dirs
+from typedexp.launch import Failure, guarded_task
+
+USER_ERROR_EXIT = 2
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+
+def full_errors_wanted() -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def print_error(message: str) -> None:
+    print(f"{APP_NAME}: error: {message}", file=sys.stderr)
+
+
+def _report_in_one_line(func: Callable[[], Any]) -> Any:
+    """Stands in for Hydra's ``run_and_report``, which prints multi-line reports and tracebacks.
+
+    ``Any`` because it replaces Hydra's own ``run_and_report(func: Any) -> Any``.
+    """
+    try:
+        return func()
+    except Exception as exc:
+        print_error(describe(exc))
+        sys.exit(USER_ERROR_EXIT)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``typedexp`` and ``python -m typedexp``; ``argv`` defaults to sys.argv[1:]."""
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    register_configs()
+    try:
+        refuse_reused_output_dirs(sys.argv[1:])
+    except TypedexpError as exc:
+        print_error(str(exc))
+        sys.exit(USER_ERROR_EXIT)
+    if not full_errors_wanted():
+        # Hydra 1.3 has no hook for error reporting; its `_run_hydra` calls this module global.
+        hydra_internal.run_and_report = _report_in_one_line
+    failures: list[str] = []
+    task = guarded_task()
+
+    def cli_task(cfg: DictConfig) -> object:
+        outcome = task(cfg)
+        if isinstance(outcome, Failure):
+            user_error = find_user_error(outcome.error)
+            if user_error is None or full_errors_wanted():
+                raise outcome.error
+            print_error(str(user_error))
+            failures.append(str(user_error))
+        return outcome
+
+    try:
+        hydra.main(config_path=None, config_name=APP_NAME, version_base="1.3")(cli_task)()
+    except KeyboardInterrupt:
+        print_error("interrupted")
+        sys.exit(INTERRUPTED_EXIT)
+    if failures:
+        sys.exit(USER_ERROR_EXIT)

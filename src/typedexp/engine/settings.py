@@ -1,0 +1,42 @@
+"""Engine settings: the spec behind the ``trainer`` config node."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Optional
+
+from typedexp.errors import ConfigError
+
+
+class Device(enum.Enum):
+    auto = "auto"  # cuda if available, else mps, else cpu
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Progress(enum.Enum):
+    auto = "auto"  # a live bar only when stdout is a terminal
+    on = "on"
+    off = "off"
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    device: Device = Device.auto
+    # Stop each epoch after this many batches (the seed's `if i > 5: break`); None: whole epoch.
+    max_batches: Optional[int] = None
+    # Steps between logged training points. Each point costs one device->host sync, the only
+    # one in the training loop, so this bounds the syncs to 1 per `log_every` steps.
+    log_every: int = 10
+    eval_batch_size: int = 1024  # examples per forward pass during validation (no gradients)
+    progress: Progress = Progress.auto
+
+    def __post_init__(self) -> None:
+        if self.max_batches is not None and self.max_batches < 1:
+            raise ConfigError(f"trainer.max_batches={self.max_batches}: must be >= 1 or null")
+        if self.log_every < 1:
+            raise ConfigError(f"trainer.log_every={self.log_every}: must be >= 1")
+        if self.eval_batch_size < 1:
+            raise ConfigError(f"trainer.eval_batch_size={self.eval_batch_size}: must be >= 1")

@@ -1,0 +1,36 @@
+"""Exceptions that mean "the user asked for something we cannot do".
+
+Everything below the CLI raises these with a message that is already one readable line;
+only ``cli.py`` decides how to show them (one line on stderr, exit code 2).
+"""
+
+from __future__ import annotations
+
+
+class TypedexpError(Exception):
+    """A user-facing failure whose message is a complete, one-line explanation."""
+
+
+class ConfigError(TypedexpError, ValueError):
+    """A config value is out of range, inconsistent, or names something unavailable."""
+
+
+class TrackerError(TypedexpError):
+    """The experiment tracker cannot start as configured (missing API key, bad project name)."""
+
+
+def find_user_error(error: BaseException) -> TypedexpError | None:
+    """Return the TypedexpError that caused ``error``, if any.
+
+    Hydra wraps exceptions raised while instantiating a config (``InstantiationException``),
+    so a ``ConfigError`` from a spec's ``__post_init__`` arrives as the ``__cause__`` of another
+    exception; walk the chain instead of matching only the outer type.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, TypedexpError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

@@ -1,0 +1,70 @@
+"""``launch()``: run typedexp from Python (tests, notebooks) exactly as the CLI would."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra_zen import launch as hydra_zen_launch
+from hydra_zen import zen
+from omegaconf import DictConfig
+
+from typedexp.configs import APP_NAME, ExperimentConf, register_configs
+from typedexp.error_messages import describe
+from typedexp.errors import ConfigError, TypedexpError
+from typedexp.guards import check_known_fields, refuse_reused_output_dirs
+from typedexp.task import RunResult, run_experiment
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A job's exception, returned instead of raised so Hydra does not print it first."""
+
+    error: Exception
+
+
+def guarded_task() -> Callable[[DictConfig], RunResult | Failure]:
+    """The task Hydra runs: ``zen(run_experiment)``, with exceptions returned as ``Failure``."""
+    task = zen(run_experiment)
+
+    def run(cfg: DictConfig) -> RunResult | Failure:
+        try:
+            check_known_fields(cfg)
+            return task(cfg)
+        except Exception as exc:
+            return Failure(exc)
+
+    return run
+
+
+def launch(overrides: Sequence[str] = (), *, output_dir: str | Path | None = None) -> RunResult:
+    """Run one experiment with CLI-style ``overrides`` and return its typed result.
+
+    ``output_dir`` replaces Hydra's dated run directory. User mistakes raise ``TypedexpError``
+    (``ConfigError`` for config problems) with the same one-line message the CLI prints.
+    """
+    register_configs()
+    all_overrides = list(overrides)
+    if output_dir is not None:
+        all_overrides.append(f"hydra.run.dir={output_dir}")
+    refuse_reused_output_dirs(all_overrides)
+    try:
+        job = hydra_zen_launch(
+            ExperimentConf,
+            guarded_task(),
+            overrides=all_overrides,
+            version_base="1.3",
+            config_name=APP_NAME,
+            job_name=APP_NAME,
+        )
+    except TypedexpError:
+        raise
+    except Exception as exc:  # Hydra's composition errors: bad override, unknown option, ...
+        raise ConfigError(describe(exc)) from exc
+    outcome = job.return_value
+    if isinstance(outcome, Failure):
+        raise outcome.error
+    if not isinstance(outcome, RunResult):
+        raise TypeError(f"the task returned {type(outcome).__name__}, not RunResult")
+    return outcome

@@ -1,0 +1,136 @@
+"""The typed boundary between Hydra and the engine.
+
+``zen(run_experiment)`` instantiates each config node and calls this function with the built
+specs; from here on everything is plain typed Python. The only Hydra objects touched here are
+``zen_cfg`` (turned into a plain dict for the tracker) and ``HydraConfig`` (the run directory).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+from typedexp.data import DatasetSpec
+from typedexp.engine import TrainerSettings, fit, resolve_device, seed_everything
+from typedexp.errors import ConfigError
+from typedexp.models import ModelSpec
+from typedexp.optim import OptimizerSpec
+from typedexp.tracking import FanOut, JsonlTracker, RunOutcome, Tracker
+
+METRICS_FILE = "metrics.jsonl"
+WEIGHTS_FILE = "model.pt"
+
+
+class TrackerSpec(Protocol):
+    def start(self, *, config: Mapping[str, object], run_name: str, run_dir: str) -> Tracker: ...
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a finished run produced; returned by ``launch()``."""
+
+    run_dir: Path  # Hydra's output directory: .hydra/, metrics.jsonl, model.pt
+    metrics: dict[str, float]  # last value of every metric, e.g. metrics["val/acc"]
+    steps: int
+    epochs: int
+    seconds: float  # training and validation wall time, excluding set-up
+    device: str
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.run_dir / METRICS_FILE
+
+    @property
+    def weights_file(self) -> Path:
+        return self.run_dir / WEIGHTS_FILE
+
+
+def run_experiment(
+    dataset: DatasetSpec,
+    model: ModelSpec,
+    optim: OptimizerSpec,
+    tracker: TrackerSpec,
+    trainer: TrainerSettings,
+    epochs: int = 10,  # passes over the training split
+    batch_size: int = 64,  # examples per optimizer step
+    seed: int = 0,  # seeds model initialisation and the data order
+    zen_cfg: DictConfig | None = None,
+) -> RunResult:
+    """Train ``model`` on ``dataset`` and record the run; the task Hydra runs for each job."""
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if value < 1:
+            raise ConfigError(f"{name}={value}: must be an integer >= 1")
+    import torch
+
+    hydra = HydraConfig.get()
+    run_dir = Path(hydra.runtime.output_dir)
+    generator = seed_everything(seed)
+    device = resolve_device(trainer.device)
+    data = dataset.load().to(device)
+    net = model.build(data.input_shape, data.num_classes).to(device)
+    optimizer = optim.build(net.parameters())
+
+    console = Console()
+    external = tracker.start(
+        config=plain_config(zen_cfg),
+        run_name=hydra.job.override_dirname or "defaults",
+        run_dir=str(run_dir),
+    )
+    trackers = FanOut([JsonlTracker(run_dir / METRICS_FILE), external])
+    outcome, error = RunOutcome.crashed, None
+    try:
+        fitted = fit(
+            net,
+            optimizer,
+            data,
+            epochs=epochs,
+            batch_size=batch_size,
+            settings=trainer,
+            tracker=trackers,
+            generator=generator,
+            console=console,
+        )
+        outcome = RunOutcome.success
+    except KeyboardInterrupt:
+        outcome, error = RunOutcome.aborted, "interrupted"
+        raise
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        trackers.finish(outcome, error)
+
+    torch.save(net.state_dict(), run_dir / WEIGHTS_FILE)
+    result = RunResult(run_dir, fitted.metrics, fitted.steps, fitted.epochs, fitted.seconds, str(device))
+    console.print(summary_line(result), markup=False, highlight=False)
+    return result
+
+
+def plain_config(cfg: DictConfig | None) -> dict[str, object]:
+    """The resolved config as plain containers, which is what SwanLab accepts."""
+    if cfg is None:
+        return {}
+    container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    if not isinstance(container, dict):  # a task config is always a mapping
+        raise TypeError(f"expected a mapping config, got {type(container).__name__}")
+    return {str(key): value for key, value in container.items()}
+
+
+def summary_line(result: RunResult) -> str:
+    started = time.strftime("%H:%M:%S")
+    metrics = "  ".join(
+        f"{name} {result.metrics[name]:.4f}"
+        for name in ("val/acc", "val/loss", "train/loss")
+        if name in result.metrics
+    )
+    return (
+        f"[{started}] done: {metrics}  ({result.epochs} epochs, {result.steps} steps, "
+        f"{result.seconds:.1f} s on {result.device})  run dir: {result.run_dir}"
+    )

@@ -1,0 +1,1 @@
+# Stubs for the one scikit-learn function typedexp uses (scikit-learn ships no py.typed).

@@ -1,0 +1,51 @@
+# Stubs for the part of swanlab 0.10 that typedexp uses. swanlab ships `__init__.pyi` but no
+# `py.typed`, so mypy --strict treats it as untyped; these are checked against its signatures.
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+__version__: str
+
+ModeType = Literal["disabled", "online", "local", "offline"]
+FinishType = Literal["success", "crashed", "aborted"]
+
+class Settings:
+    def __init__(
+        self,
+        *,
+        interactive: bool = ...,
+        mode: ModeType = ...,
+        log_dir: str | Path = ...,
+        api_key: str | None = ...,
+    ) -> None: ...
+    interactive: bool
+    mode: ModeType
+    log_dir: Path
+
+class Run:
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def dir(self) -> Path: ...
+    def log(self, data: Mapping[str, float], step: int | None = None) -> None: ...
+    def finish(
+        self, state: FinishType = "success", error: str | None = None
+    ) -> None: ...
+
+def init(
+    *,
+    reinit: bool | None = None,
+    log_dir: str | None = None,
+    mode: ModeType | None = None,
+    workspace: str | None = None,
+    project: str | None = None,
+    name: str | None = None,
+    description: str | None = None,
+    tags: list[str] | None = None,
+    config: dict[str, object] | None = None,
+    settings: Settings | None = None,
+) -> Run: ...
+def log(data: Mapping[str, float], step: int | None = None) -> None: ...
+def finish(state: FinishType = "success", error: str | None = None) -> None: ...
