@@ -7,7 +7,6 @@ specs; from here on everything is plain typed Python. The only Hydra objects tou
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +57,7 @@ def run_experiment(
     optim: OptimizerSpec,
     tracker: TrackerSpec,
     trainer: TrainerSettings,
-    epochs: int = 10,  # passes over the training split
+    epochs: int = 15,  # passes over the training split; 15 reaches >= 0.95 val acc on digits
     batch_size: int = 64,  # examples per optimizer step
     seed: int = 0,  # seeds model initialisation and the data order
     zen_cfg: DictConfig | None = None,
@@ -124,13 +123,12 @@ def plain_config(cfg: DictConfig | None) -> dict[str, object]:
 
 
 def summary_line(result: RunResult) -> str:
-    started = time.strftime("%H:%M:%S")
     metrics = "  ".join(
         f"{name} {result.metrics[name]:.4f}"
         for name in ("val/acc", "val/loss", "train/loss")
         if name in result.metrics
     )
     return (
-        f"[{started}] done: {metrics}  ({result.epochs} epochs, {result.steps} steps, "
+        f"done: {metrics}  ({result.epochs} epochs, {result.steps} steps, "
         f"{result.seconds:.1f} s on {result.device})  run dir: {result.run_dir}"
     )
