@@ -94,3 +94,8 @@ def test_launch_refuses_a_directory_that_holds_a_run(workdir: Path) -> None:
     with pytest.raises(ConfigError, match="already holds a run"):
         launch(QUICK, output_dir=workdir / "run")
     assert first.metrics_file.read_bytes() == before
+
+
+def test_launch_wants_a_list_of_overrides(workdir: Path) -> None:
+    with pytest.raises(TypeError, match=r"\['model=large'\]"):
+        launch("model=large")

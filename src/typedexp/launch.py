@@ -44,6 +44,8 @@ def launch(overrides: Sequence[str] = (), *, output_dir: str | Path | None = Non
     ``output_dir`` replaces Hydra's dated run directory. User mistakes raise ``TypedexpError``
     (``ConfigError`` for config problems) with the same one-line message the CLI prints.
     """
+    if isinstance(overrides, str):  # a str is a Sequence[str] too; its letters are not overrides
+        raise TypeError(f"launch() takes a list of overrides, e.g. [{overrides!r}], not a str")
     register_configs()
     all_overrides = list(overrides)
     if output_dir is not None:

@@ -1,0 +1,26 @@
+# The fields of SwanLab's protobuf Record that tests read (simplified from its own .pyi).
+from typing import Literal
+
+class _StartRecord:
+    project: str
+    name: str
+
+class _ScalarValue:
+    number: float
+
+class _ScalarRecord:
+    key: str
+    step: int
+    value: _ScalarValue
+
+class _FinishRecord:
+    state: int  # a swanlab.proto.swanlab.run.v1.run_pb2 RUN_STATE_* value
+    error: str
+
+class Record:
+    start: _StartRecord
+    scalar: _ScalarRecord
+    finish: _FinishRecord
+    def __init__(self) -> None: ...
+    def ParseFromString(self, serialized: bytes) -> int: ...
+    def WhichOneof(self, oneof_group: Literal["record_type"]) -> str | None: ...
