@@ -108,7 +108,7 @@ def run_experiment(
 
     torch.save(net.state_dict(), run_dir / WEIGHTS_FILE)
     result = RunResult(run_dir, fitted.metrics, fitted.steps, fitted.epochs, fitted.seconds, str(device))
-    console.print(summary_line(result), markup=False, highlight=False)
+    console.print(summary_line(result), markup=False, highlight=False, soft_wrap=True)
     return result
 
 
