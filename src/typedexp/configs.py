@@ -5,8 +5,8 @@ so mypy checks a config's field names and types where it is constructed, and ``i
 returns the spec's own type. Nothing here imports torch: the specs import it when they build.
 
 Groups (``group=option`` on the command line):
-    dataset: digits (default), fake
-    model:   small (default, 2 Linear layers), large (3 Linear layers)
+    dataset: digits (default), fake, mnist, fashion_mnist, cifar10, cifar100
+    model:   small (default, 2 Linear layers), large (3 Linear layers), cnn (the seed's Net)
     optim:   sgd (default, the seed's lr=0.01 momentum=0.9), adam, adamw
     tracker: local (default), offline, cloud, disabled
 """
@@ -16,9 +16,9 @@ from __future__ import annotations
 from hydra.conf import HelpConf, HydraConf, JobConf, RunDir, SweepDir
 from hydra_zen import ZenStore, builds
 
-from typedexp.data import Digits, FakeData
+from typedexp.data import CIFAR10, CIFAR100, MNIST, Digits, FakeData, FashionMNIST
 from typedexp.engine import TrainerSettings
-from typedexp.models import MLP
+from typedexp.models import CNN, MLP
 from typedexp.optim import SGD, Adam, AdamW
 from typedexp.task import run_experiment
 from typedexp.tracking import SwanLabMode, SwanLabTracking
@@ -27,7 +27,12 @@ APP_NAME = "typedexp"  # Hydra's job name, the console script and the primary co
 
 DigitsConf = builds(Digits, populate_full_signature=True)
 FakeDataConf = builds(FakeData, populate_full_signature=True)
+MNISTConf = builds(MNIST, populate_full_signature=True)
+FashionMNISTConf = builds(FashionMNIST, populate_full_signature=True)
+CIFAR10Conf = builds(CIFAR10, populate_full_signature=True)
+CIFAR100Conf = builds(CIFAR100, populate_full_signature=True)
 MLPConf = builds(MLP, populate_full_signature=True)
+CNNConf = builds(CNN, populate_full_signature=True)
 SGDConf = builds(SGD, populate_full_signature=True)
 AdamConf = builds(Adam, populate_full_signature=True)
 AdamWConf = builds(AdamW, populate_full_signature=True)
@@ -80,9 +85,14 @@ def build_store() -> ZenStore:
     dataset = store(group="dataset")
     dataset(DigitsConf, name="digits")
     dataset(FakeDataConf, name="fake")
+    dataset(MNISTConf, name="mnist")
+    dataset(FashionMNISTConf, name="fashion_mnist")
+    dataset(CIFAR10Conf, name="cifar10")
+    dataset(CIFAR100Conf, name="cifar100")
     model = store(group="model")
     model(SmallModelConf, name="small")
     model(LargeModelConf, name="large")
+    model(CNNConf, name="cnn")
     optim = store(group="optim")
     optim(SGDConf, name="sgd")
     optim(AdamConf, name="adam")

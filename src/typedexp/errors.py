@@ -34,3 +34,7 @@ def find_user_error(error: BaseException) -> TypedexpError | None:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+class DataError(TypedexpError):
+    """A dataset's files are missing, corrupt, or cannot be downloaded."""

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from typedexp.data import DatasetSpec
-from typedexp.engine import TrainerSettings, fit, resolve_device, seed_everything
+from typedexp.engine import TrainerSettings, fit, prepare, resolve_device, seed_everything
 from typedexp.errors import ConfigError
 from typedexp.models import ModelSpec
 from typedexp.optim import OptimizerSpec
@@ -66,14 +66,16 @@ def run_experiment(
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if value < 1:
             raise ConfigError(f"{name}={value}: must be an integer >= 1")
+    dataset.check_available()
     import torch
 
     hydra = HydraConfig.get()
     run_dir = Path(hydra.runtime.output_dir)
     generator = seed_everything(seed)
     device = resolve_device(trainer.device)
-    data = dataset.load().to(device)
-    net = model.build(data.input_shape, data.num_classes).to(device)
+    data = dataset.load()
+    net = model.build(data.input_shape, data.num_classes)
+    trained, data = prepare(net, data, trainer, device)  # `trained` is net, or net compiled
     optimizer = optim.build(net.parameters())
 
     console = Console()
@@ -86,7 +88,7 @@ def run_experiment(
     outcome, error = RunOutcome.crashed, None
     try:
         fitted = fit(
-            net,
+            trained,
             optimizer,
             data,
             epochs=epochs,

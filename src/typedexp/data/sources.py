@@ -8,12 +8,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from typedexp.data.tensors import DataBundle, split_train_val
+from typedexp.data.tensors import DataBundle, RawImages, split_train_val
 from typedexp.errors import ConfigError
 
 
 class DatasetSpec(Protocol):
+    def check_available(self) -> None:
+        """Raise DataError at once (before torch is imported) if ``load`` cannot succeed."""
+
     def load(self) -> DataBundle: ...
+
+
+class BundledData:
+    """Base of datasets that are always available (bundled or generated)."""
+
+    def check_available(self) -> None:
+        pass
 
 
 def _check_val_fraction(val_fraction: float) -> None:
@@ -22,7 +32,7 @@ def _check_val_fraction(val_fraction: float) -> None:
 
 
 @dataclass(frozen=True)
-class Digits:
+class Digits(BundledData):
     """scikit-learn's bundled 8x8 handwritten digits: 1,797 images, 10 classes, no download."""
 
     val_fraction: float = 0.2  # share of the 1,797 images held out for validation
@@ -39,12 +49,15 @@ class Digits:
         images = torch.from_numpy(digits.images).unsqueeze(1)  # (1797, 1, 8, 8), values 0..16
         labels = torch.from_numpy(digits.target)  # (1797,)
         return split_train_val(
-            images, labels, num_classes=10, val_fraction=self.val_fraction, seed=self.split_seed
+            RawImages(images, labels),
+            num_classes=10,
+            val_fraction=self.val_fraction,
+            seed=self.split_seed,
         )
 
 
 @dataclass(frozen=True)
-class FakeData:
+class FakeData(BundledData):
     """Synthetic, learnable images: each class is a fixed random template plus Gaussian noise.
 
     For trying models and sizes without any files; ``noise`` sets how hard it is (1.0 is about
@@ -80,8 +93,7 @@ class FakeData:
         noise = torch.randn((self.num_samples, *shape), generator=generator) * self.noise
         images = templates[labels] + noise  # (num_samples, C, H, W)
         return split_train_val(
-            images,
-            labels,
+            RawImages(images, labels),
             num_classes=self.num_classes,
             val_fraction=self.val_fraction,
             seed=self.seed,

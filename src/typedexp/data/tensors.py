@@ -6,8 +6,11 @@ operation (no DataLoader, no per-sample Python), which is what makes small model
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from typedexp.data.augment import Augmentation
 
 if TYPE_CHECKING:
     import torch
@@ -17,19 +20,30 @@ if TYPE_CHECKING:
 class Split:
     images: torch.Tensor  # (N, C, H, W) float32, already normalized
     labels: torch.Tensor  # (N,) int64 class indices
+    source_index: torch.Tensor  # (N,) int64: each example's index in the dataset it came from
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def to(self, device: torch.device) -> Split:
-        return Split(self.images.to(device), self.labels.to(device))
+        return Split(self.images.to(device), self.labels.to(device), self.source_index)
+
+    def to_memory_format(self, memory_format: torch.memory_format) -> Split:
+        images = self.images.contiguous(memory_format=memory_format)
+        return Split(images, self.labels, self.source_index)
 
 
 @dataclass(frozen=True)
 class DataBundle:
     train: Split
-    val: Split
+    val: Split  # held out from the training files, with a fixed seed
     num_classes: int
+    test: Split | None = None  # the dataset's official test split, where it has one
+    augmentation: Augmentation = Augmentation()  # applied to training batches only
+    # Per-channel statistics of the training split, in the raw pixel unit (0..255 for uint8
+    # files), that every split was normalized with: x = (pixel - mean) / std.
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -37,27 +51,66 @@ class DataBundle:
         return tuple(self.train.images.shape[1:])
 
     def to(self, device: torch.device) -> DataBundle:
-        return DataBundle(self.train.to(device), self.val.to(device), self.num_classes)
+        return self._map(lambda split: split.to(device))
+
+    def to_memory_format(self, memory_format: torch.memory_format) -> DataBundle:
+        return self._map(lambda split: split.to_memory_format(memory_format))
+
+    def _map(self, change: Callable[[Split], Split]) -> DataBundle:
+        test = change(self.test) if self.test is not None else None
+        return DataBundle(
+            change(self.train),
+            change(self.val),
+            self.num_classes,
+            test,
+            self.augmentation,
+            self.mean,
+            self.std,
+        )
+
+
+@dataclass(frozen=True)
+class RawImages:
+    """Decoded but not normalized: what a dataset file gives, before any split."""
+
+    images: torch.Tensor  # (N, C, H, W), uint8 pixels (or float for synthetic data)
+    labels: torch.Tensor  # (N,) int64
 
 
 def split_train_val(
-    images: torch.Tensor, labels: torch.Tensor, *, num_classes: int, val_fraction: float, seed: int
+    train: RawImages,
+    *,
+    num_classes: int,
+    val_fraction: float,
+    seed: int,
+    test: RawImages | None = None,
+    augmentation: Augmentation = Augmentation(),
 ) -> DataBundle:
-    """Shuffle with ``seed``, hold out ``val_fraction`` for validation, normalize both splits.
+    """Shuffle ``train`` with ``seed``, hold out ``val_fraction``, normalize every split once.
 
-    Normalization uses the training split's mean and std (one scalar each) so no statistic
-    leaks from validation into training.
+    Normalization is per channel, with the mean and std of the remaining training examples, so
+    no statistic leaks from validation or test into training.
     """
     import torch
 
     generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(labels), generator=generator)
-    num_val = max(1, round(len(labels) * val_fraction))
-    val_idx, train_idx = order[:num_val], order[num_val:]
-    train_images = images[train_idx].float()
-    mean, std = train_images.mean(), train_images.std().clamp_min(1e-8)
+    order = torch.randperm(len(train.labels), generator=generator)
+    num_val = max(1, round(len(train.labels) * val_fraction))
+    val_index, train_index = order[:num_val], order[num_val:]
+    train_pixels = train.images[train_index].float()  # (N_train, C, H, W)
+    mean = train_pixels.mean(dim=(0, 2, 3), keepdim=True)  # (1, C, 1, 1)
+    std = train_pixels.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-8)
 
-    def normalized(index: torch.Tensor) -> Split:
-        return Split((images[index].float() - mean) / std, labels[index].long())
+    def normalized(raw: RawImages, index: torch.Tensor) -> Split:
+        return Split((raw.images[index].float() - mean) / std, raw.labels[index].long(), index)
 
-    return DataBundle(normalized(train_idx), normalized(val_idx), num_classes)
+    test_split = normalized(test, torch.arange(len(test.labels))) if test is not None else None
+    return DataBundle(
+        normalized(train, train_index),
+        normalized(train, val_index),
+        num_classes,
+        test_split,
+        augmentation,
+        tuple(mean.flatten().tolist()),
+        tuple(std.flatten().tolist()),
+    )

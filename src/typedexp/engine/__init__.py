@@ -1,15 +1,18 @@
 """The training engine: typed inputs only (no Hydra, no SwanLab), resident tensors, few host syncs."""
 
-from typedexp.engine.loop import FitResult, evaluate, fit
-from typedexp.engine.runtime import resolve_device, seed_everything
-from typedexp.engine.settings import Device, TrainerSettings
+from typedexp.engine.loop import FitResult, batch_order, evaluate, fit
+from typedexp.engine.runtime import prepare, resolve_device, seed_everything
+from typedexp.engine.settings import Device, Precision, TrainerSettings
 
 __all__ = [
     "Device",
     "FitResult",
+    "Precision",
     "TrainerSettings",
+    "batch_order",
     "evaluate",
     "fit",
+    "prepare",
     "resolve_device",
     "seed_everything",
 ]

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from typedexp.engine.progress import TrainingProgress, wants_progress
-from typedexp.engine.settings import TrainerSettings
+from typedexp.engine.settings import Precision, TrainerSettings
 from typedexp.tracking.base import Tracker
 
 if TYPE_CHECKING:
@@ -83,6 +84,19 @@ def evaluate(model: nn.Module, split: Split, *, batch_size: int, prefix: str = "
     return window.drain(prefix)
 
 
+def batch_order(
+    num_examples: int, batch_size: int, generator: torch.Generator, max_batches: int | None
+) -> list[torch.Tensor]:
+    """One epoch's batches of example indices: a seeded permutation cut into slices (CPU)."""
+    import torch
+
+    order = torch.randperm(num_examples, generator=generator)
+    starts = range(0, num_examples, batch_size)
+    if max_batches is not None:
+        starts = starts[:max_batches]
+    return [order[start : start + batch_size] for start in starts]
+
+
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -97,14 +111,16 @@ def fit(
 ) -> FitResult:
     """Train ``model`` for ``epochs`` on ``data.train`` (already on the model's device).
 
-    Validation runs after every epoch. Every logged point goes to ``tracker`` as Python floats.
-    ``generator`` (CPU) fixes the shuffling order, so the same seed gives the same batches.
+    Validation runs after every epoch, the test split (if any) once at the end. Every logged
+    point goes to ``tracker`` as Python floats. ``generator`` (CPU) fixes the shuffling order
+    and the augmentation draws, so the same seed gives the same batches.
     """
     import torch
-    import torch.nn.functional as F
 
     train = data.train
     device = train.images.device
+    augment = data.augmentation if data.augmentation.enabled else None
+    step_fn = training_step(model, optimizer, settings, device)
     batches_per_epoch = math.ceil(len(train) / batch_size)
     if settings.max_batches is not None:
         batches_per_epoch = min(batches_per_epoch, settings.max_batches)
@@ -116,20 +132,17 @@ def fit(
     with TrainingProgress(epochs * batches_per_epoch, enabled=enabled, console=console) as progress:
         for epoch in range(1, epochs + 1):
             model.train()
-            order = torch.randperm(len(train), generator=generator).to(device)
             window = _Window.zeros(device)
-            for batch in range(batches_per_epoch):
-                index = order[batch * batch_size : (batch + 1) * batch_size]
+            batches = batch_order(len(train), batch_size, generator, settings.max_batches)
+            for batch, index in enumerate(batches):
+                index = index.to(device, non_blocking=True)
                 images, labels = train.images[index], train.labels[index]  # (B, C, H, W), (B,)
-                logits = model(images)  # (B, num_classes)
-                loss = F.cross_entropy(logits, labels)
-                optimizer.zero_grad(set_to_none=True)
-                # Same as loss.backward(), which torch 2.14 leaves unannotated for mypy.
-                torch.autograd.backward(loss)
-                optimizer.step()
+                if augment is not None:
+                    images = augment(images, generator)
+                loss, logits = step_fn(images, labels)
                 step += 1
                 window.add(loss, logits, labels)
-                if step % settings.log_every == 0 or batch == batches_per_epoch - 1:
+                if step % settings.log_every == 0 or batch == len(batches) - 1:
                     metrics = window.drain("train")
                     tracker.log(metrics, step=step, epoch=epoch)
                     latest.update(metrics)
@@ -138,4 +151,48 @@ def fit(
             val_metrics = evaluate(model, data.val, batch_size=settings.eval_batch_size)
             tracker.log(val_metrics, step=step, epoch=epoch)
             latest.update(val_metrics)
+    if data.test is not None:
+        test_metrics = evaluate(model, data.test, batch_size=settings.eval_batch_size, prefix="test")
+        tracker.log(test_metrics, step=step, epoch=epochs)
+        latest.update(test_metrics)
     return FitResult(step, epochs, latest, time.perf_counter() - started)
+
+
+StepFunction = Callable[["torch.Tensor", "torch.Tensor"], tuple["torch.Tensor", "torch.Tensor"]]
+
+
+def training_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, settings: TrainerSettings, device: torch.device
+) -> StepFunction:
+    """forward, loss, backward, optimizer step; returns (loss, logits), both still on the device.
+
+    The float32 path is the plain four lines of a hand-written loop; autocast and the fp16
+    GradScaler are only on the path when ``trainer.precision`` asks for them.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    def plain(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = model(images)  # (B, num_classes)
+        loss = F.cross_entropy(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward(loss)  # = loss.backward(), which torch leaves unannotated
+        optimizer.step()
+        return loss, logits
+
+    if settings.precision is Precision.fp32:
+        return plain
+    dtype = torch.bfloat16 if settings.precision is Precision.bf16 else torch.float16
+    scaler = torch.amp.GradScaler(device.type, enabled=settings.precision is Precision.fp16)
+
+    def mixed(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast(device.type, dtype=dtype):
+            logits = model(images)
+            loss = F.cross_entropy(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward(scaler.scale(loss))
+        scaler.step(optimizer)
+        scaler.update()
+        return loss, logits
+
+    return mixed

@@ -5,11 +5,14 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from typedexp.engine.settings import Device
+from typedexp.engine.settings import Device, Precision, TrainerSettings
 from typedexp.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
+    from torch import nn
+
+    from typedexp.data.tensors import DataBundle
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -41,3 +44,32 @@ def resolve_device(device: Device) -> torch.device:
             f"choose one of: {', '.join(available)}"
         )
     return torch.device(device.value)
+
+
+def check_precision(settings: TrainerSettings, device: torch.device) -> None:
+    if settings.precision is Precision.fp16 and device.type != "cuda":
+        raise ConfigError(
+            f"trainer.precision=fp16 needs CUDA, this run is on {device.type}; use bf16 or fp32"
+        )
+
+
+def prepare(
+    model: nn.Module, data: DataBundle, settings: TrainerSettings, device: torch.device
+) -> tuple[nn.Module, DataBundle]:
+    """Move model and data to ``device`` in the layout the settings ask for; compile if asked.
+
+    Returns the module to train: with ``trainer.compile`` it is the compiled wrapper, which
+    shares its parameters (and state_dict keys, under ``_orig_mod.``) with ``model``.
+    """
+    import torch
+
+    check_precision(settings, device)
+    model = model.to(device)
+    data = data.to(device)
+    if settings.channels_last and len(data.input_shape) == 3:
+        model = model.to(memory_format=torch.channels_last)
+        data = data.to_memory_format(torch.channels_last)
+    if settings.compile:
+        compiled: nn.Module = torch.compile(model)  # type: ignore[assignment]  # returns a callable union
+        return compiled, data
+    return model, data

@@ -16,6 +16,14 @@ class Device(enum.Enum):
     mps = "mps"
 
 
+class Precision(enum.Enum):
+    """Autocast dtype for the forward pass and loss; weights and optimizer stay float32."""
+
+    fp32 = "fp32"  # no autocast
+    bf16 = "bf16"  # CPU or CUDA
+    fp16 = "fp16"  # CUDA only; gradients go through a GradScaler
+
+
 class Progress(enum.Enum):
     auto = "auto"  # a live bar only when stdout is a terminal
     on = "on"
@@ -32,6 +40,9 @@ class TrainerSettings:
     log_every: int = 10
     eval_batch_size: int = 1024  # examples per forward pass during validation (no gradients)
     progress: Progress = Progress.auto
+    precision: Precision = Precision.fp32
+    channels_last: bool = False  # NHWC memory layout for model and images; helps convs on CUDA
+    compile: bool = False  # torch.compile the model; the first steps are slow while it compiles
 
     def __post_init__(self) -> None:
         if self.max_batches is not None and self.max_batches < 1:
