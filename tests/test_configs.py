@@ -119,8 +119,8 @@ def test_help_lists_every_group_and_option() -> None:
         "import sys\nsys.argv = ['typedexp', '--help']\nfrom typedexp.cli import main\nmain()\n"
     )
     for line in (
-        "dataset: digits, fake",
-        "model: large, small",
+        "dataset: cifar10, cifar100, digits, fake, fashion_mnist, mnist",
+        "model: cnn, large, small",
         "optim: adam, adamw, sgd",
         "tracker: cloud, disabled, local, offline",
     ):

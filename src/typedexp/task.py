@@ -28,6 +28,8 @@ WEIGHTS_FILE = "model.pt"
 
 
 class TrackerSpec(Protocol):
+    def check_available(self) -> None: ...
+
     def start(self, *, config: Mapping[str, object], run_name: str, run_dir: str) -> Tracker: ...
 
 
@@ -66,7 +68,8 @@ def run_experiment(
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if value < 1:
             raise ConfigError(f"{name}={value}: must be an integer >= 1")
-    dataset.check_available()
+    dataset.check_available()  # both fail in milliseconds, before torch is imported
+    tracker.check_available()
     import torch
 
     hydra = HydraConfig.get()

@@ -49,16 +49,20 @@ class SwanLabTracking:
                 f"tracker.project={self.project!r}: use 1-100 letters, digits or _-+. (SwanLab's rule)"
             )
 
-    def start(self, *, config: Mapping[str, object], run_name: str, run_dir: str) -> Tracker:
-        """Begin a SwanLab run holding ``config``; fails fast, never prompts."""
-        if self.mode is SwanLabMode.disabled:
-            return NullTracker()
-        api_key = os.environ.get(API_KEY_VARIABLE) or None
-        if self.mode is SwanLabMode.cloud and api_key is None:
+    def check_available(self) -> None:
+        """Fail before any work (and without importing swanlab) if the run cannot be tracked."""
+        if self.mode is SwanLabMode.cloud and not os.environ.get(API_KEY_VARIABLE):
             raise TrackerError(
                 f"tracker=cloud needs {API_KEY_VARIABLE} in the environment "
                 "(or use tracker=local / tracker=offline, which need no account)"
             )
+
+    def start(self, *, config: Mapping[str, object], run_name: str, run_dir: str) -> Tracker:
+        """Begin a SwanLab run holding ``config``; fails fast, never prompts."""
+        if self.mode is SwanLabMode.disabled:
+            return NullTracker()
+        self.check_available()
+        api_key = os.environ.get(API_KEY_VARIABLE) or None
         import swanlab
 
         try:

@@ -1,0 +1,3 @@
+from pathlib import Path
+
+def check_integrity(fpath: str | Path, md5: str | None = None) -> bool: ...

@@ -1,0 +1,39 @@
+"""One training step for every model x dataset x norm, through the CLI's config path."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.datasets import cifar
+
+from tests.dataset_files import write_all
+from typedexp import launch
+
+MODELS = ["small", "large", "cnn"]
+DATASETS = ["digits", "fake", "mnist", "fashion_mnist", "cifar10", "cifar100"]
+NORMS = ["none", "batch", "group", "instance", "layer"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("data")
+    write_all(root)
+    with pytest.MonkeyPatch.context() as patch:  # our CIFAR files are not the real bytes
+        patch.setattr(cifar, "check_integrity", lambda path, md5=None: Path(path).is_file())
+        yield root
+
+
+@pytest.mark.parametrize(("model", "dataset", "norm"), list(itertools.product(MODELS, DATASETS, NORMS)))
+def test_one_step(workdir: Path, data_root: Path, model: str, dataset: str, norm: str) -> None:
+    root = [] if dataset in ("digits", "fake") else [f"dataset.root={data_root}"]
+    result = launch([
+        f"model={model}", f"dataset={dataset}", *root, f"model.norm={norm}", "model.dropout=0.1",
+        "epochs=1", "trainer.max_batches=1", "batch_size=8", "tracker=disabled",
+    ])
+    assert result.steps == 1
+    assert torch.isfinite(torch.tensor(result.metrics["train/loss"]))
+    assert ("test/acc" in result.metrics) == (dataset not in ("digits", "fake"))
