@@ -67,5 +67,5 @@ def trust_fake_cifar(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     Only tests do this, for files they wrote themselves; the product never skips the check.
     """
-    monkeypatch.setattr(cifar, "check_integrity", lambda path, md5=None: Path(path).is_file())
+    monkeypatch.setattr(cifar, "check_integrity", lambda fpath, md5=None: Path(fpath).is_file())
     yield

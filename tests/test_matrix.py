@@ -23,7 +23,7 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("data")
     write_all(root)
     with pytest.MonkeyPatch.context() as patch:  # our CIFAR files are not the real bytes
-        patch.setattr(cifar, "check_integrity", lambda path, md5=None: Path(path).is_file())
+        patch.setattr(cifar, "check_integrity", lambda fpath, md5=None: Path(fpath).is_file())
         yield root
 
 

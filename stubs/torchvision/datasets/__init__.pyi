@@ -4,9 +4,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 from numpy.typing import NDArray
 
-class VisionDataset:
+class VisionDataset(Dataset[tuple[Any, int]]):
     root: str
     def __len__(self) -> int: ...
     # Items are (image, label); the image type depends on `transform` (PIL image without one).
