@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch/torchvision come from the machine's local wheels where pip is capped (see README).
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q
 
-.PHONY: install install-dev run test typecheck clean
+.PHONY: install install-dev run test typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ test: install-dev
 
 typecheck: install-dev
 	$(BIN)/python -m mypy
+
+# Every measured claim in README's Performance section; a few minutes on 2 cores.
+bench: install-dev
+	$(BIN)/python -m benchmarks.engine_parity
+	$(BIN)/python -m benchmarks.tracking_cost
+	$(BIN)/python -m benchmarks.startup
+	$(BIN)/python -m benchmarks.data_path
+	$(BIN)/python -m benchmarks.sweep
 
 clean:
 	rm -rf $(VENV) outputs multirun swanlog .mypy_cache .pytest_cache
