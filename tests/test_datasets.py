@@ -126,3 +126,17 @@ def test_same_seed_same_split_and_batch_order() -> None:
     assert all(torch.equal(a, b) for a, b in zip(order(3), order(3), strict=True))
     assert not torch.equal(order(3)[0], order(4)[0])
     assert sorted(torch.cat(order(3)).tolist()) == list(range(100))  # every example once
+
+
+def test_digits_are_scikit_learns_digits() -> None:
+    from sklearn.datasets import load_digits
+
+    reference = load_digits()
+    bundle = Digits().load()
+    assert bundle.input_shape == (1, 8, 8) and len(bundle.train) + len(bundle.val) == 1797
+    images = torch.from_numpy(reference.images).float()
+    labels = torch.from_numpy(reference.target)
+    for split in (bundle.train, bundle.val):
+        restored = split.images[:, 0] * bundle.std[0] + bundle.mean[0]  # undo the normalization
+        assert torch.allclose(restored, images[split.source_index], atol=1e-4)
+        assert torch.equal(split.labels, labels[split.source_index])
