@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from typedexp.engine.checkpoint import Checkpointer, LoopPosition
 from typedexp.engine.progress import TrainingProgress, wants_progress
 from typedexp.engine.settings import TrainerSettings
+from typedexp.errors import TrainingDiverged
 from typedexp.tracking.base import Tracker
 
 if TYPE_CHECKING:
@@ -94,11 +96,15 @@ def fit(
     tracker: Tracker,
     generator: torch.Generator,
     console: Console | None = None,
+    checkpoints: Checkpointer | None = None,
+    resume_from: LoopPosition | None = None,
 ) -> FitResult:
     """Train ``model`` for ``epochs`` on ``data.train`` (already on the model's device).
 
     Validation runs after every epoch. Every logged point goes to ``tracker`` as Python floats.
     ``generator`` (CPU) fixes the shuffling order, so the same seed gives the same batches.
+    ``checkpoints`` saves at each epoch's end and whenever it is due (every N steps, on a signal);
+    ``resume_from`` continues from a restored position, mid-epoch included, bit-exactly on CPU.
     """
     import torch
     import torch.nn.functional as F
@@ -110,15 +116,24 @@ def fit(
         batches_per_epoch = min(batches_per_epoch, settings.max_batches)
     console = console or Console()
     enabled = wants_progress(settings.progress, console)
-    latest: dict[str, float] = {}
-    step = 0
+    start = resume_from or LoopPosition(epoch=1, batch=0, step=0)
+    latest: dict[str, float] = dict(start.latest)
+    step = start.step
     started = time.perf_counter()
-    with TrainingProgress(epochs * batches_per_epoch, enabled=enabled, console=console) as progress:
-        for epoch in range(1, epochs + 1):
+    total = epochs * batches_per_epoch - step
+    with TrainingProgress(total, enabled=enabled, console=console) as progress:
+        for epoch in range(start.epoch, epochs + 1):
             model.train()
-            order = torch.randperm(len(train), generator=generator).to(device)
-            window = _Window.zeros(device)
-            for batch in range(batches_per_epoch):
+            first_batch = 0
+            if epoch == start.epoch and start.order is not None:  # resuming mid-epoch
+                order, first_batch = start.order.to(device), start.batch
+                window = _Window.zeros(device) if start.window is None else _Window(
+                    start.window[0].to(device), start.window[1].to(device), start.window[2]
+                )
+            else:
+                order = torch.randperm(len(train), generator=generator).to(device)
+                window = _Window.zeros(device)
+            for batch in range(first_batch, batches_per_epoch):
                 index = order[batch * batch_size : (batch + 1) * batch_size]
                 images, labels = train.images[index], train.labels[index]  # (B, C, H, W), (B,)
                 logits = model(images)  # (B, num_classes)
@@ -126,16 +141,39 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 # Same as loss.backward(), which torch 2.14 leaves unannotated for mypy.
                 torch.autograd.backward(loss)
+                if settings.clip_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad_norm)
                 optimizer.step()
                 step += 1
                 window.add(loss, logits, labels)
                 if step % settings.log_every == 0 or batch == batches_per_epoch - 1:
                     metrics = window.drain("train")
+                    _check_finite(metrics, epoch, step, settings, checkpoints)
                     tracker.log(metrics, step=step, epoch=epoch)
                     latest.update(metrics)
                     progress.describe(f"epoch {epoch}/{epochs} loss {metrics['train/loss']:.4f}")
                 progress.advance()
+                if checkpoints is not None and checkpoints.due(step):
+                    saved_window = (window.loss_sum, window.correct, window.count)
+                    checkpoints.save(LoopPosition(epoch, batch + 1, step, order, saved_window, latest))
             val_metrics = evaluate(model, data.val, batch_size=settings.eval_batch_size)
+            _check_finite(val_metrics, epoch, step, settings, checkpoints)
             tracker.log(val_metrics, step=step, epoch=epoch)
             latest.update(val_metrics)
+            if checkpoints is not None:
+                checkpoints.save(LoopPosition(epoch + 1, 0, step, latest=latest), epoch_end=True)
     return FitResult(step, epochs, latest, time.perf_counter() - started)
+
+
+def _check_finite(
+    metrics: dict[str, float], epoch: int, step: int, settings: TrainerSettings, checkpoints: Checkpointer | None
+) -> None:
+    """Stop on a NaN/inf loss: the values are host floats already, so this costs no sync."""
+    for name in (key for key in metrics if key.endswith("/loss")):
+        if not math.isfinite(metrics[name]):
+            if checkpoints is not None:
+                raise checkpoints.diverged(name, metrics[name], epoch=epoch, step=step)
+            raise TrainingDiverged(
+                f"{name} became {metrics[name]} at epoch {epoch}, step {step} (checked every "
+                f"trainer.log_every={settings.log_every} steps); lower optim.lr or set trainer.clip_grad_norm"
+            )
