@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 
 from typedexp.engine.checkpoint import LAST
 from typedexp.errors import ConfigError
+from typedexp.session import may_differ
 
 KEY = "resume"
 CHECKPOINT_DIR = "checkpoints"
@@ -128,13 +129,19 @@ def merge(first: Sequence[Override], then: Sequence[Override]) -> list[Override]
     return [o for o in first if _key(o) not in later] + list(then)
 
 
+def identity(overrides: Sequence[Override]) -> list[str]:
+    """What makes two command lines "the same config" for ``resume=auto``: the overrides, last one
+    per key, without Hydra's settings and without the fields a resumed run may change (epochs...)."""
+    last = {_key(o): _line(o) for o in overrides if not o.key_or_group.startswith("hydra.")}
+    return sorted(line for key, line in last.items() if not may_differ(key.lstrip("+~")))
+
+
 def newest_matching_run(rest: Sequence[Override]) -> Path:
-    wanted = sorted(_line(o) for o in rest if not o.key_or_group.startswith("hydra."))
+    wanted = identity(rest)
     candidates = sorted(OUTPUTS.glob("*/*/.hydra/overrides.yaml"), reverse=True)  # names are times
     for saved in candidates:
         run_dir = saved.parent.parent
-        lines = sorted(_line(o) for o in original_overrides(run_dir) if not o.key_or_group.startswith("hydra."))
-        if lines == wanted and (run_dir / CHECKPOINT_DIR / LAST).is_file():
+        if identity(original_overrides(run_dir)) == wanted and (run_dir / CHECKPOINT_DIR / LAST).is_file():
             return run_dir
     shown = " ".join(wanted) or "no overrides"
     raise ConfigError(f"resume=auto: no run under {OUTPUTS}/ with the same overrides ({shown}) has a checkpoint")
