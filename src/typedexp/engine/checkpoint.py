@@ -142,9 +142,9 @@ def read_checkpoint(path: Path) -> Checkpoint:
     try:
         raw: object = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
         raise CheckpointError(
-            f"resume={path}: not a readable checkpoint (truncated or corrupt: {reason[:120]})"
+            f"resume={path}: not a readable checkpoint (truncated or corrupt: {reason[:100]})"
         ) from exc
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CheckpointError(f"resume={path}: not a typedexp checkpoint (no '{FORMAT}' marker)")

@@ -67,6 +67,12 @@ class SwanLabTracking:
                 f"tracker=cloud needs {API_KEY_VARIABLE} in the environment "
                 "(or use tracker=local / tracker=offline, which need no account)"
             )
+        if api_key is not None and api_key in (self.project, self.workspace):
+            raise TrackerError(f"tracker.project / tracker.workspace must not hold {API_KEY_VARIABLE}")
+        # An interpolation such as ${oc.env:SWANLAB_API_KEY} resolves before it gets here: mask it.
+        description = self.description or f"typedexp run in {run_dir}"
+        if api_key is not None:
+            description, run_name = (text.replace(api_key, "***") for text in (description, run_name))
         import swanlab
 
         cloud = self.mode is SwanLabMode.cloud
@@ -78,7 +84,7 @@ class SwanLabTracking:
             workspace=self.workspace,
             log_dir=self.log_dir,
             name=run_name,
-            description=self.description or f"typedexp run in {run_dir}",
+            description=description,
             config=dict(config),
             reinit=True,
             id=resume_id,
