@@ -189,7 +189,9 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(workdir: Path, uninterrupted
     assert_same_run(workdir / "run", uninterrupted)
 
 
-@pytest.mark.parametrize(("name", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+@pytest.mark.parametrize(
+    ("name", "code"), [("SIGINT", 130), pytest.param("SIGTERM", 143, marks=pytest.mark.slow)]
+)
 def test_a_signal_saves_a_checkpoint_exits_128_plus_n_and_resumes_exactly(
     workdir: Path, uninterrupted: Path, name: str, code: int
 ) -> None:
