@@ -53,3 +53,19 @@ class RecordingTracker:
 
     def finish(self, outcome: RunOutcome, error: str | None = None) -> None:
         self.outcome = outcome
+
+
+def run_signalled(step: int, signals: str, args: list[str], cwd: Path) -> CliRun:
+    """The CLI with ``args``, sent ``signals`` (e.g. "SIGINT" or "SIGKILL") right after ``step`` is logged."""
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k not in ("SWANLAB_API_KEY", "HYDRA_FULL_ERROR")}
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.signal_run", str(step), signals, "--", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return CliRun(done.returncode, done.stdout, done.stderr)

@@ -1,4 +1,8 @@
-"""Bad input, typed as a user would: exit code 2, one line naming the field, nothing overwritten."""
+"""Bad input, typed as a user would: exit code 2, one line naming the field, nothing overwritten.
+
+Also the faults a user meets at run time, each through the real CLI: NaN loss, a failing tracker,
+SIGINT/SIGTERM, SIGKILL then resume, unsafe ``_target_``s, secrets in overrides.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import QUICK, run_cli
+import signal
+
+import torch
+
+from tests.helpers import QUICK, run_cli, run_signalled
 from typedexp import ConfigError, TrackerError, launch
+from typedexp.engine.checkpoint import read_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -16,6 +25,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cwd = tmp_path_factory.mktemp("project")
     earlier = run_cli([*QUICK, "hydra.run.dir=outputs/earlier"], cwd)
     assert earlier.returncode == 0, earlier.stderr
+    last = cwd / "outputs" / "earlier" / "checkpoints" / "last.pt"
+    (cwd / "corrupt.pt").write_bytes(last.read_bytes()[:1000])  # a truncated copy
+    (cwd / "evil").mkdir()
+    (cwd / "evil" / "model").mkdir()
+    (cwd / "evil" / "model" / "shell.yaml").write_text("_target_: subprocess.run\nargs: [touch, pwned]\n")
     return cwd
 
 
@@ -38,6 +52,17 @@ CASES = [
     (["tracker=cloud"], ["SWANLAB_API_KEY", "tracker=local"]),
     (["tracker.project=my project"], ["tracker.project", "letters, digits"]),
     (["hydra.run.dir=outputs/earlier"], ["already holds a run"]),
+    (["model.hidden=???"], ["model.hidden: a value is required"]),
+    (["resume=corrupt.pt"], ["corrupt.pt: not a readable checkpoint (truncated or corrupt"]),
+    (["resume=outputs/earlier", "model=large"], ["made with another config", "model.hidden=[128] there, [256, 128] here"]),
+    (["resume=outputs/nowhere"], ["resume=outputs/nowhere: no such checkpoint file or run directory"]),
+    (["-m", "resume=outputs/earlier"], ["cannot be combined with -m"]),
+    (["optim.lr=1e6", "trainer.max_batches=null"], ["train/loss became nan at epoch 1", "lower optim.lr"]),
+    (["model._target_=os.system"], ["model._target_=os.system: refused", "os is never allowed"]),
+    (["model._target_=mylib.Net"], ["model._target_=mylib.Net: refused", "typedexp, torch, torchvision"]),
+    (["+hydra.callbacks.x._target_=subprocess.run"], ["hydra.callbacks.x._target_=subprocess.run: refused"]),
+    (["allowed_targets=[typedexp,subprocess]", "model._target_=subprocess.run"], ["subprocess is never allowed"]),
+    (["--config-dir", "evil", "model=shell"], ["model._target_=subprocess.run: refused"]),
 ]
 
 
@@ -45,7 +70,9 @@ CASES = [
 def test_bad_input_is_one_line_and_exit_2(project: Path, args: list[str], words: list[str]) -> None:
     before = snapshot(project / "outputs" / "earlier")
     tracker = [] if any(a.startswith("tracker") for a in args) else ["tracker=disabled"]
-    done = run_cli([*tracker, "trainer.progress=off", *args], project)
+    flags = [a for a in args if "=" not in a]  # Hydra's flags (-m, --config-dir DIR) go first
+    overrides = [a for a in args if "=" in a]
+    done = run_cli([*flags, *tracker, "trainer.progress=off", *overrides], project)
     assert done.returncode == 2
     assert len(done.stderr_lines) == 1, done.stderr
     line = done.stderr_lines[0]
@@ -53,7 +80,10 @@ def test_bad_input_is_one_line_and_exit_2(project: Path, args: list[str], words:
     for word in words:
         assert word in line
     assert "Traceback" not in done.stderr + done.stdout
-    assert snapshot(project / "outputs" / "earlier") == before
+    assert snapshot(project / "outputs" / "earlier") == {
+        path: data for path, data in before.items()  # a refused resume only adds .hydra/resume-*/
+    } | {path: data for path, data in snapshot(project / "outputs" / "earlier").items() if "resume-" in str(path)}
+    assert not (project / "pwned").exists()
 
 
 def test_full_error_env_restores_the_traceback(project: Path) -> None:
@@ -89,3 +119,98 @@ def test_launch_raises_the_same_typed_errors(
 ) -> None:
     with pytest.raises(error, match=words.replace("[", r"\[")):
         launch([*QUICK[1:], *overrides])
+
+
+def test_a_secret_typed_into_an_override_is_refused(project: Path) -> None:
+    done = run_cli([*QUICK, "tracker.description=sk-test-1234567"], project, env={"SWANLAB_API_KEY": "sk-test-1234567"})
+    assert done.returncode == 2
+    assert done.stderr_lines == [
+        "typedexp: error: tracker.description: the value contains SWANLAB_API_KEY; secrets are never put in "
+        "configs (Hydra saves overrides in .hydra/); SwanLab reads the key from the environment"
+    ]
+
+
+def test_the_api_key_is_in_no_file_the_run_writes(workdir: Path) -> None:
+    secret = "sk-never-in-a-file-42"
+    args = ["tracker=offline", "tracker.log_dir=sl", "tracker.description=${oc.env:SWANLAB_API_KEY}", *QUICK[1:]]
+    done = run_cli(args, workdir, env={"SWANLAB_API_KEY": secret})
+    assert done.returncode == 0, done.stderr
+    assert secret not in done.stdout + done.stderr
+    files = [path for path in workdir.rglob("*") if path.is_file()]
+    assert any(path.name == "last.pt" for path in files) and any(path.suffix == ".swanlab" for path in files)
+    for path in files:
+        assert secret.encode() not in path.read_bytes(), path
+
+
+def test_a_failing_tracker_warns_once_and_training_completes(workdir: Path) -> None:
+    (workdir / "a-file").write_text("the tracker's log_dir cannot be created under a file")
+    done = run_cli(["tracker=offline", "tracker.log_dir=a-file/sl", *QUICK[1:]], workdir)
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr_lines if "typedexp:" in line]
+    assert warnings == [
+        "typedexp: warning: tracking failed (start: NotADirectoryError: [Errno 20] Not a directory: 'a-file/sl'); "
+        "training continues without the tracker, metrics.jsonl stays complete"
+    ]
+    assert "tracking failed (start: NotADirectoryError" in done.stdout  # the summary line says so
+    metrics = next((workdir / "outputs").rglob("metrics.jsonl")).read_text().splitlines()
+    assert len(metrics) == 2  # 2 steps: one train point (epoch end) and one validation point
+
+
+# digits: 1,437 training images, batch 64 -> 23 batches per epoch; epoch 2 is steps 24..46.
+SIGNAL_ARGS = ["tracker=disabled", "trainer.progress=off", "epochs=2", "model.dropout=0.2",
+               "trainer.log_every=3", "trainer.checkpoint_every=10"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cwd = tmp_path_factory.mktemp("reference")
+    done = run_cli([*SIGNAL_ARGS, "hydra.run.dir=ref"], cwd)
+    assert done.returncode == 0, done.stderr
+    return cwd / "ref"
+
+
+def assert_same_run(run_dir: Path, reference: Path) -> None:
+    ours = torch.load(run_dir / "model.pt", weights_only=True)
+    theirs = torch.load(reference / "model.pt", weights_only=True)
+    for name in theirs:
+        assert torch.equal(ours[name], theirs[name]), name
+    assert (run_dir / "metrics.jsonl").read_bytes() == (reference / "metrics.jsonl").read_bytes()
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_exact(workdir: Path, uninterrupted: Path) -> None:
+    killed = run_signalled(36, "SIGKILL", [*SIGNAL_ARGS, "hydra.run.dir=run"], workdir)
+    assert killed.returncode == -signal.SIGKILL
+    checkpoint = read_checkpoint(workdir / "run" / "checkpoints" / "last.pt")
+    assert (checkpoint.position.epoch, checkpoint.position.batch, checkpoint.position.step) == (2, 7, 30)
+    assert '"step": 36' in (workdir / "run" / "metrics.jsonl").read_text()  # logged, then lost
+    resumed = run_cli(["resume=run"], workdir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"run dir: {workdir / 'run'}" in resumed.stdout
+    assert_same_run(workdir / "run", uninterrupted)
+
+
+@pytest.mark.parametrize(
+    ("name", "code"), [("SIGINT", 130), pytest.param("SIGTERM", 143, marks=pytest.mark.slow)]
+)
+def test_a_signal_saves_a_checkpoint_exits_128_plus_n_and_resumes_exactly(
+    workdir: Path, uninterrupted: Path, name: str, code: int
+) -> None:
+    stopped = run_signalled(36, name, [*SIGNAL_ARGS, "hydra.run.dir=run"], workdir)
+    assert stopped.returncode == code
+    assert stopped.stderr_lines == [
+        f"typedexp: error: interrupted by {name} at epoch 2, step 36; saved "
+        f"{workdir / 'run' / 'checkpoints' / 'last.pt'}; continue with: typedexp resume={workdir / 'run'}"
+    ]
+    assert read_checkpoint(workdir / "run" / "checkpoints" / "last.pt").position.step == 36
+    assert not (workdir / "run" / "model.pt").exists()
+    resumed = run_cli(["resume=run"], workdir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(workdir / "run", uninterrupted)
+
+
+def test_a_second_sigint_exits_at_once_without_saving(workdir: Path) -> None:
+    stopped = run_signalled(36, "SIGINT,SIGINT", [*SIGNAL_ARGS, "hydra.run.dir=run"], workdir)
+    assert stopped.returncode == 130
+    last = workdir / "run" / "checkpoints" / "last.pt"
+    assert stopped.stderr_lines == [f"typedexp: error: SIGINT again; exiting at once (last checkpoint: {last})"]
+    assert read_checkpoint(last).position.step == 30  # the step-36 save never happened

@@ -16,7 +16,7 @@ from tests.helpers import run_cli
 from typedexp import launch
 from typedexp.data import CIFAR10, CIFAR100, MNIST, DataBundle, Digits, FashionMNIST
 from typedexp.data.vision import CACHE_FOLDER, TorchvisionImages
-from typedexp.engine import batch_order
+from typedexp.engine import epoch_order
 from typedexp.errors import DataError
 from typedexp.tracking.jsonl import read_metrics
 
@@ -120,12 +120,12 @@ def test_same_seed_same_split_and_batch_order() -> None:
     assert torch.equal(Digits().load().val.source_index, Digits().load().val.source_index)
     assert not torch.equal(Digits().load().val.source_index, Digits(split_seed=1).load().val.source_index)
 
-    def order(seed: int) -> list[torch.Tensor]:
-        return batch_order(100, 32, torch.Generator().manual_seed(seed), None)
+    def order(seed: int) -> torch.Tensor:
+        return epoch_order(100, torch.Generator().manual_seed(seed))
 
-    assert all(torch.equal(a, b) for a, b in zip(order(3), order(3), strict=True))
-    assert not torch.equal(order(3)[0], order(4)[0])
-    assert sorted(torch.cat(order(3)).tolist()) == list(range(100))  # every example once
+    assert torch.equal(order(3), order(3))
+    assert not torch.equal(order(3), order(4))
+    assert sorted(order(3).tolist()) == list(range(100))  # every example once per epoch
 
 
 def test_digits_are_scikit_learns_digits() -> None:

@@ -17,10 +17,10 @@ import hydra._internal.utils as hydra_internal
 from omegaconf import DictConfig
 
 from typedexp.configs import APP_NAME, register_configs
-from typedexp.error_messages import describe
-from typedexp.errors import TypedexpError, find_user_error
-from typedexp.guards import refuse_reused_output_dirs
+from typedexp.error_messages import describe, user_message
+from typedexp.errors import Interrupted, TypedexpError
 from typedexp.launch import Failure, guarded_task
+from typedexp.preflight import prepare_argv
 
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, what shells report for Ctrl-C
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.argv = [sys.argv[0], *argv]
     register_configs()
     try:
-        refuse_reused_output_dirs(sys.argv[1:])
+        sys.argv = [sys.argv[0], *prepare_argv(sys.argv[1:])]  # resume=, unsafe _target_, secrets
     except TypedexpError as exc:
         print_error(str(exc))
         sys.exit(USER_ERROR_EXIT)
@@ -65,15 +65,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     def cli_task(cfg: DictConfig) -> object:
         outcome = task(cfg)
         if isinstance(outcome, Failure):
-            user_error = find_user_error(outcome.error)
-            if user_error is None or full_errors_wanted():
+            message = user_message(outcome.error)
+            if message is None or full_errors_wanted():
                 raise outcome.error
-            print_error(str(user_error))
-            failures.append(str(user_error))
+            print_error(message)
+            failures.append(message)
         return outcome
 
     try:
         hydra.main(config_path=None, config_name=APP_NAME, version_base="1.3")(cli_task)()
+    except Interrupted as exc:  # SIGINT/SIGTERM: a checkpoint was saved; the line says where
+        print_error(str(exc))
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print_error("interrupted")
         sys.exit(INTERRUPTED_EXIT)

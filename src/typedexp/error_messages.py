@@ -39,6 +39,25 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {first_line(str(error))} (HYDRA_FULL_ERROR=1 shows the traceback)"
 
 
+def user_message(error: BaseException) -> str | None:
+    """The one line for a failed job if the user can fix it, else None (a real crash).
+
+    User mistakes are ``TypedexpError``s and OmegaConf errors raised while the job reads its
+    config (e.g. ``model.hidden=???`` left missing), wherever in the cause chain they sit.
+    """
+    user_error = find_user_error(error)
+    if user_error is not None:
+        return str(user_error)
+    current: BaseException | None = error
+    for _ in range(10):  # a cause chain is short; the bound guards against a cycle
+        if current is None:
+            break
+        if isinstance(current, OmegaConfBaseException):
+            return describe(error)
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def describe_missing_option(error: MissingConfigException) -> str:
     group, _, option = (error.missing_cfg_file or "").rpartition("/")
     if error.options:

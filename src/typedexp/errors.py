@@ -38,3 +38,27 @@ def find_user_error(error: BaseException) -> TypedexpError | None:
 
 class DataError(TypedexpError):
     """A dataset's files are missing, corrupt, or cannot be downloaded."""
+
+
+class CheckpointError(ConfigError):
+    """A checkpoint cannot be used: missing, truncated, corrupt, or made by another model/config."""
+
+
+class TrainingDiverged(TypedexpError):
+    """The loss (or the weights) stopped being finite; the last good checkpoint is kept."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training after a checkpoint was saved.
+
+    A ``KeyboardInterrupt`` so that it passes through Hydra's and the task's ``except Exception``
+    handlers untouched; the CLI prints it as one line and exits with ``128 + signum``.
+    """
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM, as shells report them

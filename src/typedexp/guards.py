@@ -56,19 +56,20 @@ def refuse_used_dir(directory: Path, setting: str) -> None:
         )
 
 
-def refuse_reused_output_dirs(overrides: Sequence[str]) -> None:
+def refuse_reused_output_dirs(overrides: Sequence[str], *, resuming: Path | None = None) -> None:
     """Refuse an explicit ``hydra.run.dir`` / ``hydra.sweep.dir`` that already holds a run.
 
     Checked before Hydra starts because Hydra writes ``.hydra/`` into the run directory before
     the task runs, and exceptions raised by Hydra callbacks are only warnings. Default
     directories carry microseconds, so only an explicit (or reused) override can collide.
+    ``resuming`` is the one legitimate reuse: the run directory that ``resume=`` continues.
     """
     chosen: dict[str, str] = {}
     for override in overrides:
         key, separator, value = override.partition("=")
         if separator and key in ("hydra.run.dir", "hydra.sweep.dir") and "${" not in value:
             chosen[key] = value  # the last occurrence wins, as in Hydra
-    if "hydra.run.dir" in chosen:
+    if "hydra.run.dir" in chosen and (resuming is None or Path(chosen["hydra.run.dir"]).resolve() != resuming):
         refuse_used_dir(Path(chosen["hydra.run.dir"]), "hydra.run.dir")
     if "hydra.sweep.dir" in chosen:
         for job_dir in sorted(Path(chosen["hydra.sweep.dir"]).glob("*")):

@@ -11,9 +11,11 @@ from hydra_zen import zen
 from omegaconf import DictConfig
 
 from typedexp.configs import APP_NAME, ExperimentConf, register_configs
-from typedexp.error_messages import describe
-from typedexp.errors import ConfigError, TypedexpError
-from typedexp.guards import check_known_fields, refuse_reused_output_dirs
+from typedexp.error_messages import describe, user_message
+from typedexp.errors import ConfigError, TypedexpError, find_user_error
+from typedexp.guards import check_known_fields
+from typedexp.preflight import prepare_overrides
+from typedexp.targets import allowed_from, check_config_targets
 from typedexp.task import RunResult, run_experiment
 
 
@@ -30,6 +32,7 @@ def guarded_task() -> Callable[[DictConfig], RunResult | Failure]:
 
     def run(cfg: DictConfig) -> RunResult | Failure:
         try:
+            check_config_targets(cfg, allowed_from(cfg))  # before anything is instantiated
             check_known_fields(cfg)
             return task(cfg)
         except Exception as exc:
@@ -50,7 +53,7 @@ def launch(overrides: Sequence[str] = (), *, output_dir: str | Path | None = Non
     all_overrides = list(overrides)
     if output_dir is not None:
         all_overrides.append(f"hydra.run.dir={output_dir}")
-    refuse_reused_output_dirs(all_overrides)
+    all_overrides = prepare_overrides(all_overrides)  # resume=, unsafe _target_, reused dirs
     try:
         job = hydra_zen_launch(
             ExperimentConf,
@@ -66,6 +69,9 @@ def launch(overrides: Sequence[str] = (), *, output_dir: str | Path | None = Non
         raise ConfigError(describe(exc)) from exc
     outcome = job.return_value
     if isinstance(outcome, Failure):
+        message = user_message(outcome.error)
+        if message is not None and find_user_error(outcome.error) is None:
+            raise ConfigError(message) from outcome.error  # e.g. a `???` value left missing
         raise outcome.error
     if not isinstance(outcome, RunResult):
         raise TypeError(f"the task returned {type(outcome).__name__}, not RunResult")

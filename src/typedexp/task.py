@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Optional, Protocol
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
@@ -18,10 +18,15 @@ from rich.console import Console
 
 from typedexp.data import DatasetSpec
 from typedexp.engine import TrainerSettings, fit, prepare, resolve_device, seed_everything
+from typedexp.engine.signals import stop_on_signals
 from typedexp.errors import ConfigError
 from typedexp.models import ModelSpec
 from typedexp.optim import OptimizerSpec
+from typedexp.redaction import redact
+from typedexp.session import open_session
+from typedexp.targets import DEFAULT_ALLOWED
 from typedexp.tracking import FanOut, JsonlTracker, RunOutcome, Tracker
+from typedexp.tracking.guarded import GuardedTracker
 
 METRICS_FILE = "metrics.jsonl"
 WEIGHTS_FILE = "model.pt"
@@ -30,7 +35,9 @@ WEIGHTS_FILE = "model.pt"
 class TrackerSpec(Protocol):
     def check_available(self) -> None: ...
 
-    def start(self, *, config: Mapping[str, object], run_name: str, run_dir: str) -> Tracker: ...
+    def start(
+        self, *, config: Mapping[str, object], run_name: str, run_dir: str, resume_id: str | None = None
+    ) -> Tracker: ...
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,7 @@ class RunResult:
     epochs: int
     seconds: float  # training and validation wall time, excluding set-up
     device: str
+    tracking_error: str | None = None  # why the external tracker stopped, if it failed
 
     @property
     def metrics_file(self) -> Path:
@@ -62,6 +70,9 @@ def run_experiment(
     epochs: int = 15,  # passes over the training split; 15 reaches >= 0.95 val acc on digits
     batch_size: int = 64,  # examples per optimizer step
     seed: int = 0,  # seeds model initialisation and the data order
+    resume: Optional[str] = None,  # a checkpoint file or run dir, or "auto" (README: Checkpoints)
+    # Module prefixes that configs may name in _target_; checked before anything is built.
+    allowed_targets: tuple[str, ...] = DEFAULT_ALLOWED,
     zen_cfg: DictConfig | None = None,
 ) -> RunResult:
     """Train ``model`` on ``dataset`` and record the run; the task Hydra runs for each job."""
@@ -72,38 +83,52 @@ def run_experiment(
     tracker.check_available()
     import torch
 
+    del allowed_targets  # enforced at the Hydra boundary (launch.guarded_task), before building
     hydra = HydraConfig.get()
     run_dir = Path(hydra.runtime.output_dir)
+    config = plain_config(zen_cfg)
     generator = seed_everything(seed)
     device = resolve_device(trainer.device)
     data = dataset.load()
     net = model.build(data.input_shape, data.num_classes)
     trained, data = prepare(net, data, trainer, device)  # `trained` is net, or net compiled
     optimizer = optim.build(net.parameters())
+    # Restores a checkpoint (refusing one that does not fit) before any file of the run is opened.
+    session = open_session(
+        run_dir, resume=resume, config=config, epochs=epochs, model=net, optimizer=optimizer,
+        generator=generator, settings=trainer, metrics_file=run_dir / METRICS_FILE,
+    )
 
     console = Console()
-    external = tracker.start(
-        config=plain_config(zen_cfg),
-        run_name=hydra.job.override_dirname or "defaults",
-        run_dir=str(run_dir),
+    external = GuardedTracker.start(
+        lambda: tracker.start(
+            config=config,
+            run_name=hydra.job.override_dirname or "defaults",
+            run_dir=str(run_dir),
+            resume_id=session.tracker_id,
+        )
     )
+    session.checkpointer.extra["tracker_id"] = external.run_id
     trackers = FanOut([JsonlTracker(run_dir / METRICS_FILE), external])
     outcome, error = RunOutcome.crashed, None
     try:
-        fitted = fit(
-            trained,
-            optimizer,
-            data,
-            epochs=epochs,
-            batch_size=batch_size,
-            settings=trainer,
-            tracker=trackers,
-            generator=generator,
-            console=console,
-        )
+        with stop_on_signals(session.checkpointer):
+            fitted = fit(
+                trained,
+                optimizer,
+                data,
+                epochs=epochs,
+                batch_size=batch_size,
+                settings=trainer,
+                tracker=trackers,
+                generator=generator,
+                console=console,
+                checkpoints=session.checkpointer,
+                resume_from=session.resume_from,
+            )
         outcome = RunOutcome.success
-    except KeyboardInterrupt:
-        outcome, error = RunOutcome.aborted, "interrupted"
+    except KeyboardInterrupt as exc:  # Ctrl-C, or Interrupted (SIGINT/SIGTERM, checkpoint saved)
+        outcome, error = RunOutcome.aborted, str(exc) or "interrupted"
         raise
     except BaseException as exc:
         error = f"{type(exc).__name__}: {exc}"
@@ -112,7 +137,9 @@ def run_experiment(
         trackers.finish(outcome, error)
 
     torch.save(net.state_dict(), run_dir / WEIGHTS_FILE)
-    result = RunResult(run_dir, fitted.metrics, fitted.steps, fitted.epochs, fitted.seconds, str(device))
+    result = RunResult(
+        run_dir, fitted.metrics, fitted.steps, fitted.epochs, fitted.seconds, str(device), external.failure
+    )
     console.print(summary_line(result), markup=False, highlight=False, soft_wrap=True)
     return result
 
@@ -121,7 +148,7 @@ def plain_config(cfg: DictConfig | None) -> dict[str, object]:
     """The resolved config as plain containers, which is what SwanLab accepts."""
     if cfg is None:
         return {}
-    container = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    container = redact(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     if not isinstance(container, dict):  # a task config is always a mapping
         raise TypeError(f"expected a mapping config, got {type(container).__name__}")
     return {str(key): value for key, value in container.items()}
@@ -133,7 +160,8 @@ def summary_line(result: RunResult) -> str:
         for name in ("val/acc", "val/loss", "train/loss")
         if name in result.metrics
     )
+    tracking = f"  tracking failed ({result.tracking_error})" if result.tracking_error else ""
     return (
         f"done: {metrics}  ({result.epochs} epochs, {result.steps} steps, "
-        f"{result.seconds:.1f} s on {result.device})  run dir: {result.run_dir}"
+        f"{result.seconds:.1f} s on {result.device})  run dir: {result.run_dir}{tracking}"
     )

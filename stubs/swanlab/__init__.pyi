@@ -45,6 +45,8 @@ def init(
     description: str | None = None,
     tags: list[str] | None = None,
     config: dict[str, object] | None = None,
+    id: str | None = None,
+    resume: Literal["must", "allow", "never"] | bool | None = None,
     settings: Settings | None = None,
 ) -> Run: ...
 def log(data: Mapping[str, float], step: int | None = None) -> None: ...

@@ -1,6 +1,6 @@
 """The training engine: typed inputs only (no Hydra, no SwanLab), resident tensors, few host syncs."""
 
-from typedexp.engine.loop import FitResult, batch_order, evaluate, fit
+from typedexp.engine.loop import FitResult, epoch_order, evaluate, fit
 from typedexp.engine.runtime import prepare, resolve_device, seed_everything
 from typedexp.engine.settings import Device, Precision, TrainerSettings
 
@@ -9,7 +9,7 @@ __all__ = [
     "FitResult",
     "Precision",
     "TrainerSettings",
-    "batch_order",
+    "epoch_order",
     "evaluate",
     "fit",
     "prepare",

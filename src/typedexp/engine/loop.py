@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from typedexp.engine.checkpoint import Checkpointer, LoopPosition
 from typedexp.engine.progress import TrainingProgress, wants_progress
 from typedexp.engine.settings import Precision, TrainerSettings
+from typedexp.errors import TrainingDiverged
 from typedexp.tracking.base import Tracker
 
 if TYPE_CHECKING:
@@ -84,17 +86,11 @@ def evaluate(model: nn.Module, split: Split, *, batch_size: int, prefix: str = "
     return window.drain(prefix)
 
 
-def batch_order(
-    num_examples: int, batch_size: int, generator: torch.Generator, max_batches: int | None
-) -> list[torch.Tensor]:
-    """One epoch's batches of example indices: a seeded permutation cut into slices (CPU)."""
+def epoch_order(num_examples: int, generator: torch.Generator) -> torch.Tensor:
+    """One epoch's order of example indices: a permutation drawn from ``generator`` (CPU)."""
     import torch
 
-    order = torch.randperm(num_examples, generator=generator)
-    starts = range(0, num_examples, batch_size)
-    if max_batches is not None:
-        starts = starts[:max_batches]
-    return [order[start : start + batch_size] for start in starts]
+    return torch.randperm(num_examples, generator=generator)
 
 
 def fit(
@@ -108,12 +104,16 @@ def fit(
     tracker: Tracker,
     generator: torch.Generator,
     console: Console | None = None,
+    checkpoints: Checkpointer | None = None,
+    resume_from: LoopPosition | None = None,
 ) -> FitResult:
     """Train ``model`` for ``epochs`` on ``data.train`` (already on the model's device).
 
     Validation runs after every epoch, the test split (if any) once at the end. Every logged
     point goes to ``tracker`` as Python floats. ``generator`` (CPU) fixes the shuffling order
     and the augmentation draws, so the same seed gives the same batches.
+    ``checkpoints`` saves at each epoch's end and whenever it is due (every N steps, on a signal);
+    ``resume_from`` continues from a restored position, mid-epoch included, bit-exactly on CPU.
     """
     import torch
 
@@ -126,36 +126,66 @@ def fit(
         batches_per_epoch = min(batches_per_epoch, settings.max_batches)
     console = console or Console()
     enabled = wants_progress(settings.progress, console)
-    latest: dict[str, float] = {}
-    step = 0
+    start = resume_from or LoopPosition(epoch=1, batch=0, step=0)
+    latest: dict[str, float] = dict(start.latest)
+    step = start.step
     started = time.perf_counter()
-    with TrainingProgress(epochs * batches_per_epoch, enabled=enabled, console=console) as progress:
-        for epoch in range(1, epochs + 1):
+    total = epochs * batches_per_epoch - step
+    with TrainingProgress(total, enabled=enabled, console=console) as progress:
+        for epoch in range(start.epoch, epochs + 1):
             model.train()
-            window = _Window.zeros(device)
-            batches = batch_order(len(train), batch_size, generator, settings.max_batches)
-            for batch, index in enumerate(batches):
-                index = index.to(device, non_blocking=True)
+            first_batch = 0
+            if epoch == start.epoch and start.order is not None:  # resuming mid-epoch
+                order, first_batch = start.order.cpu(), start.batch
+                window = _Window.zeros(device) if start.window is None else _Window(
+                    start.window[0].to(device), start.window[1].to(device), start.window[2]
+                )
+            else:
+                order = epoch_order(len(train), generator)
+                window = _Window.zeros(device)
+            for batch in range(first_batch, batches_per_epoch):
+                index = order[batch * batch_size : (batch + 1) * batch_size].to(device, non_blocking=True)
                 images, labels = train.images[index], train.labels[index]  # (B, C, H, W), (B,)
                 if augment is not None:
                     images = augment(images, generator)
                 loss, logits = step_fn(images, labels)
                 step += 1
                 window.add(loss, logits, labels)
-                if step % settings.log_every == 0 or batch == len(batches) - 1:
+                if step % settings.log_every == 0 or batch == batches_per_epoch - 1:
                     metrics = window.drain("train")
+                    _check_finite(metrics, epoch, step, settings, checkpoints)
                     tracker.log(metrics, step=step, epoch=epoch)
                     latest.update(metrics)
                     progress.describe(f"epoch {epoch}/{epochs} loss {metrics['train/loss']:.4f}")
                 progress.advance()
+                if checkpoints is not None and checkpoints.due(step):
+                    saved_window = (window.loss_sum, window.correct, window.count)
+                    checkpoints.save(LoopPosition(epoch, batch + 1, step, order, saved_window, latest))
             val_metrics = evaluate(model, data.val, batch_size=settings.eval_batch_size)
+            _check_finite(val_metrics, epoch, step, settings, checkpoints)
             tracker.log(val_metrics, step=step, epoch=epoch)
             latest.update(val_metrics)
+            if checkpoints is not None:
+                checkpoints.save(LoopPosition(epoch + 1, 0, step, latest=latest), epoch_end=True)
     if data.test is not None:
         test_metrics = evaluate(model, data.test, batch_size=settings.eval_batch_size, prefix="test")
         tracker.log(test_metrics, step=step, epoch=epochs)
         latest.update(test_metrics)
     return FitResult(step, epochs, latest, time.perf_counter() - started)
+
+
+def _check_finite(
+    metrics: dict[str, float], epoch: int, step: int, settings: TrainerSettings, checkpoints: Checkpointer | None
+) -> None:
+    """Stop on a NaN/inf loss: the values are host floats already, so this costs no sync."""
+    for name in (key for key in metrics if key.endswith("/loss")):
+        if not math.isfinite(metrics[name]):
+            if checkpoints is not None:
+                raise checkpoints.diverged(name, metrics[name], epoch=epoch, step=step)
+            raise TrainingDiverged(
+                f"{name} became {metrics[name]} at epoch {epoch}, step {step} (checked every "
+                f"trainer.log_every={settings.log_every} steps); lower optim.lr or set trainer.clip_grad_norm"
+            )
 
 
 StepFunction = Callable[["torch.Tensor", "torch.Tensor"], tuple["torch.Tensor", "torch.Tensor"]]
@@ -166,17 +196,21 @@ def training_step(
 ) -> StepFunction:
     """forward, loss, backward, optimizer step; returns (loss, logits), both still on the device.
 
-    The float32 path is the plain four lines of a hand-written loop; autocast and the fp16
-    GradScaler are only on the path when ``trainer.precision`` asks for them.
+    The float32 path is the plain lines of a hand-written loop (plus clipping, if configured);
+    autocast and the fp16 GradScaler are only on the path when ``trainer.precision`` asks.
     """
     import torch
     import torch.nn.functional as F
+
+    clip = settings.clip_grad_norm  # max global L2 norm of the gradients, or None
 
     def plain(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(images)  # (B, num_classes)
         loss = F.cross_entropy(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)  # = loss.backward(), which torch leaves unannotated
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
         return loss, logits
 
@@ -191,6 +225,9 @@ def training_step(
             loss = F.cross_entropy(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(scaler.scale(loss))
+        if clip is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         scaler.step(optimizer)
         scaler.update()
         return loss, logits

@@ -24,6 +24,13 @@ class Precision(enum.Enum):
     fp16 = "fp16"  # CUDA only; gradients go through a GradScaler
 
 
+class BestMode(enum.Enum):
+    """Whether a larger or a smaller ``best_metric`` is better."""
+
+    max = "max"  # accuracies
+    min = "min"  # losses
+
+
 class Progress(enum.Enum):
     auto = "auto"  # a live bar only when stdout is a terminal
     on = "on"
@@ -43,6 +50,14 @@ class TrainerSettings:
     precision: Precision = Precision.fp32
     channels_last: bool = False  # NHWC memory layout for model and images; helps convs on CUDA
     compile: bool = False  # torch.compile the model; the first steps are slow while it compiles
+    # Steps between mid-epoch checkpoints (checkpoints/last.pt); None: only at each epoch's end,
+    # which always saves. Each save copies the model and optimizer to disk (a host sync).
+    checkpoint_every: Optional[int] = None
+    # checkpoints/best.pt holds the epoch with the best value of this validation metric.
+    best_metric: str = "val/acc"
+    best_mode: BestMode = BestMode.max
+    # Clip the global L2 norm of the gradients to this before each step; None: no clipping.
+    clip_grad_norm: Optional[float] = None
 
     def __post_init__(self) -> None:
         if self.max_batches is not None and self.max_batches < 1:
@@ -51,3 +66,7 @@ class TrainerSettings:
             raise ConfigError(f"trainer.log_every={self.log_every}: must be >= 1")
         if self.eval_batch_size < 1:
             raise ConfigError(f"trainer.eval_batch_size={self.eval_batch_size}: must be >= 1")
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            raise ConfigError(f"trainer.checkpoint_every={self.checkpoint_every}: must be >= 1 or null")
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            raise ConfigError(f"trainer.clip_grad_norm={self.clip_grad_norm}: must be > 0 or null")

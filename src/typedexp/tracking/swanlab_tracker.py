@@ -57,35 +57,55 @@ class SwanLabTracking:
                 "(or use tracker=local / tracker=offline, which need no account)"
             )
 
-    def start(self, *, config: Mapping[str, object], run_name: str, run_dir: str) -> Tracker:
-        """Begin a SwanLab run holding ``config``; fails fast, never prompts."""
+    def start(
+        self, *, config: Mapping[str, object], run_name: str, run_dir: str, resume_id: str | None = None
+    ) -> Tracker:
+        """Begin a SwanLab run holding ``config``; fails fast, never prompts.
+
+        ``resume_id`` continues the SwanLab run of that id (``resume="allow"``). In ``cloud`` mode
+        that is the same run on the server. SwanLab 0.10.3 writes a resumed ``local``/``offline``
+        run to a new ``run-<time>-<id>`` folder with the same id; the local dashboard lists it as
+        a second experiment named ``<name>-2``.
+        """
         if self.mode is SwanLabMode.disabled:
             return NullTracker()
         self.check_available()
         api_key = os.environ.get(API_KEY_VARIABLE) or None
+        if api_key is not None and api_key in (self.project, self.workspace):
+            raise TrackerError(f"tracker.project / tracker.workspace must not hold {API_KEY_VARIABLE}")
+        # An interpolation such as ${oc.env:SWANLAB_API_KEY} resolves before it gets here: mask it.
+        description = self.description or f"typedexp run in {run_dir}"
+        if api_key is not None:
+            description, run_name = (text.replace(api_key, "***") for text in (description, run_name))
         import swanlab
 
-        try:
-            run = swanlab.init(
-                mode="online" if self.mode is SwanLabMode.cloud else self.mode.value,
-                project=self.project,
-                workspace=self.workspace,
-                log_dir=self.log_dir,
-                name=run_name,
-                description=self.description or f"typedexp run in {run_dir}",
-                config=dict(config),
-                reinit=True,
-                settings=swanlab.Settings(interactive=False, api_key=api_key),
-            )
-        except Exception as exc:
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise TrackerError(f"SwanLab ({self.mode.value}) could not start: {first_line}") from exc
+        cloud = self.mode is SwanLabMode.cloud
+        # Failures inside init (unwritable log_dir, no network) propagate: GuardedTracker turns
+        # them into one warning and training goes on. The key is only handed over for cloud.
+        run = swanlab.init(
+            mode="online" if cloud else self.mode.value,
+            project=self.project,
+            workspace=self.workspace,
+            log_dir=self.log_dir,
+            name=run_name,
+            description=description,
+            config=dict(config),
+            reinit=True,
+            id=resume_id,
+            resume="allow" if resume_id else None,
+            settings=swanlab.Settings(interactive=False, api_key=api_key if cloud else None),
+        )
         return SwanLabTracker(run)
 
 
 class SwanLabTracker:
     def __init__(self, run: swanlab.Run) -> None:
         self.run = run
+
+    @property
+    def run_id(self) -> str:
+        """SwanLab's id of this run; a resumed typedexp run passes it back as ``resume_id``."""
+        return self.run.id
 
     def log(self, metrics: Mapping[str, float], *, step: int, epoch: int) -> None:
         self.run.log(dict(metrics), step=step)

@@ -1,0 +1,351 @@
+"""Checkpoints: everything needed to continue a run bit-exactly, written atomically.
+
+A checkpoint holds the model, the optimizer, an (empty, for now) scheduler slot, the position in
+training (epoch, batch, step, the epoch's permutation and the partial logging window), every RNG
+state (python, numpy, torch, the data-order generator) and the resolved config. Files are written
+to a temp file, fsynced and renamed, so a crash (even SIGKILL) leaves either the old file or the
+new one. Loading uses ``torch.load(weights_only=True)``: only tensors and plain containers, never
+pickled code, so a checkpoint from elsewhere cannot run anything.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from typedexp.engine.settings import BestMode, TrainerSettings
+from typedexp.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+FORMAT = "typedexp-checkpoint/1"
+LAST, BEST = "last.pt", "best.pt"
+
+
+@dataclass
+class LoopPosition:
+    """Where ``fit`` stands between two steps: what it needs to carry on exactly from there.
+
+    ``epoch``/``batch`` name the next batch to train (1-based epoch, 0-based batch). ``order`` is
+    that epoch's permutation once drawn (None at an epoch boundary, where the next epoch draws
+    its own from the restored generator). ``window`` is the partial logging window: summed loss
+    (() float), correct count (() int64) and examples since the last logged point.
+    """
+
+    epoch: int
+    batch: int
+    step: int
+    order: torch.Tensor | None = None  # (N_train,) int64, on the CPU in a checkpoint
+    window: tuple[torch.Tensor, torch.Tensor, int] | None = None
+    latest: dict[str, float] = field(default_factory=dict)  # last value of every logged metric
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint file read back and checked field by field."""
+
+    path: Path
+    config: dict[str, object]
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, object]
+    position: LoopPosition
+    rng: dict[str, object]
+    best_value: float | None
+    extra: dict[str, object]  # task-level facts: metrics.jsonl length, tracker run id
+
+
+def _cpu(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().to("cpu", copy=True)
+
+
+def rng_states(generator: torch.Generator) -> dict[str, object]:
+    """Every random source, as tensors and plain containers (what ``weights_only`` loads)."""
+    import numpy as np
+    import torch
+
+    version, internal, gauss_next = random.getstate()
+    _, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    return {
+        "python": [version, list(internal), gauss_next],
+        "numpy": [torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "data": generator.get_state(),
+    }
+
+
+def restore_rng_states(states: Mapping[str, object], generator: torch.Generator) -> None:
+    import numpy as np
+    import torch
+
+    python, numpy_state = states.get("python"), states.get("numpy")
+    torch_state, data_state, cuda = states.get("torch"), states.get("data"), states.get("cuda")
+    if not (
+        isinstance(python, list)
+        and len(python) == 3
+        and isinstance(python[1], list)
+        and isinstance(numpy_state, list)
+        and len(numpy_state) == 4
+        and isinstance(numpy_state[0], torch.Tensor)
+        and isinstance(torch_state, torch.Tensor)
+        and isinstance(data_state, torch.Tensor)
+    ):
+        raise CheckpointError("the checkpoint's random states are missing or malformed")
+    version, internal, gauss_next = python
+    keys, pos, has_gauss, cached = numpy_state
+    random.setstate((int(version), tuple(int(x) for x in internal), gauss_next))
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
+    torch.set_rng_state(torch_state)
+    if isinstance(cuda, list) and cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    generator.set_state(data_state)
+
+
+def write_atomically(payload: Mapping[str, object], path: Path) -> None:
+    """``torch.save`` to a temp file in the same directory, fsync, then rename over ``path``."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with temp.open("wb") as file:
+            torch.save(dict(payload), file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)  # atomic on POSIX: readers see the old file or the new one
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def copy_atomically(source: Path, target: Path) -> None:
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(source, temp)
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """Load ``path`` with ``weights_only=True`` and check its shape; one-line errors otherwise."""
+    import torch
+
+    if not path.is_file():
+        raise CheckpointError(f"resume={path}: no such checkpoint file")
+    try:
+        raw: object = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
+        raise CheckpointError(
+            f"resume={path}: not a readable checkpoint (truncated or corrupt: {reason[:100]})"
+        ) from exc
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise CheckpointError(f"resume={path}: not a typedexp checkpoint (no '{FORMAT}' marker)")
+
+    def part(name: str, kind: type) -> object:
+        value = raw.get(name)
+        if not isinstance(value, kind):
+            raise CheckpointError(f"resume={path}: the checkpoint's '{name}' is missing or malformed")
+        return value
+
+    position = part("position", dict)
+    assert isinstance(position, dict)
+    order, window = position.get("order"), position.get("window")
+    best = raw.get("best_value")
+    try:
+        loop = LoopPosition(
+            epoch=int(position["epoch"]),
+            batch=int(position["batch"]),
+            step=int(position["step"]),
+            order=order if isinstance(order, torch.Tensor) else None,
+            window=(window[0], window[1], int(window[2])) if isinstance(window, list) else None,
+            latest={str(k): float(v) for k, v in dict(position["latest"]).items()},
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise CheckpointError(f"resume={path}: the checkpoint's 'position' is malformed ({exc})") from exc
+    model = part("model", dict)
+    optimizer = part("optimizer", dict)
+    config = part("config", dict)
+    rng = part("rng", dict)
+    extra = part("extra", dict)
+    assert isinstance(model, dict) and isinstance(optimizer, dict) and isinstance(config, dict)
+    assert isinstance(rng, dict) and isinstance(extra, dict)
+    return Checkpoint(
+        path=path,
+        config={str(k): v for k, v in config.items()},
+        model={str(k): v for k, v in model.items() if isinstance(v, torch.Tensor)},
+        optimizer={str(k): v for k, v in optimizer.items()},
+        position=loop,
+        rng={str(k): v for k, v in rng.items()},
+        best_value=float(best) if isinstance(best, (int, float)) else None,
+        extra={str(k): v for k, v in extra.items()},
+    )
+
+
+def model_difference(saved: Mapping[str, torch.Tensor], current: Mapping[str, torch.Tensor]) -> str | None:
+    """What differs between two state dicts (names, then shapes), or None if they fit."""
+    missing = [name for name in current if name not in saved]
+    unexpected = [name for name in saved if name not in current]
+    if missing or unexpected:
+        return (
+            f"the checkpoint's model has other layers (only here: {', '.join(missing) or '-'}; "
+            f"only in the checkpoint: {', '.join(unexpected) or '-'})"
+        )
+    for name, tensor in current.items():
+        if tuple(saved[name].shape) != tuple(tensor.shape):
+            return (
+                f"the checkpoint's {name} has shape {tuple(saved[name].shape)}, "
+                f"this model's has {tuple(tensor.shape)}"
+            )
+    return None
+
+
+class Checkpointer:
+    """Saves ``last.pt`` (every epoch, every ``checkpoint_every`` steps, on a signal) and ``best.pt``.
+
+    The engine calls ``due(step)`` after every step (a Python comparison, no sync) and ``save``
+    when it is due and at each epoch's end. A state whose loss window or weights are not finite is
+    never saved: ``save`` raises ``TrainingDiverged`` instead, so the last file stays good.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        generator: torch.Generator,
+        settings: TrainerSettings,
+        config: Mapping[str, object],
+        metrics_file: Path | None = None,
+    ) -> None:
+        self.directory = directory
+        self.model, self.optimizer, self.generator = model, optimizer, generator
+        self.settings = settings
+        self.config = dict(config)
+        self.metrics_file = metrics_file
+        self.extra: dict[str, object] = {}  # e.g. the tracker's run id, set by the task
+        self.best_value: float | None = None
+        self.stop_signal: int | None = None  # set by a signal handler; checked between steps
+        self.saved: Path | None = None  # the newest good checkpoint written (or resumed from)
+
+    @property
+    def last(self) -> Path:
+        return self.directory / LAST
+
+    @property
+    def best(self) -> Path:
+        return self.directory / BEST
+
+    def due(self, step: int) -> bool:
+        every = self.settings.checkpoint_every
+        return self.stop_signal is not None or (every is not None and step % every == 0)
+
+    def save(self, position: LoopPosition, *, epoch_end: bool = False) -> None:
+        """Write ``last.pt`` (and ``best.pt`` if a finished epoch improved); then honour a stop."""
+        self._refuse_non_finite(position)
+        improved = epoch_end and self._improves(position.latest)
+        if improved:
+            self.best_value = position.latest[self.settings.best_metric]
+        write_atomically(self._payload(position), self.last)
+        self.saved = self.last
+        if improved:
+            copy_atomically(self.last, self.best)
+        if self.stop_signal is not None:
+            import signal
+
+            name = signal.Signals(self.stop_signal).name
+            run_dir = self.directory.parent
+            raise Interrupted(
+                self.stop_signal,
+                f"interrupted by {name} at epoch {position.epoch}, step {position.step}; "
+                f"saved {self.last}; continue with: typedexp resume={run_dir}",
+            )
+
+    def restore(self, checkpoint: Checkpoint) -> LoopPosition:
+        """Load ``checkpoint`` into the model, optimizer and RNGs; return where to carry on."""
+        difference = model_difference(checkpoint.model, self.model.state_dict())
+        if difference is not None:
+            raise CheckpointError(f"resume={checkpoint.path}: {difference}")
+        self.model.load_state_dict(checkpoint.model)
+        try:
+            self.optimizer.load_state_dict(checkpoint.optimizer)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CheckpointError(
+                f"resume={checkpoint.path}: the checkpoint's optimizer state does not fit ({exc})"
+            ) from exc
+        restore_rng_states(checkpoint.rng, self.generator)
+        self.best_value = checkpoint.best_value
+        self.saved = checkpoint.path
+        return checkpoint.position
+
+    def _improves(self, metrics: Mapping[str, float]) -> bool:
+        name = self.settings.best_metric
+        if name not in metrics:
+            raise ConfigError(
+                f"trainer.best_metric={name}: no such metric; choose one of: {', '.join(sorted(metrics))}"
+            )
+        value = metrics[name]
+        if self.best_value is None:
+            return True
+        if self.settings.best_mode is BestMode.max:
+            return value > self.best_value
+        return value < self.best_value
+
+    def _refuse_non_finite(self, position: LoopPosition) -> None:
+        import torch
+
+        # One host sync per parameter tensor, once per checkpoint: cheap next to writing the file.
+        weights_ok = all(bool(torch.isfinite(p.detach()).all()) for p in self.model.parameters())
+        window_ok = position.window is None or bool(torch.isfinite(position.window[0]))
+        if not (weights_ok and window_ok):
+            what = "train/loss" if not window_ok else "the weights"
+            raise TrainingDiverged(
+                f"{what} became non-finite by epoch {position.epoch}, step {position.step}; "
+                f"{self._kept()}; lower optim.lr or set trainer.clip_grad_norm"
+            )
+
+    def _kept(self) -> str:
+        return f"kept the last good checkpoint {self.saved}" if self.saved else "no checkpoint was saved yet"
+
+    def diverged(self, metric: str, value: float, *, epoch: int, step: int) -> TrainingDiverged:
+        """The error for a non-finite logged metric, naming the checkpoint that was kept."""
+        return TrainingDiverged(
+            f"{metric} became {value} at epoch {epoch}, step {step} (checked every "
+            f"trainer.log_every={self.settings.log_every} steps); {self._kept()}; "
+            "lower optim.lr or set trainer.clip_grad_norm"
+        )
+
+    def _payload(self, position: LoopPosition) -> dict[str, object]:
+        window = position.window
+        return {
+            "format": FORMAT,
+            "config": self.config,
+            "model": {name: _cpu(tensor) for name, tensor in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None,  # slot for an LR scheduler's state_dict once there is one
+            "position": {
+                "epoch": position.epoch,
+                "batch": position.batch,
+                "step": position.step,
+                "order": None if position.order is None else _cpu(position.order),
+                "window": None if window is None else [_cpu(window[0]), _cpu(window[1]), window[2]],
+                "latest": dict(position.latest),
+            },
+            "rng": rng_states(self.generator),
+            "best_value": self.best_value,
+            "extra": {**self.extra, "metrics_bytes": self._metrics_bytes()},
+        }
+
+    def _metrics_bytes(self) -> int:
+        # metrics.jsonl is flushed line by line, so its size now is exactly what this state logged.
+        if self.metrics_file is None or not self.metrics_file.exists():
+            return 0
+        return self.metrics_file.stat().st_size

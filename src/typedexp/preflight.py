@@ -1,0 +1,39 @@
+"""Checks and rewrites of the overrides made before Hydra starts (and so before it writes anything).
+
+Shared by ``cli.main`` and ``launch()``: refuse secrets typed into overrides, refuse unsafe
+``_target_`` overrides, turn ``resume=`` into the run directory it continues, and refuse reusing
+any other run's directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from typedexp.guards import refuse_reused_output_dirs
+from typedexp.redaction import refuse_secrets_in_overrides
+from typedexp.resume import plan_resume
+from typedexp.targets import check_override_targets
+
+
+def prepare_overrides(overrides: Sequence[str], *, multirun: bool = False) -> list[str]:
+    """The overrides Hydra should run; raises ``ConfigError`` (one line) for a refused one."""
+    refuse_secrets_in_overrides(overrides)
+    check_override_targets(overrides)
+    plan = plan_resume(overrides, multirun=multirun)
+    final = plan.overrides if plan is not None else list(overrides)
+    refuse_reused_output_dirs(final, resuming=plan.run_dir if plan is not None else None)
+    return final
+
+
+def prepare_argv(argv: Sequence[str]) -> list[str]:
+    """``prepare_overrides`` for a command line that may also hold Hydra's flags (-m, --cfg job).
+
+    Overrides are the arguments with ``=`` that are not flags (Hydra's flags take no ``key=value``
+    arguments), so no Hydra-internal parser is needed.
+    """
+    overrides = [arg for arg in argv if "=" in arg and not arg.startswith("-")]
+    multirun = any(arg in ("-m", "--multirun") for arg in argv)
+    final = prepare_overrides(overrides, multirun=multirun)
+    if final == overrides:
+        return list(argv)
+    return [arg for arg in argv if arg not in overrides] + final

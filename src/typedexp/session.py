@@ -1,0 +1,108 @@
+"""A run's state on disk: its checkpointer, and resuming from a checkpoint after checking it fits.
+
+Typed Python only (no Hydra): the task hands in the resolved config as plain containers. A
+checkpoint is refused, with one line naming the first differences, when it was made with another
+config (other than the fields in ``MAY_DIFFER``) or for another model; this happens before the
+tracker starts or any file of the run is touched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from typedexp.engine.checkpoint import Checkpointer, LoopPosition, read_checkpoint
+from typedexp.engine.settings import TrainerSettings
+from typedexp.errors import CheckpointError, ConfigError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+CHECKPOINT_DIR = "checkpoints"
+# Fields a resumed run may change: they do not alter the numbers computed so far. `epochs` lets a
+# finished run train longer; prefixes end with a dot.
+MAY_DIFFER = (
+    "resume", "epochs", "allowed_targets", "tracker.", "trainer.progress", "trainer.device",
+    "trainer.eval_batch_size", "trainer.checkpoint_every",
+)
+
+
+@dataclass
+class Session:
+    checkpointer: Checkpointer
+    resume_from: LoopPosition | None = None  # None: a fresh run
+    tracker_id: str | None = None  # the tracker run to continue, if the checkpoint names one
+
+
+def open_session(
+    run_dir: Path,
+    *,
+    resume: str | None,
+    config: Mapping[str, object],
+    epochs: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    settings: TrainerSettings,
+    metrics_file: Path,
+) -> Session:
+    """A checkpointer for ``run_dir``; with ``resume``, the model/optimizer/RNGs restored from it."""
+    checkpointer = Checkpointer(
+        run_dir / CHECKPOINT_DIR,
+        model=model,
+        optimizer=optimizer,
+        generator=generator,
+        settings=settings,
+        config=config,
+        metrics_file=metrics_file,
+    )
+    if resume is None:
+        return Session(checkpointer)
+    checkpoint = read_checkpoint(Path(resume))
+    check_same_config(checkpoint.config, config, checkpoint.path)
+    position = checkpointer.restore(checkpoint)
+    if position.epoch > epochs:
+        raise ConfigError(
+            f"resume={checkpoint.path}: that run already finished {position.epoch - 1} epochs; "
+            f"set epochs= higher to train longer"
+        )
+    if checkpoint.path.resolve().parent == checkpointer.directory.resolve():
+        # Same run directory: drop metrics.jsonl lines logged after the checkpoint (work that
+        # the resumed run redoes, bit-exactly on CPU), so no step appears twice.
+        kept = checkpoint.extra.get("metrics_bytes")
+        if isinstance(kept, int) and metrics_file.exists() and metrics_file.stat().st_size > kept:
+            os.truncate(metrics_file, kept)
+    tracker_id = checkpoint.extra.get("tracker_id")
+    return Session(checkpointer, position, tracker_id if isinstance(tracker_id, str) else None)
+
+
+def flatten(value: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(value, dict):
+        flat: dict[str, object] = {}
+        for key, item in value.items():
+            flat.update(flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): value}
+
+
+def may_differ(key: str) -> bool:
+    return any(key == field or (field.endswith(".") and key.startswith(field)) for field in MAY_DIFFER)
+
+
+def check_same_config(saved: Mapping[str, object], current: Mapping[str, object], path: Path) -> None:
+    before, now = flatten(dict(saved)), flatten(dict(current))
+    differences = [
+        f"{key}={before.get(key, '<absent>')} there, {now.get(key, '<absent>')} here"
+        for key in sorted(before.keys() | now.keys())
+        if not may_differ(key) and before.get(key, "<absent>") != now.get(key, "<absent>")
+    ]
+    if differences:
+        more = f" (and {len(differences) - 2} more)" if len(differences) > 2 else ""
+        raise CheckpointError(
+            f"resume={path}: made with another config: {'; '.join(differences[:2])}{more}; "
+            "resume with the run's own settings, or start a new run"
+        )

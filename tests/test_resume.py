@@ -1,0 +1,200 @@
+"""Checkpoints and resume: bit-exact continuation, refusal of bad checkpoints, best.pt, clipping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.helpers import RecordingTracker
+from typedexp import ConfigError, launch
+from typedexp.data import FakeData
+from typedexp.engine import TrainerSettings, fit, seed_everything
+from typedexp.engine.checkpoint import FORMAT, Checkpointer, LoopPosition, read_checkpoint, write_atomically
+from typedexp.engine.settings import BestMode, Progress
+from typedexp.errors import CheckpointError, TrainingDiverged
+from typedexp.models import MLP
+from typedexp.optim import SGD
+from typedexp.tracking.jsonl import read_metrics
+
+FAST = ["tracker=disabled", "trainer.progress=off", "dataset=fake", "dataset.num_samples=400"]
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    loaded = torch.load(run_dir / "model.pt", weights_only=True)
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    first, second = weights(a), weights(b)
+    assert first.keys() == second.keys()
+    for name in first:
+        assert torch.equal(first[name], second[name]), name
+
+
+def snapshot(root: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in root.rglob("*") if path.is_file()}
+
+
+def test_resume_mid_epoch_in_process_is_bit_exact(workdir: Path) -> None:
+    # fake data: 320 training images, batch 64 -> 5 batches per epoch; checkpoints every 3 steps.
+    args = [*FAST, "epochs=3", "model.dropout=0.3", "optim=adam", "trainer.log_every=2"]
+    reference = launch([*args, "trainer.checkpoint_every=3"], output_dir=workdir / "ref")
+    short = launch([*args, "trainer.checkpoint_every=3", "epochs=1"], output_dir=workdir / "run")
+    assert read_checkpoint(short.run_dir / "checkpoints" / "last.pt").position.step == 5
+    resumed = launch(["resume=run", "epochs=3"])
+    assert resumed.run_dir == (workdir / "run").resolve()
+    assert resumed.steps == reference.steps == 15
+    assert_same_weights(reference.run_dir, resumed.run_dir)
+    assert (workdir / "run" / "metrics.jsonl").read_bytes() == (workdir / "ref" / "metrics.jsonl").read_bytes()
+
+
+def test_checkpoint_holds_every_state_and_the_config(workdir: Path) -> None:
+    result = launch([*FAST, "epochs=2", "seed=5"], output_dir=workdir / "run")
+    checkpoint = read_checkpoint(result.run_dir / "checkpoints" / "last.pt")
+    assert checkpoint.position.epoch == 3 and checkpoint.position.batch == 0
+    assert checkpoint.position.step == result.steps
+    assert set(checkpoint.rng) == {"python", "numpy", "torch", "cuda", "data"}
+    assert checkpoint.config["seed"] == 5 and checkpoint.config["epochs"] == 2
+    assert "state" in checkpoint.optimizer and "param_groups" in checkpoint.optimizer
+    raw = torch.load(checkpoint.path, weights_only=True)
+    assert raw["scheduler"] is None and raw["format"] == FORMAT
+
+
+def test_best_checkpoint_is_the_best_validation_epoch(workdir: Path) -> None:
+    result = launch([*FAST, "epochs=4", "trainer.best_metric=val/loss", "trainer.best_mode=min"])
+    losses = [point["val/loss"] for point in read_metrics(result.metrics_file) if "val/loss" in point]
+    best = read_checkpoint(result.run_dir / "checkpoints" / "best.pt")
+    assert best.position.latest["val/loss"] == min(losses)
+    assert best.best_value == min(losses)
+
+
+def test_an_unknown_best_metric_names_the_metrics(workdir: Path) -> None:
+    with pytest.raises(ConfigError, match=r"trainer.best_metric=val/f1: no such metric; choose one of: .*val/acc"):
+        launch([*FAST, "epochs=1", "trainer.best_metric=val/f1"])
+
+
+def test_resume_auto_continues_the_newest_run_with_the_same_overrides(workdir: Path) -> None:
+    older = launch([*FAST, "epochs=1"])
+    newer = launch([*FAST, "epochs=1"])
+    launch([*FAST, "epochs=1", "seed=9"])  # other overrides: not a candidate, though newest
+    resumed = launch([*FAST, "epochs=1", "resume=auto", "epochs=2"])
+    assert resumed.run_dir == newer.run_dir.resolve() != older.run_dir.resolve()
+    assert resumed.steps == 10
+
+
+def test_resume_auto_without_a_matching_run_is_refused(workdir: Path) -> None:
+    with pytest.raises(ConfigError, match="resume=auto: no run under outputs/ with the same overrides"):
+        launch([*FAST, "resume=auto"])
+
+
+def test_truncated_checkpoint_is_refused_and_the_run_is_untouched(workdir: Path) -> None:
+    launch([*FAST, "epochs=1"], output_dir=workdir / "run")
+    last = workdir / "run" / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    before = snapshot(workdir / "run")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint .truncated or corrupt"):
+        launch(["resume=run", "epochs=2"])
+    after = snapshot(workdir / "run")
+    assert {path: after[path] for path in before} == before  # only .hydra/resume-*/ was added
+    assert all(".hydra/resume-" in str(path) for path in after.keys() - before.keys())
+
+
+class _RunsCode:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (Path.touch, ("pwned",))  # what a malicious pickle would do on load
+
+
+def test_checkpoint_loading_never_unpickles_code(workdir: Path) -> None:
+    path = workdir / "evil.pt"
+    torch.save({"format": FORMAT, "model": _RunsCode()}, path)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        read_checkpoint(path)
+    assert not (workdir / "pwned").exists()
+    with pytest.raises(CheckpointError, match="not a typedexp checkpoint"):
+        torch.save({"state_dict": {}}, workdir / "other.pt")
+        read_checkpoint(workdir / "other.pt")
+
+
+def _engine(hidden: tuple[int, ...], directory: Path) -> Checkpointer:
+    data = FakeData(num_samples=100).load()
+    generator = seed_everything(0)
+    model = MLP(hidden=hidden).build(data.input_shape, data.num_classes)
+    optimizer = SGD().build(model.parameters())
+    settings = TrainerSettings(progress=Progress.off)
+    return Checkpointer(directory, model=model, optimizer=optimizer, generator=generator,
+                        settings=settings, config={"model": {"hidden": list(hidden)}})
+
+
+def test_checkpoint_of_another_model_is_refused_naming_the_layer(tmp_path: Path) -> None:
+    saver = _engine((16,), tmp_path)
+    saver.save(LoopPosition(epoch=2, batch=0, step=3, latest={"val/acc": 0.5}), epoch_end=True)
+    other = _engine((32,), tmp_path / "other")
+    with pytest.raises(CheckpointError, match=r"0.weight|1.weight"):
+        other.restore(read_checkpoint(saver.last))
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "last.pt"
+    write_atomically({"format": FORMAT, "n": 1}, path)
+    before = path.read_bytes()
+
+    def dies_half_way(obj: object, file: object) -> None:
+        assert hasattr(file, "write")
+        file.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", dies_half_way)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically({"format": FORMAT, "n": 2}, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
+
+
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    data = FakeData(num_samples=200).load()
+    generator = seed_everything(0)
+    model = MLP(hidden=(16,)).build(data.input_shape, data.num_classes)
+    optimizer = SGD().build(model.parameters())
+    settings = TrainerSettings(progress=Progress.off, log_every=2)
+    checkpoints = Checkpointer(tmp_path, model=model, optimizer=optimizer, generator=generator,
+                               settings=settings, config={})
+
+    def train(epochs: int, resume_from: LoopPosition | None = None) -> None:
+        fit(model, optimizer, data, epochs=epochs, batch_size=32, settings=settings,
+            tracker=RecordingTracker(), generator=generator, checkpoints=checkpoints,
+            resume_from=resume_from)
+
+    train(epochs=1)  # 160 training images: 5 steps, then last.pt at the epoch's end
+    good = checkpoints.last.read_bytes()
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match=rf"train/loss became nan at epoch 2, step 6 .*{checkpoints.last}"):
+        train(epochs=2, resume_from=read_checkpoint(checkpoints.last).position)
+    assert checkpoints.last.read_bytes() == good
+
+
+def test_clip_grad_norm_bounds_each_update() -> None:
+    data = FakeData(num_samples=64, noise=5.0).load()
+
+    def first_update(clip: float | None) -> float:
+        seed_everything(0)
+        model = MLP(hidden=(32,)).build(data.input_shape, data.num_classes)
+        before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+        optimizer = SGD(lr=1.0, momentum=0.0).build(model.parameters())
+        settings = TrainerSettings(progress=Progress.off, max_batches=1, clip_grad_norm=clip)
+        fit(model, optimizer, data, epochs=1, batch_size=64, settings=settings,
+            tracker=RecordingTracker(), generator=torch.Generator().manual_seed(0))
+        after = torch.cat([p.detach().flatten() for p in model.parameters()])
+        return float((after - before).norm())
+
+    assert first_update(None) > 0.01
+    assert first_update(0.01) == pytest.approx(0.01, rel=1e-4)  # lr 1 * gradient norm clipped to 0.01
+
+
+def test_best_mode_is_typed() -> None:
+    assert TrainerSettings(best_mode=BestMode.min).best_mode is BestMode.min
+    with pytest.raises(ConfigError, match="checkpoint_every=0"):
+        TrainerSettings(checkpoint_every=0)
