@@ -6,12 +6,10 @@ SIGINT/SIGTERM, SIGKILL then resume, unsafe ``_target_``s, secrets in overrides.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
-
-import signal
-
 import torch
 
 from tests.helpers import QUICK, run_cli, run_signalled
@@ -53,6 +51,9 @@ CASES = [
     (["tracker.project=my project"], ["tracker.project", "letters, digits"]),
     (["hydra.run.dir=outputs/earlier"], ["already holds a run"]),
     (["model.hidden=???"], ["model.hidden: a value is required"]),
+    (["dataset=mnist"], ["dataset=mnist: no files in data/MNIST/raw", "dataset.download=true"]),
+    (["model.norm=weight"], ["model.norm=weight", "none, batch, group, instance, layer"]),
+    (["trainer.precision=fp16"], ["trainer.precision=fp16 needs CUDA"]),
     (["resume=corrupt.pt"], ["corrupt.pt: not a readable checkpoint (truncated or corrupt"]),
     (["resume=outputs/earlier", "model=large"], ["made with another config", "model.hidden=[128] there, [256, 128] here"]),
     (["resume=outputs/nowhere"], ["resume=outputs/nowhere: no such checkpoint file or run directory"]),
