@@ -48,7 +48,7 @@ def one_run(mode: SwanLabMode, log_dir: Path, epochs: int) -> tuple[float, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     modes = [SwanLabMode.disabled, SwanLabMode.offline, SwanLabMode.local]
     results: dict[SwanLabMode, list[tuple[float, float, float, int]]] = {mode: [] for mode in modes}

@@ -38,11 +38,17 @@ class FitResult:
 
 @dataclass
 class _Window:
-    """Running sums over the steps since the last logged point, kept on the device."""
+    """Running sums over the steps since the last logged point, kept on the device.
+
+    Per step this costs 3 small kernels (fused loss accumulate, argmax, compare); the hits are
+    only summed when the window is read or checkpointed. Accumulating the loss in step order
+    keeps a resumed run's logged values bit-identical to an uninterrupted one.
+    """
 
     loss_sum: torch.Tensor  # () float: sum of per-example losses
-    correct: torch.Tensor  # () int64: correctly classified examples
+    correct: torch.Tensor  # () int64: correct examples of the steps folded in so far
     count: int = field(default=0)  # examples; a Python int since batch sizes are known
+    hits: list[torch.Tensor] = field(default_factory=list)  # (B,) bool per step, not yet folded
 
     @classmethod
     def zeros(cls, device: torch.device) -> _Window:
@@ -53,16 +59,27 @@ class _Window:
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         batch = int(labels.shape[0])
-        self.loss_sum += loss.detach() * batch
-        self.correct += (logits.detach().argmax(dim=1) == labels).sum()
+        self.loss_sum.add_(loss.detach(), alpha=batch)  # mean loss x batch = summed loss
+        self.hits.append(logits.detach().argmax(dim=1) == labels)
         self.count += batch
+
+    def totals(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(loss_sum, correct, count), with the pending hits folded in (no host sync)."""
+        import torch
+
+        if self.hits:
+            self.correct += torch.cat(self.hits).sum()
+            self.hits.clear()
+        return self.loss_sum, self.correct, self.count
 
     def drain(self, prefix: str) -> dict[str, float]:
         """Read the window back (the one host sync) and reset it."""
         import torch
 
-        loss_sum, correct = torch.stack([self.loss_sum, self.correct.to(self.loss_sum.dtype)]).tolist()
-        metrics = {f"{prefix}/loss": loss_sum / self.count, f"{prefix}/acc": correct / self.count}
+        loss_total, correct_total, count = self.totals()
+        pair = torch.stack([loss_total, correct_total.to(loss_total.dtype)])
+        loss_sum, correct = pair.tolist()
+        metrics = {f"{prefix}/loss": loss_sum / count, f"{prefix}/acc": correct / count}
         self.loss_sum.zero_()
         self.correct.zero_()
         self.count = 0
@@ -159,8 +176,7 @@ def fit(
                     progress.describe(f"epoch {epoch}/{epochs} loss {metrics['train/loss']:.4f}")
                 progress.advance()
                 if checkpoints is not None and checkpoints.due(step):
-                    saved_window = (window.loss_sum, window.correct, window.count)
-                    checkpoints.save(LoopPosition(epoch, batch + 1, step, order, saved_window, latest))
+                    checkpoints.save(LoopPosition(epoch, batch + 1, step, order, window.totals(), latest))
             val_metrics = evaluate(model, data.val, batch_size=settings.eval_batch_size)
             _check_finite(val_metrics, epoch, step, settings, checkpoints)
             tracker.log(val_metrics, step=step, epoch=epoch)
