@@ -85,8 +85,8 @@ def measure(
     return [
         [name, shape, "seed DataLoader", f"{seed:.2f}", "1.0x"],
         [name, shape, "typedexp resident", f"{ours:.2f}", f"{seed / ours:.1f}x"],
-        [name, "", "(once) decode with torchvision + write cache", f"{decode:.2f}", ""],
-        [name, "", "(once) load cache", f"{cached:.2f}", ""],
+        [name, "", "(once) decode (torchvision), cache, normalize", f"{decode:.2f}", ""],
+        [name, "", "(each run) load cache, normalize", f"{cached:.2f}", ""],
     ]
 
 

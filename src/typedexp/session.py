@@ -28,6 +28,8 @@ CHECKPOINT_DIR = "checkpoints"
 MAY_DIFFER = (
     "resume", "epochs", "allowed_targets", "tracker.", "trainer.progress", "trainer.device",
     "trainer.eval_batch_size", "trainer.checkpoint_every",
+    # Where the dataset files live and how they are fetched do not change the data itself.
+    "dataset.root", "dataset.download", "dataset.cache",
 )
 
 
