@@ -106,20 +106,12 @@ def main() -> None:
         write_cifar10(root, per_batch=cifar_batch, test=1000)
         # Random files fail CIFAR's published checksums; skip that check for these files only.
         cifar.check_integrity = lambda fpath, md5=None: Path(fpath).is_file()
-        rows += measure(
-            "MNIST",
-            MNIST(root=str(root)),
-            lambda transform: datasets.MNIST(root, train=True, transform=transform),
-            args.batch_size,
-            args.repeats,
-        )
-        rows += measure(
-            "CIFAR-10",
-            CIFAR10(root=str(root)),
-            lambda transform: datasets.CIFAR10(root, train=True, transform=transform),
-            args.batch_size,
-            args.repeats,
-        )
+        cases: list[tuple[str, TorchvisionImages, Callable[[transforms.Compose], datasets.VisionDataset]]] = [
+            ("MNIST", MNIST(root=str(root)), lambda t: datasets.MNIST(root, train=True, transform=t)),
+            ("CIFAR-10", CIFAR10(root=str(root)), lambda t: datasets.CIFAR10(root, train=True, transform=t)),
+        ]
+        for name, spec, seed_dataset in cases:
+            rows += measure(name, spec, seed_dataset, args.batch_size, args.repeats)
     print(f"machine: {machine()}")
     print(f"one epoch of the `small` MLP, batch {args.batch_size}, median of {args.repeats} run(s)\n")
     print(table(["data", "shape", "pipeline", "seconds", "speed-up"], rows))

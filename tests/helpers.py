@@ -26,12 +26,12 @@ class CliRun:
         return [line for line in self.stderr.splitlines() if line.strip()]
 
 
-def run_cli(args: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> CliRun:
-    """``python -m typedexp args...`` in ``cwd``, as a user would type it."""
+def run_module(module_args: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> CliRun:
+    """``python -m <module_args>`` in ``cwd``, without the caller's API key or HYDRA_FULL_ERROR."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("SWANLAB_API_KEY", "HYDRA_FULL_ERROR")}
     full_env.update(env or {})
     done = subprocess.run(
-        [sys.executable, "-m", "typedexp", *args],
+        [sys.executable, "-m", *module_args],
         cwd=cwd,
         env=full_env,
         capture_output=True,
@@ -39,6 +39,11 @@ def run_cli(args: list[str], cwd: Path, env: Mapping[str, str] | None = None) ->
         timeout=300,
     )
     return CliRun(done.returncode, done.stdout, done.stderr)
+
+
+def run_cli(args: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> CliRun:
+    """``python -m typedexp args...`` in ``cwd``, as a user would type it."""
+    return run_module(["typedexp", *args], cwd, env)
 
 
 @dataclass
@@ -58,14 +63,5 @@ class RecordingTracker:
 def run_signalled(step: int, signals: str, args: list[str], cwd: Path) -> CliRun:
     """The CLI with ``args``, sent ``signals`` (e.g. "SIGINT" or "SIGKILL") right after ``step`` is logged."""
     root = Path(__file__).resolve().parent.parent
-    env = {k: v for k, v in os.environ.items() if k not in ("SWANLAB_API_KEY", "HYDRA_FULL_ERROR")}
-    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.signal_run", str(step), signals, "--", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return CliRun(done.returncode, done.stdout, done.stderr)
+    path = os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
+    return run_module(["tests.signal_run", str(step), signals, "--", *args], cwd, {"PYTHONPATH": path})
