@@ -125,3 +125,13 @@ def test_help_lists_every_group_and_option() -> None:
         "tracker: cloud, disabled, local, offline",
     ):
         assert line in out
+
+
+def test_fast_help_prints_exactly_what_hydra_prints() -> None:
+    run_help = "sys.argv = ['typedexp', '--help']\ntry:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+    fast = python_snippet("import sys\nimport typedexp.cli as cli\n" + run_help)
+    unpatched = python_snippet(
+        "import sys\nimport typedexp.cli as cli\ncli.share_repository_for_help = lambda: None\n" + run_help
+    )
+    assert fast == unpatched
+    assert "model: cnn, large, small" in fast
