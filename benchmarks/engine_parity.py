@@ -99,13 +99,18 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=8192)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)  # one thread: less exposed to the VM's noisy neighbours
     data = FakeData(num_samples=args.samples, height=28, width=28, val_fraction=0.05).load()
     steps = args.epochs * -(-len(data.train) // args.batch_size)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("SWANLAB_INTERACTIVE", "false")
-        for name, spec in MODELS.items():
+        for name in args.models:
+            spec = MODELS[name]
             # Interleaved repeats, best of each: on a shared VM, interference only ever adds time,
             # so the minimum is the most faithful estimate of each variant's own cost.
             raw_times, off_times, on_times = [], [], []
@@ -128,7 +133,8 @@ def main() -> None:
             ])
     print(f"machine: {machine()}")
     print(f"{steps} steps ({args.epochs} epochs of {len(data.train)} MNIST-shaped examples, batch "
-          f"{args.batch_size}), best of {args.repeats} interleaved runs; steps/s, ratio = engine / raw\n")
+          f"{args.batch_size}), best of {args.repeats} interleaved runs, {torch.get_num_threads()} "
+          f"torch thread(s); steps/s, ratio = engine / raw\n")
     print(table(["model", "raw loop", "engine, no tracking", "engine, offline tracking",
                  "ratio (no tracking)", "ratio (tracking)", "same weights"], rows))
 

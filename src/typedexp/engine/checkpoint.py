@@ -35,8 +35,9 @@ class LoopPosition:
 
     ``epoch``/``batch`` name the next batch to train (1-based epoch, 0-based batch). ``order`` is
     that epoch's permutation once drawn (None at an epoch boundary, where the next epoch draws
-    its own from the restored generator). ``window`` is the partial logging window: summed loss
-    (() float), correct count (() int64) and examples since the last logged point.
+    its own from the restored generator). ``window`` is the partial logging window: each step's
+    loss times its batch size ((k,) float, in step order, so a resumed run sums exactly the same
+    vector), the correct count (() int64) and the examples since the last logged point.
     """
 
     epoch: int
@@ -304,7 +305,7 @@ class Checkpointer:
 
         # One host sync per parameter tensor, once per checkpoint: cheap next to writing the file.
         weights_ok = all(bool(torch.isfinite(p.detach()).all()) for p in self.model.parameters())
-        window_ok = position.window is None or bool(torch.isfinite(position.window[0]))
+        window_ok = position.window is None or bool(torch.isfinite(position.window[0]).all())
         if not (weights_ok and window_ok):
             what = "train/loss" if not window_ok else "the weights"
             raise TrainingDiverged(
