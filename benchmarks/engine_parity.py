@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -98,7 +99,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--samples", type=int, default=8192)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     args = parser.parse_args()
@@ -111,14 +112,16 @@ def main() -> None:
         os.environ.setdefault("SWANLAB_INTERACTIVE", "false")
         for name in args.models:
             spec = MODELS[name]
-            # Interleaved repeats, best of each: on a shared VM, interference only ever adds time,
-            # so the minimum is the most faithful estimate of each variant's own cost.
+            # Paired, interleaved repeats: raw, engine and tracked engine run back to back, and the
+            # ratio is taken within each repeat, so slow drifts in the shared VM's speed cancel.
             raw_times, off_times, on_times = [], [], []
             for _ in range(args.repeats):
                 raw_times.append(timed(lambda: raw_loop(spec, data, args.epochs, args.batch_size), 1))
                 off_times.append(timed(lambda: engine_run(spec, data, args.epochs, args.batch_size, NullTracker()), 1))
                 on_times.append(tracked_fit_seconds(spec, data, args.epochs, args.batch_size, Path(tmp)))
             raw, off, on = min(raw_times), min(off_times), min(on_times)
+            ratio_off = statistics.median(r / o for r, o in zip(raw_times, off_times, strict=True))
+            ratio_on = statistics.median(r / o for r, o in zip(raw_times, on_times, strict=True))
             same = all(
                 torch.equal(a, b)
                 for a, b in zip(
@@ -129,12 +132,12 @@ def main() -> None:
             )
             rows.append([
                 name, f"{steps / raw:.0f}", f"{steps / off:.0f}", f"{steps / on:.0f}",
-                f"{raw / off:.3f}", f"{raw / on:.3f}", "yes" if same else "NO",
+                f"{ratio_off:.3f}", f"{ratio_on:.3f}", "yes" if same else "NO",
             ])
     print(f"machine: {machine()}")
     print(f"{steps} steps ({args.epochs} epochs of {len(data.train)} MNIST-shaped examples, batch "
-          f"{args.batch_size}), best of {args.repeats} interleaved runs, {torch.get_num_threads()} "
-          f"torch thread(s); steps/s, ratio = engine / raw\n")
+          f"{args.batch_size}), {args.repeats} paired repeats, {torch.get_num_threads()} torch "
+          f"thread(s); steps/s of the best repeat; ratio = median over repeats of engine / raw\n")
     print(table(["model", "raw loop", "engine, no tracking", "engine, offline tracking",
                  "ratio (no tracking)", "ratio (tracking)", "same weights"], rows))
 
