@@ -1,7 +1,8 @@
 """Train and evaluate on resident tensors.
 
-The hot loop does no host synchronisation: loss and accuracy accumulate in device tensors and
-are read back (one ``.tolist()``) once per ``log_every`` steps and at the end of each epoch.
+The hot loop does no host synchronisation: each step's loss and logits stay on the device and
+are reduced and read back (one ``.tolist()``) once per ``log_every`` steps and at the end of
+each epoch.
 Batches are drawn by indexing the whole split with a slice of a seeded permutation.
 """
 
