@@ -157,7 +157,7 @@ def plain_config(cfg: DictConfig | None) -> dict[str, object]:
 def summary_line(result: RunResult) -> str:
     metrics = "  ".join(
         f"{name} {result.metrics[name]:.4f}"
-        for name in ("val/acc", "val/loss", "train/loss")
+        for name in ("val/acc", "val/loss", "train/loss", "test/acc")
         if name in result.metrics
     )
     tracking = f"  tracking failed ({result.tracking_error})" if result.tracking_error else ""
