@@ -11,15 +11,15 @@ from __future__ import annotations
 import enum
 import os
 import re
+import threading
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import Literal, Optional, Protocol
 
 from typedexp.errors import ConfigError, TrackerError
 from typedexp.tracking.base import NullTracker, RunOutcome, Tracker
-
-if TYPE_CHECKING:
-    import swanlab
+from typedexp.tracking.swanlab_local import check_dashboard_once_per_flush
 
 # SwanLab's own rule for project names (init fails on anything else).
 PROJECT_NAME = re.compile(r"^[0-9a-zA-Z_\-+.]{1,100}$")
@@ -42,12 +42,17 @@ class SwanLabTracking:
     log_dir: str = "swanlog"  # relative to the working directory; what `swanlab watch` opens
     workspace: Optional[str] = None  # cloud only: an organisation instead of your user
     description: str = ""
+    # Seconds between hand-offs of logged points to SwanLab, done off the training thread
+    # (0: each point at once, on the training thread). metrics.jsonl is never delayed.
+    flush_every_s: float = 1.0
 
     def __post_init__(self) -> None:
         if not PROJECT_NAME.match(self.project):
             raise ConfigError(
                 f"tracker.project={self.project!r}: use 1-100 letters, digits or _-+. (SwanLab's rule)"
             )
+        if not self.flush_every_s >= 0:  # also refuses nan
+            raise ConfigError(f"tracker.flush_every_s={self.flush_every_s}: must be >= 0 seconds")
 
     def check_available(self) -> None:
         """Fail before any work (and without importing swanlab) if the run cannot be tracked."""
@@ -79,6 +84,8 @@ class SwanLabTracking:
             description, run_name = (text.replace(api_key, "***") for text in (description, run_name))
         import swanlab
 
+        if self.mode is SwanLabMode.local:
+            check_dashboard_once_per_flush()
         cloud = self.mode is SwanLabMode.cloud
         # Failures inside init (unwritable log_dir, no network) propagate: GuardedTracker turns
         # them into one warning and training goes on. The key is only handed over for cloud.
@@ -95,12 +102,43 @@ class SwanLabTracking:
             resume="allow" if resume_id else None,
             settings=swanlab.Settings(interactive=False, api_key=api_key if cloud else None),
         )
-        return SwanLabTracker(run)
+        return SwanLabTracker(run, flush_every_s=self.flush_every_s)
+
+
+class SwanLabRun(Protocol):
+    """The part of ``swanlab.Run`` the tracker uses."""
+
+    @property
+    def id(self) -> str: ...
+
+    def log(self, data: Mapping[str, float], step: int | None = None) -> None: ...
+
+    def finish(self, state: Literal["success", "crashed", "aborted"] = "success", error: str | None = None) -> None: ...
 
 
 class SwanLabTracker:
-    def __init__(self, run: swanlab.Run) -> None:
+    """Hands logged points to a SwanLab run from a thread of its own, every ``flush_every_s``.
+
+    SwanLab's ``run.log`` validates, flattens and queues each point on the calling thread: about
+    80 µs idle and 250-400 µs while training competes for the CPU (measured), 3-4% of a `small`
+    step at ``log_every=10``. Here the training thread only appends the point to a deque; a
+    daemon thread hands the pending points over in order, with their steps, while torch runs
+    kernels without the GIL. The dashboard lags by up to ``flush_every_s``. ``finish`` hands
+    over everything still pending before closing the run, so a crash or Ctrl-C loses nothing;
+    only a SIGKILL loses the pending points (metrics.jsonl has them). With ``flush_every_s=0``
+    every point is handed over at once, on the training thread.
+    """
+
+    def __init__(self, run: SwanLabRun, *, flush_every_s: float = 0.0) -> None:
         self.run = run
+        self.flush_every_s = flush_every_s
+        self._pending: deque[tuple[dict[str, float], int]] = deque()  # (metrics, step), oldest first
+        self._failure: Exception | None = None  # the hand-off thread's error, raised on the next log
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if flush_every_s > 0:
+            self._thread = threading.Thread(target=self._hand_off_periodically, name="typedexp-swanlab", daemon=True)
+            self._thread.start()
 
     @property
     def run_id(self) -> str:
@@ -108,7 +146,33 @@ class SwanLabTracker:
         return self.run.id
 
     def log(self, metrics: Mapping[str, float], *, step: int, epoch: int) -> None:
-        self.run.log(dict(metrics), step=step)
+        if self._failure is not None:
+            raise self._failure  # GuardedTracker turns it into one warning
+        self._pending.append((dict(metrics), step))
+        if self._thread is None:
+            self._hand_off()
 
     def finish(self, outcome: RunOutcome, error: str | None = None) -> None:
-        self.run.finish(state=outcome.value, error=error)
+        try:
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join()
+            if self._failure is None:
+                self._hand_off()
+        finally:
+            self.run.finish(state=outcome.value, error=error)
+        if self._failure is not None:
+            raise self._failure  # a hand-off failure after the last log still gets its warning
+
+    def _hand_off(self) -> None:
+        while self._pending:  # deque.popleft is atomic: the training thread may append meanwhile
+            metrics, step = self._pending.popleft()
+            self.run.log(metrics, step=step)
+
+    def _hand_off_periodically(self) -> None:
+        while not self._stop.wait(self.flush_every_s):
+            try:
+                self._hand_off()
+            except Exception as exc:
+                self._failure = exc
+                return

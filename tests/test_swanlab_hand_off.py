@@ -1,0 +1,164 @@
+"""How points reach SwanLab: off the training thread, in order, nothing lost at finish; and the
+local dashboard writer asking its database once per batch."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pytest
+from swanlab.deprecated.local import LocalCallbacker
+
+from typedexp import ConfigError
+from typedexp.tracking import RunOutcome, SwanLabTracking
+from typedexp.tracking.guarded import GuardedTracker
+from typedexp.tracking.swanlab_local import check_once_per_flush
+from typedexp.tracking.swanlab_tracker import SwanLabTracker
+
+
+@dataclass
+class FakeRun:
+    """Stands in for ``swanlab.Run``: records each call and the thread it came from."""
+
+    fail_with: Exception | None = None
+    logged: list[tuple[int, dict[str, float], str]] = field(default_factory=list)  # (step, metrics, thread)
+    finished: list[tuple[str, int]] = field(default_factory=list)  # (state, points logged by then)
+    attempts: int = 0
+
+    @property
+    def id(self) -> str:
+        return "fake-run"
+
+    def log(self, data: Mapping[str, float], step: int | None = None) -> None:
+        self.attempts += 1
+        if self.fail_with is not None:
+            raise self.fail_with
+        assert step is not None
+        self.logged.append((step, dict(data), threading.current_thread().name))
+
+    def finish(self, state: Literal["success", "crashed", "aborted"] = "success", error: str | None = None) -> None:
+        self.finished.append((state, len(self.logged)))
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+POINTS = [({"train/loss": 1.0 / step, "train/acc": step / 100}, step) for step in range(1, 41)]
+
+
+def test_points_reach_swanlab_in_order_from_another_thread() -> None:
+    run = FakeRun()
+    tracker = SwanLabTracker(run, flush_every_s=0.01)
+    for metrics, step in POINTS:
+        tracker.log(metrics, step=step, epoch=1)
+    wait_until(lambda: len(run.logged) == len(POINTS))
+    assert [(step, metrics) for step, metrics, _ in run.logged] == [(step, metrics) for metrics, step in POINTS]
+    assert {thread for _, _, thread in run.logged} == {"typedexp-swanlab"}
+    tracker.finish(RunOutcome.success)
+    assert run.finished == [("success", len(POINTS))]
+
+
+def test_finish_hands_over_every_pending_point_before_closing_the_run() -> None:
+    run = FakeRun()
+    tracker = SwanLabTracker(run, flush_every_s=3600)  # the thread never wakes on its own
+    for metrics, step in POINTS[:5]:
+        tracker.log(metrics, step=step, epoch=1)
+    time.sleep(0.05)
+    assert run.logged == []
+    tracker.finish(RunOutcome.aborted, "interrupted")
+    assert [step for step, _, _ in run.logged] == [1, 2, 3, 4, 5]
+    assert run.finished == [("aborted", 5)]
+
+
+def test_zero_interval_hands_each_point_over_at_once_on_the_calling_thread() -> None:
+    run = FakeRun()
+    tracker = SwanLabTracker(run, flush_every_s=0)
+    tracker.log({"train/loss": 0.5}, step=7, epoch=1)
+    assert run.logged == [(7, {"train/loss": 0.5}, threading.current_thread().name)]
+    tracker.finish(RunOutcome.success)
+    assert run.finished == [("success", 1)]
+
+
+def test_a_hand_off_failure_becomes_one_warning_on_the_next_log() -> None:
+    run = FakeRun(fail_with=OSError("No space left on device"))
+    warnings: list[str] = []
+    guarded = GuardedTracker(SwanLabTracker(run, flush_every_s=0.01), warn=warnings.append)
+    guarded.log({"train/loss": 1.0}, step=1, epoch=1)
+    wait_until(lambda: run.attempts == 1)
+    time.sleep(0.05)  # the thread records the failure right after the attempt
+    guarded.log({"train/loss": 0.9}, step=2, epoch=1)
+    guarded.log({"train/loss": 0.8}, step=3, epoch=1)
+    guarded.finish(RunOutcome.success)
+    assert warnings and len(warnings) == 1 and "log: OSError: No space left on device" in warnings[0]
+    assert run.finished == [("crashed", 0)]  # the broken run is closed once, as crashed
+    assert run.attempts == 1  # nothing more is pushed into a broken run
+
+
+def test_a_hand_off_failure_after_the_last_log_is_reported_by_finish() -> None:
+    run = FakeRun(fail_with=OSError("disk full"))
+    tracker = SwanLabTracker(run, flush_every_s=0.01)
+    tracker.log({"train/loss": 1.0}, step=1, epoch=1)
+    wait_until(lambda: run.attempts == 1)
+    with pytest.raises(OSError, match="disk full"):
+        tracker.finish(RunOutcome.success)
+    assert run.finished == [("success", 0)]
+
+
+@pytest.mark.parametrize("seconds", [-1.0, float("nan")])
+def test_flush_interval_must_be_a_non_negative_number(seconds: float) -> None:
+    with pytest.raises(ConfigError, match="tracker.flush_every_s"):
+        SwanLabTracking(flush_every_s=seconds)
+
+
+class CountingCallbacker(LocalCallbacker):
+    """SwanLab's real flush methods over a fake per-record writer and a counted status query."""
+
+    def __init__(self, stopped_in_dashboard: bool = False) -> None:
+        super().__init__()
+        self.stopped_in_dashboard = stopped_in_dashboard
+        self.status_queries = 0
+        self.written: list[object] = []
+
+    def _check_exp_status(self) -> None:
+        self.status_queries += 1
+        if self.stopped_in_dashboard:
+            raise KeyboardInterrupt("The experiment has been stopped by the user")
+
+    def _handle_metric(self, record: object, scalar: bool) -> None:
+        self._check_exp_status()  # what SwanLab's own _handle_metric does before each record
+        self.written.append(record)
+
+
+def test_local_dashboard_writer_queries_its_database_once_per_batch() -> None:
+    class Patched(CountingCallbacker):
+        pass
+
+    assert check_once_per_flush(Patched)
+    writer = Patched()
+    records: Sequence[object] = list(range(100))
+    writer.on_scalar_flush(records)
+    writer.on_media_flush(records[:3])
+    assert writer.written == [*records, *records[:3]]
+    assert writer.status_queries == 2  # one per batch, instead of one per record (103)
+
+    unpatched = CountingCallbacker()
+    unpatched.on_scalar_flush(records)
+    assert unpatched.status_queries == 100
+
+
+def test_stopping_the_run_in_the_dashboard_still_stops_the_writer() -> None:
+    class Patched(CountingCallbacker):
+        pass
+
+    check_once_per_flush(Patched)
+    writer = Patched(stopped_in_dashboard=True)
+    with pytest.raises(KeyboardInterrupt):
+        writer.on_scalar_flush([1, 2, 3])
+    assert writer.written == []
