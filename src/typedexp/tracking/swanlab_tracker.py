@@ -19,7 +19,7 @@ from typing import Literal, Optional, Protocol
 
 from typedexp.errors import ConfigError, TrackerError
 from typedexp.tracking.base import NullTracker, RunOutcome, Tracker
-from typedexp.tracking.swanlab_local import check_dashboard_once_per_flush
+from typedexp.tracking.swanlab_patches import check_dashboard_once_per_flush, list_requirements_in_process
 
 # SwanLab's own rule for project names (init fails on anything else).
 PROJECT_NAME = re.compile(r"^[0-9a-zA-Z_\-+.]{1,100}$")
@@ -84,6 +84,7 @@ class SwanLabTracking:
             description, run_name = (text.replace(api_key, "***") for text in (description, run_name))
         import swanlab
 
+        list_requirements_in_process()
         if self.mode is SwanLabMode.local:
             check_dashboard_once_per_flush()
         cloud = self.mode is SwanLabMode.cloud

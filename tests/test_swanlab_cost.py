@@ -1,22 +1,28 @@
-"""How points reach SwanLab: off the training thread, in order, nothing lost at finish; and the
-local dashboard writer asking its database once per batch."""
+"""What makes SwanLab cheap, checked against what SwanLab records: points handed over off the
+training thread (in order, nothing lost at finish), the environment snapshot read in-process,
+and the local dashboard writer asking its database once per batch."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import pytest
 from swanlab.deprecated.local import LocalCallbacker
 
-from typedexp import ConfigError
+from typedexp import ConfigError, launch
 from typedexp.tracking import RunOutcome, SwanLabTracking
 from typedexp.tracking.guarded import GuardedTracker
-from typedexp.tracking.swanlab_local import check_once_per_flush
+from typedexp.tracking.swanlab_patches import check_once_per_flush, installed_requirements
 from typedexp.tracking.swanlab_tracker import SwanLabTracker
+
+from tests.test_tracking import SHORT, only_run
 
 
 @dataclass
@@ -162,3 +168,14 @@ def test_stopping_the_run_in_the_dashboard_still_stops_the_writer() -> None:
     with pytest.raises(KeyboardInterrupt):
         writer.on_scalar_flush([1, 2, 3])
     assert writer.written == []
+
+
+def test_the_environment_snapshot_in_a_run_is_what_pip_lists(workdir: Path) -> None:
+    launch(["tracker=offline", "tracker.log_dir=sl", *SHORT])
+    recorded = (only_run(workdir / "sl") / "files" / "requirements.txt").read_text(encoding="utf-8")
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert recorded == pip == installed_requirements()
+    assert "torch==" in recorded and "swanlab==" in recorded
