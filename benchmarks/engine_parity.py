@@ -5,7 +5,7 @@ For `small`, `large` and `cnn` on MNIST-shaped data held in memory, with trackin
 ratio engine / raw (target >= 0.98 with tracking on), and checks that both trained the same
 computation: identical weights after the same steps.
 
-    python -m benchmarks.engine_parity [--epochs 2] [--samples 8192] [--repeats 3]
+    python -m benchmarks.engine_parity [--epochs 6] [--samples 8192] [--repeats 7] [--threads N]
 """
 
 from __future__ import annotations
@@ -96,10 +96,10 @@ def tracked_fit_seconds(spec: ModelSpec, data: DataBundle, epochs: int, batch_si
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=6)  # ~730 steps: 1-6 s per run, past init transients
     parser.add_argument("--samples", type=int, default=8192)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     args = parser.parse_args()
