@@ -42,8 +42,9 @@ class _Window:
     """The steps since the last logged point, reduced only when read.
 
     ``add`` launches no kernel: it keeps references to the step's loss, logits and labels, and
-    ``totals``/``drain`` reduce them all at once (5 kernels per window instead of 3-6 per step;
-    measured at ~80 µs per step on this project's 2-core VM, 7% of a `small` MLP step).
+    ``totals``/``drain`` reduce them all at once (about 10 kernels per window instead of 3-6 per
+    step, which measured ~80 µs per step on this project's 2-core VM, 7% of a `small` MLP step;
+    a window of 10 steps now costs ~120 µs in all, `benchmarks`' notes in README).
     ``weighted`` keeps each step's loss x batch size in step order, so a run resumed from a
     checkpoint sums exactly the same vector as the uninterrupted run.
     """
@@ -56,6 +57,14 @@ class _Window:
     sizes: list[int] = field(default_factory=list)
     logits: list[torch.Tensor] = field(default_factory=list)  # (B, num_classes) per pending step
     labels: list[torch.Tensor] = field(default_factory=list)  # (B,)
+    empty: torch.Tensor = field(init=False)  # (0,) what `weighted` is reset to
+    zero: torch.Tensor = field(init=False)  # () what `correct` is reset to
+
+    def __post_init__(self) -> None:
+        import torch
+
+        # Reset values, made once: nothing updates them in place (torch.cat and + make new tensors).
+        self.empty, self.zero = self.weighted[:0], torch.zeros_like(self.correct)
 
     @classmethod
     def zeros(cls, device: torch.device) -> _Window:
@@ -79,8 +88,12 @@ class _Window:
         import torch
 
         if self.losses:
-            sizes = torch.tensor(self.sizes, dtype=self.losses[0].dtype).to(self.device, non_blocking=True)
-            self.weighted = torch.cat([self.weighted, torch.stack(self.losses) * sizes])
+            losses = torch.stack(self.losses)  # (k,)
+            if len(set(self.sizes)) == 1:  # the usual case: a Python scalar, bit-identical to a vector of it
+                weighted = losses * self.sizes[0]
+            else:
+                weighted = losses * torch.tensor(self.sizes, dtype=losses.dtype).to(self.device, non_blocking=True)
+            self.weighted = torch.cat([self.weighted, weighted])
             hits = torch.cat(self.logits).argmax(dim=1) == torch.cat(self.labels)
             self.correct = self.correct + hits.sum()
             self.losses, self.sizes, self.logits, self.labels = [], [], [], []
@@ -91,12 +104,12 @@ class _Window:
         import torch
 
         weighted, correct_total, count = self.totals()
-        pair = torch.stack([weighted.sum(), correct_total.to(weighted.dtype)])
-        loss_sum, correct = pair.tolist()
+        if weighted.device.type == "cpu":  # reading a CPU tensor is no sync: skip the stack
+            loss_sum, correct = weighted.sum().item(), correct_total.item()
+        else:
+            loss_sum, correct = torch.stack([weighted.sum(), correct_total.to(weighted.dtype)]).tolist()
         metrics = {f"{prefix}/loss": loss_sum / count, f"{prefix}/acc": correct / count}
-        self.weighted = weighted[:0]
-        self.correct = torch.zeros_like(correct_total)
-        self.count = 0
+        self.weighted, self.correct, self.count = self.empty, self.zero, 0
         return metrics
 
 
@@ -162,6 +175,7 @@ def fit(
     step = start.step
     started = time.perf_counter()
     total = epochs * batches_per_epoch - step
+    index_to_device = device.type != "cpu"  # the order lives on the CPU: a no-op `.to` costs ~1.5 µs a step
     with TrainingProgress(total, enabled=enabled, console=console) as progress:
         for epoch in range(start.epoch, epochs + 1):
             model.train()
@@ -173,7 +187,9 @@ def fit(
                 order = epoch_order(len(train), generator)
                 window = _Window.zeros(device)
             for batch in range(first_batch, batches_per_epoch):
-                index = order[batch * batch_size : (batch + 1) * batch_size].to(device, non_blocking=True)
+                index = order[batch * batch_size : (batch + 1) * batch_size]
+                if index_to_device:
+                    index = index.to(device, non_blocking=True)
                 images, labels = train.images[index], train.labels[index]  # (B, C, H, W), (B,)
                 if augment is not None:
                     images = augment(images, generator)

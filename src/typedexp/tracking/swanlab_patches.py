@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import functools
 import re
+import site
+import sys
 import threading
 from importlib import metadata
+from pathlib import Path
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -41,11 +44,21 @@ class Flush(Protocol):
 def installed_requirements() -> str:
     """``pip list --format=freeze`` of this interpreter's environment, without starting pip."""
     lines: dict[str, str] = {}  # pip's canonical name -> "Name==version"; the first on sys.path wins
-    for distribution in metadata.distributions():
+    for distribution in metadata.distributions(path=_interpreter_paths()):
         name = distribution.metadata["Name"]
         if name:
             lines.setdefault(re.sub(r"[-_.]+", "-", name).lower(), f"{name}=={distribution.version}")
     return "".join(f"{lines[key]}\n" for key in sorted(lines))
+
+
+def _interpreter_paths() -> list[str]:
+    """``sys.path`` less the directories inside site-packages, as a fresh interpreter has it.
+
+    Importing setuptools puts its ``setuptools/_vendor`` on ``sys.path``; pip, started afresh,
+    does not see the packages vendored there, so neither does this list.
+    """
+    sites = [Path(directory).resolve() for directory in site.getsitepackages()]
+    return [entry for entry in sys.path if not any(s in Path(entry or ".").resolve().parents for s in sites)]
 
 
 def list_requirements_in_process() -> bool:
