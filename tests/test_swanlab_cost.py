@@ -9,18 +9,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import pytest
 from swanlab.deprecated.local import LocalCallbacker
+from swanlab.proto.swanlab.metric.data.v1.data_pb2 import ScalarRecord, ScalarValue
 
 from typedexp import ConfigError, launch
 from typedexp.tracking import RunOutcome, SwanLabTracking
 from typedexp.tracking.guarded import GuardedTracker
-from typedexp.tracking.swanlab_patches import check_once_per_flush, installed_requirements
+from typedexp.tracking.swanlab_patches import check_once_per_flush, installed_requirements, write_scalars_once_per_file
 from typedexp.tracking.swanlab_tracker import SwanLabTracker
 
 from tests.test_tracking import SHORT, only_run
@@ -125,50 +126,47 @@ def test_flush_interval_must_be_a_non_negative_number(seconds: float) -> None:
 
 
 class CountingCallbacker(LocalCallbacker):
-    """SwanLab's real flush methods over a fake per-record writer and a counted status query."""
+    """SwanLab's local writer, writing under ``logs``, with its dashboard status query counted."""
 
-    def __init__(self, stopped_in_dashboard: bool = False) -> None:
+    def __init__(self, logs: Path, stopped_in_dashboard: bool = False) -> None:
         super().__init__()
+        self._swanlog_dir = logs  # a writer without a dashboard database
         self.stopped_in_dashboard = stopped_in_dashboard
         self.status_queries = 0
-        self.written: list[object] = []
 
     def _check_exp_status(self) -> None:
         self.status_queries += 1
         if self.stopped_in_dashboard:
             raise KeyboardInterrupt("The experiment has been stopped by the user")
 
-    def _handle_metric(self, record: object, scalar: bool) -> None:
-        self._check_exp_status()  # what SwanLab's own _handle_metric does before each record
-        self.written.append(record)
 
-
-def test_local_dashboard_writer_queries_its_database_once_per_batch() -> None:
+def patched_writer_class() -> type[CountingCallbacker]:
     class Patched(CountingCallbacker):
         pass
 
-    assert check_once_per_flush(Patched)
-    writer = Patched()
-    records: Sequence[object] = list(range(100))
-    writer.on_scalar_flush(records)
-    writer.on_media_flush(records[:3])
-    assert writer.written == [*records, *records[:3]]
-    assert writer.status_queries == 2  # one per batch, instead of one per record (103)
-
-    unpatched = CountingCallbacker()
-    unpatched.on_scalar_flush(records)
-    assert unpatched.status_queries == 100
+    assert write_scalars_once_per_file(Patched) and check_once_per_flush(Patched)
+    return Patched
 
 
-def test_stopping_the_run_in_the_dashboard_still_stops_the_writer() -> None:
-    class Patched(CountingCallbacker):
-        pass
+def test_local_dashboard_writer_queries_its_database_once_per_batch(tmp_path: Path) -> None:
+    records = [scalar("train/loss", step, 0.5) for step in range(1, 101)]
+    writer = patched_writer_class()(tmp_path / "patched")
+    writer.on_scalar_flush(records[:60])
+    writer.on_scalar_flush(records[60:])
+    assert writer.status_queries == 2  # one per batch
 
-    check_once_per_flush(Patched)
-    writer = Patched(stopped_in_dashboard=True)
+    swanlab_way = CountingCallbacker(tmp_path / "swanlab")
+    for record in records:
+        swanlab_way._handle_metric(record, scalar=True)
+    assert swanlab_way.status_queries == 100  # one per value
+    assert files_under(tmp_path / "patched") == files_under(tmp_path / "swanlab")
+
+
+def test_stopping_the_run_in_the_dashboard_still_stops_the_writer(tmp_path: Path) -> None:
+    writer = patched_writer_class()(tmp_path, stopped_in_dashboard=True)
     with pytest.raises(KeyboardInterrupt):
-        writer.on_scalar_flush([1, 2, 3])
-    assert writer.written == []
+        writer.on_scalar_flush([scalar("train/loss", step, 0.5) for step in (1, 2, 3)])
+    assert files_under(tmp_path) == {}
 
 
 def test_the_environment_snapshot_in_a_run_is_what_pip_lists(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,3 +181,27 @@ def test_the_environment_snapshot_in_a_run_is_what_pip_lists(workdir: Path, monk
     ).stdout
     assert recorded == pip == installed_requirements()
     assert "torch==" in recorded and "swanlab==" in recorded
+
+
+def scalar(key: str, step: int, number: float) -> ScalarRecord:
+    return ScalarRecord(key=key, step=step, type=1, value=ScalarValue(number=number))
+
+
+def files_under(root: Path) -> dict[str, str]:
+    return {str(path.relative_to(root)): path.read_text() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_local_writer_batches_write_the_same_files_as_swanlab(tmp_path: Path) -> None:
+    first = [scalar(key, step, step / 7) for step in range(1, 31) for key in ("train/loss", "train/acc")]
+    # The second batch repeats step 5 (SwanLab rewrites that line) and brings a new metric.
+    second = [scalar("train/loss", 5, 9.5), scalar("val/acc", 30, 0.5), scalar("train/loss", 31, 0.1)]
+    swanlab_way, batched = CountingCallbacker(tmp_path / "swanlab"), patched_writer_class()(tmp_path / "batched")
+    for batch in (first, second):
+        for record in batch:  # SwanLab's own per-value path
+            swanlab_way._handle_metric(record, scalar=True)
+        batched.on_scalar_flush(batch)
+    written = {name: files_under(tmp_path / name) for name in ("swanlab", "batched")}
+    assert len(written["swanlab"]) == 6  # three metrics: a log and a _summary.json each
+    assert written["batched"] == written["swanlab"]
+    logs = [text for path, text in written["swanlab"].items() if path.endswith(".log")]
+    assert any('"index": 5, "data": 9.5' in text for text in logs)  # the repeated step was rewritten
