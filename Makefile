@@ -35,6 +35,7 @@ typecheck: install-dev
 # Every measured claim in README's Performance section; a few minutes on 2 cores.
 bench: install-dev
 	$(BIN)/python -m benchmarks.engine_parity
+	$(BIN)/python -m benchmarks.engine_overhead
 	$(BIN)/python -m benchmarks.tracking_cost
 	$(BIN)/python -m benchmarks.startup
 	$(BIN)/python -m benchmarks.data_path

@@ -66,11 +66,13 @@ def raw_loop(spec: ModelSpec, data: DataBundle, epochs: int, batch_size: int) ->
     return model
 
 
-def engine_run(spec: ModelSpec, data: DataBundle, epochs: int, batch_size: int, tracker: Tracker) -> nn.Module:
+def engine_run(
+    spec: ModelSpec, data: DataBundle, epochs: int, batch_size: int, tracker: Tracker,
+    settings: TrainerSettings = TrainerSettings(progress=Progress.off),  # default log_every=10
+) -> nn.Module:
     generator = seed_everything(0)
     model = spec.build(data.input_shape, data.num_classes)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    settings = TrainerSettings(progress=Progress.off)  # default log_every=10
     fit(model, optimizer, data, epochs=epochs, batch_size=batch_size, settings=settings,
         tracker=tracker, generator=generator)
     return model
