@@ -27,9 +27,9 @@ import re
 import site
 import sys
 import threading
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -94,7 +94,8 @@ def check_dashboard_once_per_flush() -> bool:
         from swanlab.deprecated.local import LocalCallbacker
     except ImportError:  # swanlab without the local writer: nothing to make cheaper
         return False
-    return write_scalars_once_per_file(LocalCallbacker) and check_once_per_flush(LocalCallbacker)
+    batched = write_scalars_once_per_file(LocalCallbacker)  # first: the check wraps what it installs
+    return check_once_per_flush(LocalCallbacker) and batched
 
 
 _WRITER_PARTS = (
