@@ -42,9 +42,9 @@ class _Window:
     """The steps since the last logged point, reduced only when read.
 
     ``add`` launches no kernel: it keeps references to the step's loss, logits and labels, and
-    ``totals``/``drain`` reduce them all at once (about 10 kernels per window instead of 3-6 per
-    step, which measured ~80 µs per step on this project's 2-core VM, 7% of a `small` MLP step;
-    a window of 10 steps now costs ~120 µs in all, `benchmarks`' notes in README).
+    ``totals``/``drain`` reduce them all at once: about 10 kernels per window instead of 3-6 per
+    step (those measured ~80 µs per step on this project's 2-core VM, 7% of a `small` MLP step).
+    A window of 10 steps costs 90-160 µs in all there (``benchmarks/engine_overhead.py``).
     ``weighted`` keeps each step's loss x batch size in step order, so a run resumed from a
     checkpoint sums exactly the same vector as the uninterrupted run.
     """
