@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from swanlab.deprecated.local import LocalCallbacker
+    from swanlab.deprecated.local import LocalCallbacker, _MetricContext
     from swanlab.proto.swanlab.metric.data.v1.data_pb2 import ScalarRecord
 
 _FLUSH_METHODS = ("on_scalar_flush", "on_media_flush")
@@ -122,12 +122,14 @@ def write_scalars(self: LocalCallbacker, records: Sequence[ScalarRecord], /, *ar
     rewrite of a repeated step are SwanLab's own methods.
     """
     swanlog = self._require_swanlog_dir()
-    lines: dict[Path, list[str]] = {}  # metric log file -> its new JSON lines, in order
-    summaries: dict[Path, str] = {}  # _summary.json -> its newest content
+    # Keyed by strings: building and hashing a Path per value cost more than the rest together.
+    lines: dict[str, list[str]] = {}  # metric log, relative to logs/ -> its new JSON lines, in order
+    summaries: dict[str, _MetricContext] = {}  # metric folder -> the metric, whose summary is written at the end
 
-    def append_pending(path: Path) -> None:
-        pending = lines.pop(path, None)
+    def append_pending(relative: str) -> None:
+        pending = lines.pop(relative, None)
         if pending:
+            path = swanlog / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a", encoding="utf-8") as file:
                 file.writelines(pending)
@@ -141,19 +143,19 @@ def write_scalars(self: LocalCallbacker, records: Sequence[ScalarRecord], /, *ar
             metric, overwrite, relative = context.add(
                 step=int(record.step), data=record.value.number, create_time=self._record_time(record)
             )
-            path = swanlog / relative
             if overwrite:  # a repeated step: SwanLab rewrites the file, so it must hold every earlier line
-                append_pending(path)
-                self._rewrite_metric_file(path, metric)
+                append_pending(str(relative))
+                self._rewrite_metric_file(swanlog / relative, metric)
             else:
-                lines.setdefault(path, []).append(json.dumps(metric, ensure_ascii=False) + "\n")
-            summaries[swanlog / context.kid / "_summary.json"] = json.dumps(context.summary, ensure_ascii=False)
+                lines.setdefault(str(relative), []).append(json.dumps(metric, ensure_ascii=False) + "\n")
+            summaries[context.kid] = context
     finally:  # whatever was accepted before a failure is still written
-        for path in list(lines):
-            append_pending(path)
-        for path, text in summaries.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+        for relative_name in list(lines):
+            append_pending(relative_name)
+        for kid, context in summaries.items():
+            folder = swanlog / kid
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "_summary.json").write_text(json.dumps(context.summary, ensure_ascii=False), encoding="utf-8")
 
 
 def check_once_per_flush(callbacker: type[LocalCallbacker]) -> bool:
