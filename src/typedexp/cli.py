@@ -18,11 +18,14 @@ import hydra._internal.config_repository as hydra_repository
 import hydra._internal.utils as hydra_internal
 from omegaconf import DictConfig
 
+from typedexp.config_guard import config_guard
 from typedexp.configs import APP_NAME, register_configs
 from typedexp.error_messages import describe, user_message
 from typedexp.errors import Interrupted, TypedexpError
 from typedexp.launch import Failure, guarded_task
-from typedexp.preflight import prepare_argv
+from typedexp.preflight import overrides_in, prepare_argv, typed_allow_list
+from typedexp.safety import mask, secret_values
+from typedexp.safety.secrets import MaskingStream, mask_log_records
 
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, what shells report for Ctrl-C
@@ -33,7 +36,7 @@ def full_errors_wanted() -> bool:
 
 
 def print_error(message: str) -> None:
-    print(f"{APP_NAME}: error: {message}", file=sys.stderr)
+    print(f"{APP_NAME}: error: {mask(message)}", file=sys.stderr)
 
 
 def _report_in_one_line(func: Callable[[], Any]) -> Any:
@@ -66,13 +69,31 @@ def share_repository_for_help() -> None:
     setattr(hydra_loader, "CachingConfigRepository", SharedRepository)
 
 
+def mask_secrets_in_output() -> None:
+    """Mask secret values in all the process prints and logs (Hydra's output included)."""
+    secrets = secret_values()
+    if secrets and not isinstance(sys.stdout, MaskingStream):
+        sys.stdout = MaskingStream(sys.stdout, secrets)
+        sys.stderr = MaskingStream(sys.stderr, secrets)
+    mask_log_records()
+
+
+def refuse_unsafe_flags(argv: Sequence[str]) -> None:
+    # Hydra's rerun unpickles .hydra/config.pickle: a run directory from elsewhere could run code.
+    if any(arg.startswith("--experimental-rerun") for arg in argv):
+        raise TypedexpError("--experimental-rerun is refused (it unpickles a file); continue a run with resume=<run dir>")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``typedexp`` and ``python -m typedexp``; ``argv`` defaults to sys.argv[1:]."""
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
+    mask_secrets_in_output()
     register_configs()
     try:
-        sys.argv = [sys.argv[0], *prepare_argv(sys.argv[1:])]  # resume=, unsafe _target_, secrets
+        refuse_unsafe_flags(sys.argv[1:])
+        typed = typed_allow_list(overrides_in(sys.argv[1:]))  # before resume= adds saved overrides
+        sys.argv = [sys.argv[0], *prepare_argv(sys.argv[1:])]  # secrets, resume=, reused run dirs
     except TypedexpError as exc:
         print_error(str(exc))
         sys.exit(USER_ERROR_EXIT)
@@ -95,7 +116,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         return outcome
 
     try:
-        hydra.main(config_path=None, config_name=APP_NAME, version_base="1.3")(cli_task)()
+        with config_guard(typed):
+            hydra.main(config_path=None, config_name=APP_NAME, version_base="1.3")(cli_task)()
+    except TypedexpError as exc:  # the config guard refused Hydra's version before Hydra started
+        print_error(str(exc))
+        sys.exit(USER_ERROR_EXIT)
     except Interrupted as exc:  # SIGINT/SIGTERM: a checkpoint was saved; the line says where
         print_error(str(exc))
         sys.exit(exc.exit_code)

@@ -10,12 +10,13 @@ from hydra_zen import launch as hydra_zen_launch
 from hydra_zen import zen
 from omegaconf import DictConfig
 
+from typedexp.config_guard import config_guard
 from typedexp.configs import APP_NAME, ExperimentConf, register_configs
 from typedexp.error_messages import describe, user_message
 from typedexp.errors import ConfigError, TypedexpError, find_user_error
 from typedexp.guards import check_known_fields
-from typedexp.preflight import prepare_overrides
-from typedexp.targets import allowed_from, check_config_targets
+from typedexp.preflight import prepare_overrides, typed_allow_list
+from typedexp.safety import mask
 from typedexp.task import RunResult, run_experiment
 
 
@@ -32,8 +33,7 @@ def guarded_task() -> Callable[[DictConfig], RunResult | Failure]:
 
     def run(cfg: DictConfig) -> RunResult | Failure:
         try:
-            check_config_targets(cfg, allowed_from(cfg))  # before anything is instantiated
-            check_known_fields(cfg)
+            check_known_fields(cfg)  # what it may build was checked when Hydra composed it
             return task(cfg)
         except Exception as exc:
             return Failure(exc)
@@ -53,26 +53,35 @@ def launch(overrides: Sequence[str] = (), *, output_dir: str | Path | None = Non
     all_overrides = list(overrides)
     if output_dir is not None:
         all_overrides.append(f"hydra.run.dir={output_dir}")
-    all_overrides = prepare_overrides(all_overrides)  # resume=, unsafe _target_, reused dirs
+    typed = typed_allow_list(all_overrides)
+    all_overrides = prepare_overrides(all_overrides)  # secrets, resume=, reused dirs
     try:
-        job = hydra_zen_launch(
-            ExperimentConf,
-            guarded_task(),
-            overrides=all_overrides,
-            version_base="1.3",
-            config_name=APP_NAME,
-            job_name=APP_NAME,
-        )
-    except TypedexpError:
+        with config_guard(typed):
+            job = hydra_zen_launch(
+                ExperimentConf,
+                guarded_task(),
+                overrides=all_overrides,
+                version_base="1.3",
+                config_name=APP_NAME,
+                job_name=APP_NAME,
+            )
+    except TypedexpError as exc:
+        masked(exc)
         raise
     except Exception as exc:  # Hydra's composition errors: bad override, unknown option, ...
-        raise ConfigError(describe(exc)) from exc
+        raise ConfigError(mask(describe(exc))) from exc
     outcome = job.return_value
     if isinstance(outcome, Failure):
         message = user_message(outcome.error)
         if message is not None and find_user_error(outcome.error) is None:
-            raise ConfigError(message) from outcome.error  # e.g. a `???` value left missing
-        raise outcome.error
+            raise ConfigError(mask(message)) from outcome.error  # e.g. a `???` value left missing
+        raise masked(outcome.error)
     if not isinstance(outcome, RunResult):
         raise TypeError(f"the task returned {type(outcome).__name__}, not RunResult")
     return outcome
+
+
+def masked(error: Exception) -> Exception:
+    """``error`` with secrets masked in its message (its type and traceback kept)."""
+    error.args = tuple(mask(arg) if isinstance(arg, str) else arg for arg in error.args)
+    return error

@@ -1,24 +1,28 @@
 """Checks and rewrites of the overrides made before Hydra starts (and so before it writes anything).
 
-Shared by ``cli.main`` and ``launch()``: refuse secrets typed into overrides, refuse unsafe
-``_target_`` overrides, turn ``resume=`` into the run directory it continues, and refuse reusing
-any other run's directory.
+Shared by ``cli.main`` and ``launch()``: refuse secrets typed into overrides, read the
+``allowed_targets`` the person typed, turn ``resume=`` into the run directory it continues, and
+refuse reusing any other run's directory. What a config may build is checked later, on the
+composed config (``config_guard``), wherever its parts came from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+
+from typedexp.errors import ConfigError
 from typedexp.guards import refuse_reused_output_dirs
-from typedexp.redaction import refuse_secrets_in_overrides
 from typedexp.resume import plan_resume
-from typedexp.targets import check_override_targets
+from typedexp.safety import AllowList, refuse_secrets_in_overrides
+from typedexp.safety.allowlist import SETTING
 
 
 def prepare_overrides(overrides: Sequence[str], *, multirun: bool = False) -> list[str]:
     """The overrides Hydra should run; raises ``ConfigError`` (one line) for a refused one."""
     refuse_secrets_in_overrides(overrides)
-    check_override_targets(overrides)
     plan = plan_resume(overrides, multirun=multirun)
     final = plan.overrides if plan is not None else list(overrides)
     refuse_reused_output_dirs(final, resuming=plan.run_dir if plan is not None else None)
@@ -31,9 +35,35 @@ def prepare_argv(argv: Sequence[str]) -> list[str]:
     Overrides are the arguments with ``=`` that are not flags (Hydra's flags take no ``key=value``
     arguments), so no Hydra-internal parser is needed.
     """
-    overrides = [arg for arg in argv if "=" in arg and not arg.startswith("-")]
+    overrides = overrides_in(argv)
     multirun = any(arg in ("-m", "--multirun") for arg in argv)
     final = prepare_overrides(overrides, multirun=multirun)
     if final == overrides:
         return list(argv)
     return [arg for arg in argv if arg not in overrides] + final
+
+
+def overrides_in(argv: Sequence[str]) -> list[str]:
+    return [arg for arg in argv if "=" in arg and not arg.startswith("-")]
+
+
+def typed_allow_list(overrides: Sequence[str]) -> AllowList:
+    """``allowed_targets`` as the person typed it, before ``resume=`` adds a run's saved overrides.
+
+    Only this can extend the allow-list: a value that a preset, a config file or a run directory
+    sets is refused on the composed config.
+    """
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException:
+        return AllowList()  # Hydra reports the syntax error itself, in one line
+    typed = AllowList()
+    for override in parsed:
+        if override.key_or_group != SETTING:
+            continue
+        if override.is_sweep_override():
+            raise ConfigError(f"{SETTING}: give one list, not a sweep")
+        value = None if override.is_delete() else override.value()
+        entries = value if isinstance(value, list) else [] if value is None else [value]
+        typed = AllowList.parse(entries)
+    return typed

@@ -22,9 +22,8 @@ from typedexp.engine.signals import stop_on_signals
 from typedexp.errors import ConfigError
 from typedexp.models import ModelSpec
 from typedexp.optim import OptimizerSpec
-from typedexp.redaction import redact
+from typedexp.safety import redact
 from typedexp.session import open_session
-from typedexp.targets import DEFAULT_ALLOWED
 from typedexp.tracking import FanOut, JsonlTracker, RunOutcome, Tracker
 from typedexp.tracking.guarded import GuardedTracker
 
@@ -71,8 +70,9 @@ def run_experiment(
     batch_size: int = 64,  # examples per optimizer step
     seed: int = 0,  # seeds model initialisation and the data order
     resume: Optional[str] = None,  # a checkpoint file or run dir, or "auto" (README: Checkpoints)
-    # Module prefixes that configs may name in _target_; checked before anything is built.
-    allowed_targets: tuple[str, ...] = DEFAULT_ALLOWED,
+    # Names configs may build beyond typedexp's own (mylib.models.ResNet, mylib.models.*); only
+    # the command line or launch() can set it (README: Safety).
+    allowed_targets: tuple[str, ...] = (),
     zen_cfg: DictConfig | None = None,
 ) -> RunResult:
     """Train ``model`` on ``dataset`` and record the run; the task Hydra runs for each job."""
@@ -83,7 +83,7 @@ def run_experiment(
     tracker.check_available()
     import torch
 
-    del allowed_targets  # enforced at the Hydra boundary (launch.guarded_task), before building
+    del allowed_targets  # enforced on the composed config (config_guard), before anything is built
     hydra = HydraConfig.get()
     run_dir = Path(hydra.runtime.output_dir)
     config = plain_config(zen_cfg)

@@ -1,0 +1,200 @@
+"""One check on every composed config, before Hydra builds anything from it.
+
+Hydra imports and calls whatever a config names: ``_target_`` in the task's nodes, in
+``hydra.callbacks``, ``hydra.launcher`` and ``hydra.sweeper``, and ``()``/``class`` in the
+logging configs it hands to ``logging.config.dictConfig``. Those names can come from the command
+line, a preset, a ``--config-dir`` file, a dict-valued override or the overrides a resumed run
+re-applies, so the check runs on the composed config, whatever it came from: Hydra's
+``ConfigLoaderImpl.load_configuration`` is the one function that composes every config (the
+run's, a sweep's and each sweep job's), and it returns before Hydra sets up logging, callbacks,
+the launcher or the sweeper. What may be named (README: Safety):
+
+- in the task's nodes: every target registered in Hydra's ConfigStore from Python (typedexp's
+  own store, and your code's if it registers specs), plus ``allowed_targets`` typed on the
+  command line or passed to ``launch()``;
+- in ``hydra.*``: the classes that installed Hydra plugins register in ConfigStore's ``hydra/``
+  groups (``hydra/launcher=joblib`` works), logging's own handlers and formatters, and the same
+  typed ``allowed_targets``.
+
+Files and run directories can never extend the list. Hydra 1.3 has no hook between composition
+and instantiation, so the loader's method is wrapped, only while ``cli.main`` or ``launch()``
+runs, and only on the Hydra versions it was checked against; on any other the run is refused
+rather than left unchecked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import hydra
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from typedexp.errors import ConfigError
+from typedexp.safety.allowlist import SETTING, AllowList, refuse_unless_permitted
+
+SUPPORTED_HYDRA = "1.3."  # pyproject pins hydra-core>=1.3,<1.4; tests/test_config_guard.py checks both
+TARGET_KEYS = ("_target_", "_zen_target")  # hydra-zen's zen_processing calls _zen_target
+WRAPPER_KEY = "_zen_wrappers"  # hydra-zen imports and calls each of these, too
+LOGGING_NODES = ("job_logging", "hydra_logging")
+LOGGING_CALLABLE_KEYS = ("()", "class")  # dictConfig's factory and handler-class keys
+LOGGING_CLASSES = AllowList(
+    names=frozenset(
+        {
+            "logging.StreamHandler", "logging.FileHandler", "logging.NullHandler", "logging.Formatter",
+            "logging.Filter", "logging.handlers.RotatingFileHandler",
+            "logging.handlers.TimedRotatingFileHandler", "logging.handlers.WatchedFileHandler",
+            "colorlog.ColoredFormatter",  # hydra-colorlog's formatter
+        }
+    )
+)
+LOG_STREAMS = ("ext://sys.stdout", "ext://sys.stderr")  # ext:// imports what it names
+RUN_DIR_PREFIXES = ("${hydra.runtime.output_dir}/", "${hydra:runtime.output_dir}/")
+# Variables a config may set for its jobs (hydra.job.env_set). Others can load code into a
+# process (LD_PRELOAD, PYTHONPATH, NCCL_NET_PLUGIN) or send data elsewhere (SWANLAB_API_HOST).
+ENV_SETTABLE = frozenset(
+    {
+        "CUDA_VISIBLE_DEVICES", "CUDA_LAUNCH_BLOCKING", "CUBLAS_WORKSPACE_CONFIG", "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS", "PYTORCH_CUDA_ALLOC_CONF", "NCCL_DEBUG", "TOKENIZERS_PARALLELISM",
+    }
+)
+MAX_DEPTH = 64  # an interpolation can point back at its parent; no real config nests this deep
+
+
+@dataclass(frozen=True)
+class Rules:
+    typed: AllowList  # allowed_targets as typed on the command line or given to launch()
+    own: AllowList  # what the task's nodes may name
+    plugins: AllowList  # what the hydra node may name
+
+
+def leaves(node: DictConfig | ListConfig, path: str, depth: int = 0) -> Iterator[tuple[str, object, object]]:
+    """``(where, key, value)`` for every leaf, with interpolations resolved where they resolve now.
+
+    Hydra resolves the config before it instantiates, so a dict reached through an interpolation
+    (``${oc.create:...}``) is walked like any other. An interpolation that does not resolve yet
+    (``${hydra:runtime.output_dir}``) is given as its text.
+    """
+    if depth > MAX_DEPTH:
+        start = ".".join(path.split(".")[:4])
+        raise ConfigError(f"{start}...: the config nests more than {MAX_DEPTH} levels deep (an interpolation loop?)")
+    keys: list[Any] = list(node.keys()) if isinstance(node, DictConfig) else list(range(len(node)))
+    for key in keys:
+        where = f"{path}[{key}]" if isinstance(node, ListConfig) else f"{path}.{key}" if path else str(key)
+        if OmegaConf.is_missing(node, key):
+            continue
+        try:
+            value = node[key]
+        except Exception:  # does not resolve before the job runs: check its text instead
+            container = OmegaConf.to_container(node, resolve=False)
+            value = container[key] if isinstance(container, (dict, list)) else None
+        if isinstance(value, (DictConfig, ListConfig)):
+            yield from leaves(value, where, depth + 1)
+        else:
+            yield where, key, value
+
+
+def targets_in(node: DictConfig | ListConfig) -> set[str]:
+    return {str(value) for _, key, value in leaves(node, "") if key in TARGET_KEYS and isinstance(value, str)}
+
+
+def registered_targets() -> tuple[AllowList, AllowList]:
+    """Targets registered in Hydra's ConfigStore from Python: (the task's groups, ``hydra/``'s)."""
+    store = ConfigStore.instance()
+    own: set[str] = set()
+    plugins: set[str] = set()
+
+    def visit(path: str, into: set[str]) -> None:
+        for item in store.list(path):
+            child = f"{path}/{item}" if path else item
+            if item.endswith(".yaml"):
+                node = store.load(child).node
+                if isinstance(node, (DictConfig, ListConfig)):
+                    into.update(targets_in(node))
+            elif item not in LOGGING_NODES:
+                visit(child, plugins if child == "hydra" else into)
+
+    visit("", own)
+    return AllowList(frozenset(own)), AllowList(frozenset(plugins))
+
+
+def check_composed(cfg: DictConfig, rules: Rules) -> None:
+    """Raise a one-line ``ConfigError`` for anything in ``cfg`` that could run code not allowed."""
+    composed = cfg.get(SETTING) if SETTING in cfg else None
+    if composed is not None and AllowList.parse(composed) != rules.typed:
+        raise ConfigError(
+            f"{SETTING}={list(composed)} is set by a config file or a run directory; only the command "
+            f"line (or launch()'s overrides) can extend the allow-list: type {SETTING}=[...] yourself "
+            "if you trust what it names"
+        )
+    for where, key, value in leaves(cfg, ""):
+        if where.startswith("hydra."):
+            check_hydra_leaf(where, key, value, rules)
+        elif key in TARGET_KEYS or where.rpartition(".")[2].startswith(WRAPPER_KEY):
+            refuse_unless_permitted(value, rules.own, where, what="typedexp's own configs, specs registered from Python")
+
+
+def check_hydra_leaf(where: str, key: object, value: object, rules: Rules) -> None:
+    section = where.split(".")[1] if where.count(".") >= 1 else ""
+    if section in LOGGING_NODES:
+        check_logging_leaf(where, key, value, rules)
+    elif key in TARGET_KEYS:
+        refuse_unless_permitted(
+            value, rules.plugins, where, what="the launchers, sweepers and callbacks installed Hydra plugins register"
+        )
+    elif where.startswith("hydra.job.env_set.") and str(key) not in ENV_SETTABLE:
+        raise ConfigError(
+            f"{where}: refused, a config may only set {', '.join(sorted(ENV_SETTABLE))}; "
+            "export other variables in your shell"
+        )
+    elif where.startswith("hydra.sweeper.params.") and (str(key).startswith("hydra") or str(key).lstrip("+~") == SETTING):
+        raise ConfigError(f"{where}: refused, a sweep cannot vary Hydra's settings or {SETTING}")
+
+
+def check_logging_leaf(where: str, key: object, value: object, rules: Rules) -> None:
+    if key in LOGGING_CALLABLE_KEYS:
+        refuse_unless_permitted(value, LOGGING_CLASSES | rules.typed, where, what="logging's own handlers and formatters")
+    elif isinstance(value, str) and value.startswith("ext://") and value not in LOG_STREAMS:
+        raise ConfigError(f"{where}={value}: refused, a logging config may only name {' or '.join(LOG_STREAMS)}")
+    elif key == "filename" and (
+        not isinstance(value, str) or not value.startswith(RUN_DIR_PREFIXES) or ".." in value.split("/")
+    ):
+        raise ConfigError(
+            f"{where}={value}: refused, log files are written inside the run directory "
+            f"(start the path with {RUN_DIR_PREFIXES[0]}, no ..)"
+        )
+
+
+def require_supported_hydra() -> None:
+    if not hydra.__version__.startswith(SUPPORTED_HYDRA):
+        raise ConfigError(
+            f"hydra-core {hydra.__version__} is installed; typedexp checks configs before Hydra builds them "
+            f"only on {SUPPORTED_HYDRA}x (pip install 'hydra-core>=1.3,<1.4')"
+        )
+
+
+@contextmanager
+def config_guard(typed: AllowList) -> Iterator[None]:
+    """Check every config Hydra composes inside this block (see the module's docstring)."""
+    require_supported_hydra()
+    original: Callable[..., DictConfig] = ConfigLoaderImpl.load_configuration
+    found: list[tuple[AllowList, AllowList]] = []  # plugins register while Hydra starts: read once, then
+
+    # Any: the wrapper takes whatever Hydra's own method takes and passes it on unchanged.
+    def load_checked(loader: ConfigLoaderImpl, *args: Any, **kwargs: Any) -> DictConfig:
+        cfg = original(loader, *args, **kwargs)
+        if not found:
+            found.append(registered_targets())
+        own, plugins = found[0]
+        check_composed(cfg, Rules(typed, own | typed, plugins | typed))
+        return cfg
+
+    setattr(ConfigLoaderImpl, "load_configuration", load_checked)
+    try:
+        yield
+    finally:
+        setattr(ConfigLoaderImpl, "load_configuration", original)

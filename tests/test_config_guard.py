@@ -1,0 +1,232 @@
+"""What a config may make this program call: every route to a ``_target_`` is checked on the
+composed config, a file or run directory cannot extend the allow-list, and secrets never print.
+
+Each attack names ``tempfile.mkdtemp(dir=., prefix=pwned)``: not on any never-allowed list, so
+only the allow-list stands between it and a ``pwned*`` directory appearing in the working dir.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import hydra
+import pytest
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from omegaconf import OmegaConf
+
+from tests.helpers import QUICK, run_cli
+from typedexp import ConfigError, launch
+from typedexp.config_guard import SUPPORTED_HYDRA, Rules, check_composed, config_guard, require_supported_hydra
+from typedexp.safety import AllowList
+from typedexp.safety.secrets import MaskingStream, mask, redact
+
+MAKES_A_DIR = "{_target_:tempfile.mkdtemp,dir:.,prefix:pwned}"
+MAKES_A_DIR_YAML = "_target_: tempfile.mkdtemp\ndir: .\nprefix: pwned\n"
+# The same dict, made only when Hydra resolves the interpolation.
+CREATES_IT = """'${oc.create:"{_target_: tempfile.mkdtemp, dir: ., prefix: pwned}"}'"""
+
+
+def pwned(root: Path) -> list[Path]:
+    return list(root.rglob("pwned*"))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A working dir with a finished run and a --config-dir of hostile files."""
+    cwd = tmp_path_factory.mktemp("guard")
+    done = run_cli([*QUICK, "hydra.run.dir=outputs/earlier"], cwd)
+    assert done.returncode == 0, done.stderr
+    files = {
+        "evil/hydra/callbacks/spy.yaml": "# @package hydra.callbacks\nspy:\n  " + MAKES_A_DIR_YAML.replace("\n", "\n  "),
+        "evil/hydra/job_logging/spy.yaml": "version: 1\nformatters:\n  spy:\n    (): tempfile.mkdtemp\n"
+        "    dir: .\n    prefix: pwned\n",
+        "evil/hydra/launcher/fast.yaml": "# @package hydra.launcher\n" + MAKES_A_DIR_YAML,
+        "evil/model/wide.yaml": "# @package _global_\nallowed_targets: [tempfile.mkdtemp]\nmodel:\n  "
+        + MAKES_A_DIR_YAML.replace("\n", "\n  "),
+        "evil/model/deep.yaml": f"_target_: typedexp.models.MLP\nhidden: [8]\nextra: {CREATES_IT}\n",
+    }
+    for name, text in files.items():
+        (cwd / name).parent.mkdir(parents=True, exist_ok=True)
+        (cwd / name).write_text(text)
+    return cwd
+
+
+ROUTES = [
+    # (arguments, words the one error line holds)
+    (["model._target_=tempfile.mkdtemp", "+model.dir=.", "+model.prefix=pwned"], ["model._target_=tempfile.mkdtemp: refused"]),
+    (["model._target_=torch.utils.collect_env.run"], ["torch.utils.collect_env is never allowed"]),
+    (["model._target_=torch.nn.Linear"], ["model._target_=torch.nn.Linear: refused", "allowed_targets=[torch.nn.Linear]"]),
+    ([f"+dataset.extra={MAKES_A_DIR}"], ["dataset.extra._target_=tempfile.mkdtemp: refused"]),
+    ([f"+hydra.callbacks.spy={MAKES_A_DIR}"], ["hydra.callbacks.spy._target_=tempfile.mkdtemp: refused"]),
+    ([f"+hydra.callbacks.spy={CREATES_IT}"], ["hydra.callbacks.spy._target_=tempfile.mkdtemp"]),
+    (["-m", "hydra.launcher._target_=tempfile.mkdtemp", "+hydra.launcher.dir=.", "+hydra.launcher.prefix=pwned"], ["hydra.launcher._target_=tempfile.mkdtemp: refused"]),
+    (["--config-dir", "evil", "hydra/job_logging=spy"], ["hydra.job_logging.formatters.spy.()=tempfile.mkdtemp"]),
+    (["hydra.job_logging.handlers.console.stream=ext://antigravity"], ["ext://antigravity: refused"]),
+    (["hydra.job_logging.handlers.file.filename=/tmp/pwned.log"], ["log files are written inside the run directory"]),
+    (["+hydra.job.env_set.LD_PRELOAD=/tmp/pwned.so"], ["hydra.job.env_set.LD_PRELOAD: refused"]),
+    (["--config-dir", "evil", "hydra/callbacks=spy"], ["hydra.callbacks.spy._target_=tempfile.mkdtemp: refused"]),
+    (["-m", "--config-dir", "evil", "hydra/launcher=fast"], ["hydra.launcher._target_=tempfile.mkdtemp: refused"]),
+    (["--config-dir", "evil", "model=wide"], ["allowed_targets=['tempfile.mkdtemp'] is set by a config file"]),
+    (["--config-dir", "evil", "model=deep"], ["model.extra._target_=tempfile.mkdtemp: refused"]),
+    (["allowed_targets=[os.*]"], ["allowed_targets: os.* is refused (os is never allowed)"]),
+    (["allowed_targets=[torch]", "model._target_=torch.nn.Linear"], ["model._target_=torch.nn.Linear: refused"]),
+    (["--experimental-rerun", "outputs/earlier/.hydra/config.pickle"], ["--experimental-rerun is refused"]),
+]
+
+
+@pytest.mark.parametrize(("args", "words"), ROUTES, ids=[" ".join(a) for a, _ in ROUTES])
+def test_every_route_to_a_target_is_refused_before_anything_runs(project: Path, args: list[str], words: list[str]) -> None:
+    flags = [a for i, a in enumerate(args) if a.startswith("-") or (i and args[i - 1] == "--config-dir")]
+    overrides = [a for a in args if a not in flags]
+    done = run_cli([*flags, *QUICK, *overrides], project)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr_lines) == 1, done.stderr
+    for word in words:
+        assert word in done.stderr_lines[0]
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not pwned(project)
+
+
+def test_a_poisoned_run_directory_cannot_run_code_through_resume(project: Path, tmp_path: Path) -> None:
+    done = run_cli([*QUICK, "trainer.checkpoint_every=1", "hydra.run.dir=outputs/shared"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    saved = tmp_path / "outputs" / "shared" / ".hydra" / "overrides.yaml"
+    poisoned = [*OmegaConf.load(saved), f"+hydra.callbacks.spy={MAKES_A_DIR}", "allowed_targets=[tempfile.mkdtemp]"]
+    saved.write_text(OmegaConf.to_yaml(OmegaConf.create(poisoned)))
+    done = run_cli(["resume=outputs/shared", "epochs=2"], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr_lines == [
+        "typedexp: error: allowed_targets=['tempfile.mkdtemp'] is set by a config file or a run directory; "
+        "only the command line (or launch()'s overrides) can extend the allow-list: type allowed_targets=[...] "
+        "yourself if you trust what it names"
+    ]
+    assert not pwned(tmp_path)
+
+
+def test_what_the_command_line_allows_is_allowed_exactly(workdir: Path) -> None:
+    # torch.nn.Linear builds, then fails as a model (no .build): the allow-list let it through.
+    with pytest.raises(Exception) as caught:
+        launch([*QUICK[1:], "model._target_=torch.nn.Linear", "+model.in_features=2", "+model.out_features=2",
+                "allowed_targets=[torch.nn.Linear]"])
+    assert "refused" not in str(caught.value)
+    with pytest.raises(ConfigError, match=r"model._target_=torch.nn.Linear: refused"):
+        launch([*QUICK[1:], "model._target_=torch.nn.Linear", "allowed_targets=[torch.nn.Linear.forward]"])
+
+
+def test_allow_list_entries_mean_a_name_or_a_module_s_direct_members() -> None:
+    allowed = AllowList.parse(["mylib.models.*", "mylib.train.fit"])
+    assert allowed.permits("mylib.models.ResNet")
+    assert allowed.permits("mylib.train.fit")
+    for refused in ("mylib.models.helpers.run", "mylib.models", "mylib.train.fit.inner", "mylib.train.other",
+                    "mylib.modelsx.Net", "mylib.train.fitx", "mylib"):
+        assert not allowed.permits(refused), refused
+    for bad in ("*", "mylib.*.x", "", "my lib", "${oc.env:X}", "os.system", "subprocess.*"):
+        with pytest.raises(ConfigError, match="allowed_targets"):
+            AllowList.parse([bad])
+
+
+def test_only_registered_configs_and_installed_plugins_are_allowed_by_default() -> None:
+    cfg = OmegaConf.create(
+        {
+            "model": {"_target_": "typedexp.models.MLP", "act": {"_zen_target": "typedexp.models.CNN"}},
+            "hydra": {"launcher": {"_target_": "hydra.plugins.SomeLauncher"}},
+        }
+    )
+    own = AllowList(frozenset({"typedexp.models.MLP"}))
+    plugins = AllowList(frozenset({"hydra.plugins.SomeLauncher"}))
+    with pytest.raises(ConfigError, match=r"model.act._zen_target=typedexp.models.CNN: refused"):
+        check_composed(cfg, Rules(AllowList(), own, plugins))
+    with pytest.raises(ConfigError, match=r"hydra.launcher._target_=hydra.plugins.SomeLauncher: refused"):
+        check_composed(cfg, Rules(AllowList(), own | AllowList(frozenset({"typedexp.models.CNN"})), own))
+    check_composed(cfg, Rules(AllowList(), own | AllowList(frozenset({"typedexp.models.CNN"})), plugins))
+    wrappers = OmegaConf.create({"m": {"_target_": "typedexp.models.MLP", "_zen_wrappers": ["tempfile.mkdtemp"]}})
+    with pytest.raises(ConfigError, match=r"m._zen_wrappers\[0\]=tempfile.mkdtemp"):
+        check_composed(wrappers, Rules(AllowList(), own, plugins))
+
+
+def test_an_interpolation_loop_is_refused_not_followed_forever() -> None:
+    cfg = OmegaConf.create({"a": {"b": "${c}"}, "c": {"d": "${a}"}})
+    with pytest.raises(ConfigError, match=r"^a.b.d.b...: the config nests more than"):
+        check_composed(cfg, Rules(AllowList(), AllowList(), AllowList()))
+
+
+def test_the_guard_wraps_hydra_s_loader_only_inside_the_block() -> None:
+    original = ConfigLoaderImpl.load_configuration
+    with config_guard(AllowList()):
+        assert ConfigLoaderImpl.load_configuration is not original
+    assert ConfigLoaderImpl.load_configuration is original
+
+
+def test_the_hydra_version_gate_matches_the_pin_and_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert "hydra-core>=1.3,<1.4" in pyproject["project"]["dependencies"]
+    assert SUPPORTED_HYDRA == "1.3." and hydra.__version__.startswith(SUPPORTED_HYDRA)
+    monkeypatch.setattr(hydra, "__version__", "1.4.0")
+    with pytest.raises(ConfigError, match="hydra-core 1.4.0 is installed"):
+        require_supported_hydra()
+
+
+def test_installed_hydra_plugins_still_work(workdir: Path) -> None:
+    result = launch([*QUICK[1:], "hydra/launcher=basic", "hydra/sweeper=basic"])
+    assert result.weights_file.is_file()
+
+
+SECRET = "s3cr3t-value-987654"
+
+
+def test_a_secret_interpolated_into_a_bad_value_is_masked_in_the_error(tmp_path: Path) -> None:
+    done = run_cli([*QUICK, "optim.lr=${oc.env:MY_TOKEN}"], tmp_path, env={"MY_TOKEN": SECRET})
+    assert done.returncode == 2
+    assert SECRET not in done.stdout + done.stderr
+    assert "***" in done.stderr
+    done = run_cli(["--cfg", "job", "--resolve", "tracker.description=${oc.env:DB_PASSWORD}"], tmp_path,
+                   env={"DB_PASSWORD": SECRET})
+    assert done.returncode == 0, done.stderr
+    assert "description: ***" in done.stdout and SECRET not in done.stdout
+
+
+def test_launch_masks_secrets_in_the_errors_it_raises(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_SECRET", SECRET)
+    with pytest.raises(ConfigError) as caught:
+        launch([*QUICK[1:], "epochs=${oc.env:API_SECRET}"])
+    assert SECRET not in str(caught.value) and "***" in str(caught.value)
+
+
+def test_a_secret_typed_into_any_override_is_refused_by_its_variable_name(tmp_path: Path) -> None:
+    done = run_cli([*QUICK, f"tracker.description=x{SECRET}"], tmp_path, env={"GITHUB_TOKEN": SECRET})
+    assert done.returncode == 2
+    assert done.stderr_lines == [
+        "typedexp: error: tracker.description: the value contains GITHUB_TOKEN; secrets are never put in configs "
+        "(Hydra saves overrides in .hydra/); read it from the environment instead"
+    ]
+    assert SECRET not in done.stdout + done.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_run_that_interpolates_a_secret_writes_it_nowhere(tmp_path: Path) -> None:
+    args = ["tracker=offline", "tracker.log_dir=sl", *QUICK[1:], "tracker.description=${oc.env:SWANLAB_API_KEY}"]
+    done = run_cli(args, tmp_path, env={"SWANLAB_API_KEY": SECRET, "SERVICE_KEY": "another-" + SECRET})
+    assert done.returncode == 0, done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert any(path.suffix == ".pt" for path in written)
+    for path in written:
+        assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_masking_covers_longer_secrets_first_and_leaves_short_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("A_KEY", "abcdef")
+    monkeypatch.setenv("B_TOKEN", "xxabcdefyy")
+    monkeypatch.setenv("SHORT_KEY", "1")  # would mask every 1 in every line
+    monkeypatch.setenv("NOT_HIDDEN", "visible-value")
+    assert mask("xxabcdefyy abcdef 1 visible-value") == "*** *** 1 visible-value"
+    assert redact({"a": ["abcdef", 1], "b": ("xxabcdefyy",)}) == {"a": ["***", 1], "b": ["***"]}
+
+
+def test_the_masking_stream_masks_what_passes_through(capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    stream = MaskingStream(sys.stdout, [SECRET])
+    assert stream.write(f"key={SECRET}\n") == len(f"key={SECRET}\n")
+    assert capsys.readouterr().out == "key=***\n"
