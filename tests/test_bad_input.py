@@ -127,7 +127,7 @@ def test_a_secret_typed_into_an_override_is_refused(project: Path) -> None:
     assert done.returncode == 2
     assert done.stderr_lines == [
         "typedexp: error: tracker.description: the value contains SWANLAB_API_KEY; secrets are never put in "
-        "configs (Hydra saves overrides in .hydra/); SwanLab reads the key from the environment"
+        "configs (Hydra saves overrides in .hydra/); read it from the environment instead"
     ]
 
 

@@ -7,16 +7,23 @@ only the allow-list stands between it and a ``pwned*`` directory appearing in th
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from pathlib import Path
 
+from dataclasses import dataclass
+
 import hydra
 import pytest
+import torch
+from hydra.core.config_store import ConfigStore
+from hydra_zen import builds
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from omegaconf import OmegaConf
 
 from tests.helpers import QUICK, run_cli
 from typedexp import ConfigError, launch
+from typedexp.models import MLP
 from typedexp.config_guard import SUPPORTED_HYDRA, Rules, check_composed, config_guard, require_supported_hydra
 from typedexp.safety import AllowList
 from typedexp.safety.secrets import MaskingStream, mask, redact
@@ -69,6 +76,7 @@ ROUTES = [
     (["-m", "--config-dir", "evil", "hydra/launcher=fast"], ["hydra.launcher._target_=tempfile.mkdtemp: refused"]),
     (["--config-dir", "evil", "model=wide"], ["allowed_targets=['tempfile.mkdtemp'] is set by a config file"]),
     (["--config-dir", "evil", "model=deep"], ["model.extra._target_=tempfile.mkdtemp: refused"]),
+    (["-m", "--config-dir", "evil", "model=small,deep"], ["model.extra._target_=tempfile.mkdtemp: refused"]),
     (["allowed_targets=[os.*]"], ["allowed_targets: os.* is refused (os is never allowed)"]),
     (["allowed_targets=[torch]", "model._target_=torch.nn.Linear"], ["model._target_=torch.nn.Linear: refused"]),
     (["--experimental-rerun", "outputs/earlier/.hydra/config.pickle"], ["--experimental-rerun is refused"]),
@@ -102,6 +110,35 @@ def test_a_poisoned_run_directory_cannot_run_code_through_resume(project: Path, 
         "yourself if you trust what it names"
     ]
     assert not pwned(tmp_path)
+
+
+def test_a_poisoned_callback_in_a_run_directory_is_refused_on_resume(tmp_path: Path) -> None:
+    done = run_cli([*QUICK, "trainer.checkpoint_every=1", "hydra.run.dir=outputs/shared"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    saved = tmp_path / "outputs" / "shared" / ".hydra" / "overrides.yaml"
+    saved.write_text(OmegaConf.to_yaml(OmegaConf.create([*OmegaConf.load(saved), f"+hydra.callbacks.spy={MAKES_A_DIR}"])))
+    done = run_cli(["resume=outputs/shared", "epochs=2"], tmp_path)
+    assert done.returncode == 2
+    assert len(done.stderr_lines) == 1 and "hydra.callbacks.spy._target_=tempfile.mkdtemp: refused" in done.stderr
+    assert not pwned(tmp_path)
+
+
+@dataclass(frozen=True)
+class Narrow(MLP):
+    """A user's own model spec, registered into typedexp's model group from Python."""
+
+    hidden: tuple[int, ...] = (4,)
+
+
+def test_a_spec_registered_from_python_is_allowed(workdir: Path) -> None:
+    store = ConfigStore.instance()
+    store.store(group="model", name="narrow", node=builds(Narrow, populate_full_signature=True))
+    try:
+        result = launch([*QUICK[1:], "model=narrow"])
+    finally:
+        del store.repo["model"]["narrow.yaml"]
+    assert result.weights_file.is_file()
+    assert torch.load(result.weights_file)["1.weight"].shape[0] == 4  # Flatten, then Linear(64 -> 4)
 
 
 def test_what_the_command_line_allows_is_allowed_exactly(workdir: Path) -> None:
@@ -224,9 +261,18 @@ def test_masking_covers_longer_secrets_first_and_leaves_short_values(monkeypatch
     assert redact({"a": ["abcdef", 1], "b": ("xxabcdefyy",)}) == {"a": ["***", 1], "b": ["***"]}
 
 
-def test_the_masking_stream_masks_what_passes_through(capsys: pytest.CaptureFixture[str]) -> None:
-    import sys
-
-    stream = MaskingStream(sys.stdout, [SECRET])
+def test_the_masking_stream_masks_what_passes_through(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MY_TOKEN", SECRET)
+    stream = MaskingStream(sys.stdout, reports=False)
     assert stream.write(f"key={SECRET}\n") == len(f"key={SECRET}\n")
     assert capsys.readouterr().out == "key=***\n"
+
+
+def test_error_lines_never_show_what_an_environment_interpolation_resolved_to(tmp_path: Path) -> None:
+    home = str(tmp_path / "not-a-number")
+    done = run_cli([*QUICK, "optim.lr=${oc.env:SOME_DIR}"], tmp_path, env={"SOME_DIR": home})
+    assert done.returncode == 2
+    assert len(done.stderr_lines) == 1 and done.stderr_lines[0].startswith("typedexp: error: optim.lr=***")
+    assert "not-a-number" not in done.stderr

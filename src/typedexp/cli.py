@@ -18,14 +18,13 @@ import hydra._internal.config_repository as hydra_repository
 import hydra._internal.utils as hydra_internal
 from omegaconf import DictConfig
 
-from typedexp.config_guard import config_guard
+from typedexp.config_guard import config_guard, require_supported_hydra
 from typedexp.configs import APP_NAME, register_configs
 from typedexp.error_messages import describe, user_message
 from typedexp.errors import Interrupted, TypedexpError
 from typedexp.launch import Failure, guarded_task
 from typedexp.preflight import overrides_in, prepare_argv, typed_allow_list
-from typedexp.safety import mask, secret_values
-from typedexp.safety.secrets import MaskingStream, mask_log_records
+from typedexp.safety.secrets import MaskingStream, mask_log_records, mask_report
 
 USER_ERROR_EXIT = 2
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, what shells report for Ctrl-C
@@ -36,7 +35,7 @@ def full_errors_wanted() -> bool:
 
 
 def print_error(message: str) -> None:
-    print(f"{APP_NAME}: error: {mask(message)}", file=sys.stderr)
+    print(f"{APP_NAME}: error: {mask_report(message)}", file=sys.stderr)
 
 
 def _report_in_one_line(func: Callable[[], Any]) -> Any:
@@ -70,12 +69,11 @@ def share_repository_for_help() -> None:
 
 
 def mask_secrets_in_output() -> None:
-    """Mask secret values in all the process prints and logs (Hydra's output included)."""
-    secrets = secret_values()
-    if secrets and not isinstance(sys.stdout, MaskingStream):
-        sys.stdout = MaskingStream(sys.stdout, secrets)
-        sys.stderr = MaskingStream(sys.stderr, secrets)
-    mask_log_records()
+    """Mask secrets in all the process prints and logs, Hydra's output included (safety/secrets.py)."""
+    if not isinstance(sys.stdout, MaskingStream):
+        sys.stdout = MaskingStream(sys.stdout, reports=False)
+        sys.stderr = MaskingStream(sys.stderr, reports=True)
+        mask_log_records()
 
 
 def refuse_unsafe_flags(argv: Sequence[str]) -> None:
@@ -91,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     mask_secrets_in_output()
     register_configs()
     try:
+        require_supported_hydra()  # the config guard refuses to run unchecked
         refuse_unsafe_flags(sys.argv[1:])
         typed = typed_allow_list(overrides_in(sys.argv[1:]))  # before resume= adds saved overrides
         sys.argv = [sys.argv[0], *prepare_argv(sys.argv[1:])]  # secrets, resume=, reused run dirs
@@ -118,9 +117,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         with config_guard(typed):
             hydra.main(config_path=None, config_name=APP_NAME, version_base="1.3")(cli_task)()
-    except TypedexpError as exc:  # the config guard refused Hydra's version before Hydra started
-        print_error(str(exc))
-        sys.exit(USER_ERROR_EXIT)
     except Interrupted as exc:  # SIGINT/SIGTERM: a checkpoint was saved; the line says where
         print_error(str(exc))
         sys.exit(exc.exit_code)

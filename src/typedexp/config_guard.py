@@ -33,9 +33,11 @@ import hydra
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.resolvers import oc
 
 from typedexp.errors import ConfigError
 from typedexp.safety.allowlist import SETTING, AllowList, refuse_unless_permitted
+from typedexp.safety.secrets import remember_env_value
 
 SUPPORTED_HYDRA = "1.3."  # pyproject pins hydra-core>=1.3,<1.4; tests/test_config_guard.py checks both
 TARGET_KEYS = ("_target_", "_zen_target")  # hydra-zen's zen_processing calls _zen_target
@@ -193,8 +195,16 @@ def config_guard(typed: AllowList) -> Iterator[None]:
         check_composed(cfg, Rules(typed, own | typed, plugins | typed))
         return cfg
 
+    # Any: oc.env's own arguments (key, default), passed on unchanged.
+    def env_remembered(*args: Any) -> Any:
+        value = oc.env(*args)
+        remember_env_value(value)  # so that error lines can mask it (safety/secrets.py)
+        return value
+
     setattr(ConfigLoaderImpl, "load_configuration", load_checked)
+    OmegaConf.register_new_resolver("oc.env", env_remembered, replace=True)
     try:
         yield
     finally:
         setattr(ConfigLoaderImpl, "load_configuration", original)
+        OmegaConf.register_new_resolver("oc.env", oc.env, replace=True)  # as OmegaConf registers it

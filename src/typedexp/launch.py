@@ -16,7 +16,7 @@ from typedexp.error_messages import describe, user_message
 from typedexp.errors import ConfigError, TypedexpError, find_user_error
 from typedexp.guards import check_known_fields
 from typedexp.preflight import prepare_overrides, typed_allow_list
-from typedexp.safety import mask
+from typedexp.safety.secrets import mask_report
 from typedexp.task import RunResult, run_experiment
 
 
@@ -69,12 +69,12 @@ def launch(overrides: Sequence[str] = (), *, output_dir: str | Path | None = Non
         masked(exc)
         raise
     except Exception as exc:  # Hydra's composition errors: bad override, unknown option, ...
-        raise ConfigError(mask(describe(exc))) from exc
+        raise ConfigError(mask_report(describe(exc))) from exc
     outcome = job.return_value
     if isinstance(outcome, Failure):
         message = user_message(outcome.error)
         if message is not None and find_user_error(outcome.error) is None:
-            raise ConfigError(mask(message)) from outcome.error  # e.g. a `???` value left missing
+            raise ConfigError(mask_report(message)) from outcome.error  # e.g. a `???` value left missing
         raise masked(outcome.error)
     if not isinstance(outcome, RunResult):
         raise TypeError(f"the task returned {type(outcome).__name__}, not RunResult")
@@ -83,5 +83,5 @@ def launch(overrides: Sequence[str] = (), *, output_dir: str | Path | None = Non
 
 def masked(error: Exception) -> Exception:
     """``error`` with secrets masked in its message (its type and traceback kept)."""
-    error.args = tuple(mask(arg) if isinstance(arg, str) else arg for arg in error.args)
+    error.args = tuple(mask_report(arg) if isinstance(arg, str) else arg for arg in error.args)
     return error

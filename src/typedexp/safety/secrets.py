@@ -7,6 +7,10 @@ A secret is the value of ``SWANLAB_API_KEY`` or of any environment variable whos
 saves unresolved but which resolves into error lines, ``--cfg job --resolve`` and the config sent
 to the tracker: masked as ``***`` wherever text leaves the program (``mask``, ``redact``,
 ``MaskingStream``, ``mask_log_records``).
+
+Reports (error, warning and log lines) also mask the value of every environment variable that an
+``${oc.env:...}`` interpolation resolved in this process, secret-named or not: a report names the
+field, not what the environment held (``mask_report``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ SECRET_SUFFIXES = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 MASK = "***"
 # Shorter values would mask ordinary words and numbers in every line; no real key is that short.
 MIN_SECRET_LENGTH = 6
+MIN_REPORTED_ENV_LENGTH = 3  # "1" or "on" from the environment would mask every digit or word
+_resolved_from_environment: set[str] = set()  # filled by config_guard's oc.env resolver
 
 
 def is_secret_variable(name: str) -> bool:
@@ -45,6 +51,21 @@ def mask(text: str, secrets: Sequence[str] | None = None) -> str:
     for secret in secret_values() if secrets is None else secrets:
         text = text.replace(secret, MASK)
     return text
+
+
+def remember_env_value(value: object) -> None:
+    if isinstance(value, str) and len(value) >= MIN_REPORTED_ENV_LENGTH:
+        _resolved_from_environment.add(value)
+
+
+def report_secrets() -> list[str]:
+    values = set(secret_values()) | _resolved_from_environment
+    return sorted(values, key=len, reverse=True)
+
+
+def mask_report(text: str) -> str:
+    """``text`` for an error, warning or log line: secrets and environment values masked."""
+    return mask(text, report_secrets())
 
 
 def redact(value: object) -> object:
@@ -82,12 +103,13 @@ class MaskingStream:
     (``isatty``, ``fileno``, ``encoding``) is the wrapped stream's, so terminals behave the same.
     """
 
-    def __init__(self, stream: TextIO, secrets: Sequence[str]) -> None:
+    def __init__(self, stream: TextIO, *, reports: bool) -> None:
         self._stream = stream
-        self._secrets = list(secrets)
+        self._reports = reports  # stderr: mask environment values too (mask_report)
+        self._secrets = secret_values()  # read once: a progress bar writes many times a second
 
     def write(self, text: str) -> int:
-        self._stream.write(mask(text, self._secrets))
+        self._stream.write(mask_report(text) if self._reports else mask(text, self._secrets))
         return len(text)  # what the caller handed in, as io.TextIOBase.write reports
 
     def __getattr__(self, name: str) -> object:
@@ -95,15 +117,12 @@ class MaskingStream:
 
 
 def mask_log_records() -> None:
-    """Mask secrets in every log record, whichever handler or file it goes to."""
-    secrets = secret_values()
-    if not secrets:
-        return
+    """Mask secrets and environment values in every log record, whichever handler or file it goes to."""
     make_record = logging.getLogRecordFactory()
 
     def masked_record(*args: object, **kwargs: object) -> logging.LogRecord:
         record = make_record(*args, **kwargs)
-        record.msg, record.args = mask(record.getMessage(), secrets), None
+        record.msg, record.args = mask_report(record.getMessage()), None
         return record
 
     logging.setLogRecordFactory(masked_record)
