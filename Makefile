@@ -1,21 +1,36 @@
 # Two commands on a fresh machine: `make run` trains the default experiment, `make test` checks
 # everything CI checks. Both create .venv on first use.
-PYTHON ?= python3.11
+# The first Python >= 3.10 on PATH (python3 itself when it is new enough); PYTHON=... overrides it.
+PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11 python3.10; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+# TORCH=cpu installs PyTorch's CPU-only wheels first (no CUDA libraries, ~5 GB less); the default
+# is PyPI's torch, which runs on a GPU when there is one.
+TORCH ?= default
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 VENV := .venv
 BIN := $(VENV)/bin
 # torch/torchvision come from the machine's local wheels where pip is capped (see README).
 PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -q
 
-.PHONY: install install-dev run test typecheck bench clean
+INSTALL_TORCH := $(if $(filter cpu,$(TORCH)),$(PIP_INSTALL) --index-url $(TORCH_CPU_INDEX) torch torchvision,true)
 
-$(BIN)/python:
+.PHONY: install install-dev run test typecheck bench clean python-check
+
+python-check:
+	@test -n "$(PYTHON)" || { echo "typedexp: no Python >= 3.10 found on PATH (python3, python3.13 ... python3.10); install one, or run make PYTHON=/path/to/python" >&2; exit 1; }
+	@echo $(PYTHON)
+
+$(BIN)/python: | python-check
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(INSTALL_TORCH)
 	$(PIP_INSTALL) -e .
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(INSTALL_TORCH)
 	$(PIP_INSTALL) -e '.[dev]'
 	touch $@ $(VENV)/.installed
 

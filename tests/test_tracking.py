@@ -32,6 +32,7 @@ SHORT = ["epochs=2", "trainer.max_batches=3", "trainer.log_every=2", "trainer.pr
 class RecordedRun:
     project: str = ""
     name: str = ""
+    color: str = ""
     scalars: dict[str, dict[int, float]] = field(default_factory=dict)
     final_state: int | None = None
 
@@ -47,6 +48,7 @@ def read_offline_run(run_dir: Path) -> RecordedRun:
         kind = record.WhichOneof("record_type")
         if kind == "start":
             recorded.project, recorded.name = record.start.project, record.start.name
+            recorded.color = record.start.color
         elif kind == "scalar":
             recorded.scalars.setdefault(record.scalar.key, {})[record.scalar.step] = record.scalar.value.number
         elif kind == "finish":
@@ -65,12 +67,14 @@ def test_offline_run_records_config_and_every_metric(workdir: Path) -> None:
     result = launch(["tracker=offline", "tracker.log_dir=sl", "model=large", "optim.lr=0.05", *SHORT])
     swan_dir = only_run(workdir / "sl")
     config = OmegaConf.load(swan_dir / "files" / "config.yaml")
+    assert set(config) == {"dataset", "model", "optim", "trainer", "epochs", "batch_size", "seed"}
+    assert "_target_" not in OmegaConf.to_yaml(config)
     assert config.model.value.hidden == [256, 128]
     assert config.optim.value.lr == 0.05
     assert config.epochs.value == 2
     recorded = read_offline_run(swan_dir)
     assert recorded.project == "typedexp"
-    assert recorded.name == "epochs=2,model=large,optim.lr=0.05,tracker.log_dir=sl,tracker=offline,trainer.log_every=2,trainer.max_batches=3,trainer.progress=off"
+    assert recorded.name == "epochs=2,model=large,optim.lr=0.05,trainer.log_every=2,trainer.max_batches=3"
     assert recorded.final_state == RUN_STATE_FINISHED
     # Every metrics.jsonl point is in SwanLab at the same step with the same value.
     points = read_metrics(result.metrics_file)

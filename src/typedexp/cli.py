@@ -23,7 +23,7 @@ from typedexp.configs import APP_NAME, register_configs
 from typedexp.error_messages import describe, user_message
 from typedexp.errors import Interrupted, TypedexpError
 from typedexp.launch import Failure, guarded_task
-from typedexp.preflight import overrides_in, prepare_argv, typed_allow_list
+from typedexp.preflight import flags_first, overrides_in, prepare_argv, typed_allow_list
 from typedexp.safety.secrets import MaskingStream, mask_log_records, mask_report
 
 USER_ERROR_EXIT = 2
@@ -92,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         require_supported_hydra()  # the config guard refuses to run unchecked
         refuse_unsafe_flags(sys.argv[1:])
         typed = typed_allow_list(overrides_in(sys.argv[1:]))  # before resume= adds saved overrides
-        sys.argv = [sys.argv[0], *prepare_argv(sys.argv[1:])]  # secrets, resume=, reused run dirs
+        argv = flags_first(sys.argv[1:])  # -m, --cfg job, --help may come after the overrides
+        sys.argv = [sys.argv[0], *prepare_argv(argv)]  # secrets, resume=, reused run dirs
     except TypedexpError as exc:
         print_error(str(exc))
         sys.exit(USER_ERROR_EXIT)

@@ -73,11 +73,7 @@ Set HYDRA_FULL_ERROR=1 for a full traceback on errors; --hydra-help for Hydra's 
 
 # Run directories carry microseconds so two runs started in the same second never share one.
 HYDRA_SETTINGS = HydraConf(
-    # A resumed run keeps its tracker run name: `resume=...` is left out of override_dirname.
-    job=JobConf(
-        name=APP_NAME,
-        config=JobConf.JobConfig(override_dirname=JobConf.JobConfig.OverrideDirname(exclude_keys=["resume"])),
-    ),
+    job=JobConf(name=APP_NAME),
     run=RunDir(dir="outputs/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}"),
     sweep=SweepDir(dir="multirun/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}", subdir="${hydra.job.num}"),
     help=HelpConf(app_name=APP_NAME, header=HELP_HEADER, footer=HELP_FOOTER),

@@ -67,3 +67,37 @@ def typed_allow_list(overrides: Sequence[str]) -> AllowList:
         entries = value if isinstance(value, list) else [] if value is None else [value]
         typed = AllowList.parse(entries)
     return typed
+
+
+# Hydra 1.3's flags that take a value (tests/test_cli.py checks this against Hydra's own parser).
+VALUE_FLAGS = frozenset(
+    {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+     "--experimental-rerun"}
+)
+INFO_FLAGS = frozenset({"--info", "-i"})  # an optional value, one of INFO_TOPICS
+INFO_TOPICS = frozenset({"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"})
+
+
+def flags_first(argv: Sequence[str]) -> list[str]:
+    """``argv`` with Hydra's flags (and their values) moved before the overrides, order kept.
+
+    Hydra's argparse parser stops taking flags at the first override, so ``typedexp model=large
+    -m optim.lr=0.1,0.01`` would fail with "unrecognized arguments"; people type ``-m``,
+    ``--cfg job`` or ``--help`` at the end as often as at the start.
+    """
+    flags: list[str] = []
+    overrides: list[str] = []
+    tokens = list(argv)
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if not token.startswith("-"):
+            overrides.append(token)
+        else:
+            flags.append(token)
+            following = tokens[index + 1] if index + 1 < len(tokens) else None
+            if following is not None and (token in VALUE_FLAGS or (token in INFO_FLAGS and following in INFO_TOPICS)):
+                index += 1
+                flags.append(tokens[index])
+        index += 1
+    return flags + overrides

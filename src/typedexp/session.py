@@ -38,6 +38,7 @@ class Session:
     checkpointer: Checkpointer
     resume_from: LoopPosition | None = None  # None: a fresh run
     tracker_id: str | None = None  # the tracker run to continue, if the checkpoint names one
+    tracker_color: str | None = None  # its colour in the dashboard, kept across resumes
 
 
 def open_session(
@@ -78,8 +79,13 @@ def open_session(
         kept = checkpoint.extra.get("metrics_bytes")
         if isinstance(kept, int) and metrics_file.exists() and metrics_file.stat().st_size > kept:
             os.truncate(metrics_file, kept)
-    tracker_id = checkpoint.extra.get("tracker_id")
-    return Session(checkpointer, position, tracker_id if isinstance(tracker_id, str) else None)
+    tracker_id, color = checkpoint.extra.get("tracker_id"), checkpoint.extra.get("tracker_color")
+    return Session(
+        checkpointer,
+        position,
+        tracker_id if isinstance(tracker_id, str) else None,
+        color if isinstance(color, str) else None,
+    )
 
 
 def flatten(value: object, prefix: str = "") -> dict[str, object]:

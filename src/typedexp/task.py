@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional, Protocol
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
@@ -31,11 +32,26 @@ METRICS_FILE = "metrics.jsonl"
 WEIGHTS_FILE = "model.pt"
 
 
+# What the dashboard shows of a run: the experiment, not Hydra's or the allow-list's plumbing.
+EXPERIMENT_FIELDS = ("dataset", "model", "optim", "schedule", "trainer", "epochs", "batch_size", "seed")
+# Overrides that do not change what is computed are left out of a run's name.
+NOT_IN_RUN_NAME = ("tracker", "trainer.progress", "hydra", "resume", "allowed_targets")
+
+
 class TrackerSpec(Protocol):
     def check_available(self) -> None: ...
 
+    def pick_color(self, sweep_job: int | None) -> str: ...
+
     def start(
-        self, *, config: Mapping[str, object], run_name: str, run_dir: str, resume_id: str | None = None
+        self,
+        *,
+        config: Mapping[str, object],
+        run_name: str,
+        run_dir: str,
+        resume_id: str | None = None,
+        color: str | None = None,
+        chatter: Path | None = None,
     ) -> Tracker: ...
 
 
@@ -100,15 +116,21 @@ def run_experiment(
     )
 
     console = Console()
+    sweep_job = hydra.job.num if hydra.mode == RunMode.MULTIRUN else None
+    color = session.tracker_color or tracker.pick_color(sweep_job)
     external = GuardedTracker.start(
         lambda: tracker.start(
-            config=config,
-            run_name=hydra.job.override_dirname or "defaults",
+            config=experiment_config(config),
+            run_name=run_name(list(hydra.overrides.task)),
             run_dir=str(run_dir),
             resume_id=session.tracker_id,
+            color=color,
+            chatter=run_dir / f"{hydra.job.name}.log",
         )
     )
-    session.checkpointer.extra["tracker_id"] = external.run_id
+    session.checkpointer.extra.update(tracker_id=external.run_id, tracker_color=color)
+    view = external.view or "tracker off: metrics.jsonl only"
+    console.print(f"typedexp: run dir {run_dir}; {view}", markup=False, highlight=False, soft_wrap=True)
     trackers = FanOut([JsonlTracker(run_dir / METRICS_FILE), external])
     outcome, error = RunOutcome.crashed, None
     try:
@@ -154,6 +176,31 @@ def plain_config(cfg: DictConfig | None) -> dict[str, object]:
     return {str(key): value for key, value in container.items()}
 
 
+def experiment_config(config: Mapping[str, object]) -> dict[str, object]:
+    """The fields that define the experiment, without ``_target_`` keys (what SwanLab shows)."""
+    return {name: without_targets(config[name]) for name in EXPERIMENT_FIELDS if name in config}
+
+
+def without_targets(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: without_targets(item) for key, item in value.items() if key != "_target_"}
+    return value
+
+
+def run_name(overrides: list[str]) -> str:
+    """The overrides that define the experiment, sorted and joined like Hydra's override_dirname."""
+    kept = []
+    for override in overrides:
+        key = override.partition("=")[0].lstrip("+~").split("@")[0]
+        if not any(key == name or key.startswith((name + ".", name + "/")) for name in NOT_IN_RUN_NAME):
+            kept.append(override)
+    return ",".join(sorted(kept)) or "defaults"
+
+
+def seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+
+
 def summary_line(result: RunResult) -> str:
     metrics = "  ".join(
         f"{name} {result.metrics[name]:.4f}"
@@ -163,5 +210,5 @@ def summary_line(result: RunResult) -> str:
     tracking = f"  tracking failed ({result.tracking_error})" if result.tracking_error else ""
     return (
         f"done: {metrics}  ({result.epochs} epochs, {result.steps} steps, "
-        f"{result.seconds:.1f} s on {result.device})  run dir: {result.run_dir}{tracking}"
+        f"{seconds(result.seconds)} on {result.device})  run dir: {result.run_dir}{tracking}"
     )

@@ -42,6 +42,7 @@ def init(
     workspace: str | None = None,
     project: str | None = None,
     name: str | None = None,
+    color: str | None = None,
     description: str | None = None,
     tags: list[str] | None = None,
     config: dict[str, object] | None = None,

@@ -4,7 +4,7 @@ The first signal only sets ``Checkpointer.stop_signal``; the loop checks it betw
 Python comparison), saves ``last.pt`` and raises ``Interrupted`` (exit 130 / 143). A second
 signal exits at once with ``os._exit``, skipping the save, for when a step or a save hangs.
 
-SwanLab replaces the SIGINT handler while its run is open (shared/KNOWLEDGE.md), so these
+SwanLab replaces the SIGINT handler while its run is open, so these
 handlers are installed after the tracker starts and the previous ones are put back on exit,
 before the tracker is finished.
 """

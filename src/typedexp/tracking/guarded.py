@@ -50,6 +50,12 @@ class GuardedTracker:
         value = getattr(self.inner, "run_id", None)
         return value if isinstance(value, str) else None
 
+    @property
+    def view(self) -> str:
+        """How to look at the run ("swanlab watch swanlog"); empty without an external tracker."""
+        value = getattr(self.inner, "view", "")
+        return value if isinstance(value, str) else ""
+
     def log(self, metrics: Mapping[str, float], *, step: int, epoch: int) -> None:
         if self.inner is None:
             return

@@ -1,20 +1,24 @@
 """SwanLab behind the ``Tracker`` protocol: the spec behind ``tracker=local|offline|cloud|disabled``.
 
-SwanLab pitfalls handled here (shared/KNOWLEDGE.md): ``config`` must be a plain dict; only Python
+SwanLab pitfalls handled here: ``config`` must be a plain dict; only Python
 floats are logged (SwanLab converts tensors later on a thread, so a tensor mutated afterwards
 records the wrong value); interactive prompts are off, so ``cloud`` without a key fails at once
-instead of waiting for a login at stdin; project names are checked before ``init``.
+instead of waiting for a login at stdin; project names are checked before ``init``. SwanLab's own
+terminal messages (its version, where it saves, ``swanlab watch``/``sync`` hints, printed at init
+and again at finish) go to the run's log file; typedexp prints one line saying how to look.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import re
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Optional, Protocol
 
 from typedexp.errors import ConfigError, TrackerError
@@ -24,6 +28,12 @@ from typedexp.tracking.swanlab_patches import check_dashboard_once_per_flush, li
 # SwanLab's own rule for project names (init fails on anything else).
 PROJECT_NAME = re.compile(r"^[0-9a-zA-Z_\-+.]{1,100}$")
 API_KEY_VARIABLE = "SWANLAB_API_KEY"
+# One colour per run in the dashboard's comparison charts (Tableau 10: told apart at a glance,
+# also in print). SwanLab otherwise draws every run in the same colour.
+PALETTE = (
+    "#4E79A7", "#F28E2B", "#E15759", "#76B7B2", "#59A14F",
+    "#EDC948", "#B07AA1", "#FF9DA7", "#9C755F", "#BAB0AC",
+)
 
 
 class SwanLabMode(enum.Enum):
@@ -62,10 +72,27 @@ class SwanLabTracking:
                 "(or use tracker=local / tracker=offline, which need no account)"
             )
 
+    def pick_color(self, sweep_job: int | None) -> str:
+        """A palette colour: a sweep's job number, else the count of runs already in ``log_dir``."""
+        if sweep_job is not None:
+            return PALETTE[sweep_job % len(PALETTE)]
+        earlier = sum(1 for _ in Path(self.log_dir).glob("run-*")) if Path(self.log_dir).is_dir() else 0
+        return PALETTE[earlier % len(PALETTE)]
+
     def start(
-        self, *, config: Mapping[str, object], run_name: str, run_dir: str, resume_id: str | None = None
+        self,
+        *,
+        config: Mapping[str, object],
+        run_name: str,
+        run_dir: str,
+        resume_id: str | None = None,
+        color: str | None = None,
+        chatter: Path | None = None,
     ) -> Tracker:
         """Begin a SwanLab run holding ``config``; fails fast, never prompts.
+
+        ``color`` is the run's colour in the dashboard; ``chatter`` the file that receives what
+        SwanLab prints (None: the terminal).
 
         ``resume_id`` continues the SwanLab run of that id (``resume="allow"``). In ``cloud`` mode
         that is the same run on the server. SwanLab 0.10.3 writes a resumed ``local``/``offline``
@@ -90,20 +117,44 @@ class SwanLabTracking:
         cloud = self.mode is SwanLabMode.cloud
         # Failures inside init (unwritable log_dir, no network) propagate: GuardedTracker turns
         # them into one warning and training goes on. The key is only handed over for cloud.
-        run = swanlab.init(
-            mode="online" if cloud else self.mode.value,
-            project=self.project,
-            workspace=self.workspace,
-            log_dir=self.log_dir,
-            name=run_name,
-            description=description,
-            config=dict(config),
-            reinit=True,
-            id=resume_id,
-            resume="allow" if resume_id else None,
-            settings=swanlab.Settings(interactive=False, api_key=api_key if cloud else None),
-        )
-        return SwanLabTracker(run, flush_every_s=self.flush_every_s)
+        with printed_to(chatter):
+            run = swanlab.init(
+                mode="online" if cloud else self.mode.value,
+                project=self.project,
+                workspace=self.workspace,
+                log_dir=self.log_dir,
+                name=run_name,
+                description=description,
+                config=dict(config),
+                color=color,
+                reinit=True,
+                id=resume_id,
+                resume="allow" if resume_id else None,
+                settings=swanlab.Settings(interactive=False, api_key=api_key if cloud else None),
+            )
+        return SwanLabTracker(run, flush_every_s=self.flush_every_s, view=self.view_command(run.dir), chatter=chatter)
+
+    def view_command(self, swanlab_run_dir: Path) -> str:
+        """How to look at this run, for the line a run starts with."""
+        if self.mode is SwanLabMode.local:
+            return f"tracker local: swanlab watch {self.log_dir}"
+        if self.mode is SwanLabMode.offline:
+            return f"tracker offline: swanlab sync {swanlab_run_dir}"
+        return "tracker cloud: on swanlab.cn"
+
+
+@contextlib.contextmanager
+def printed_to(chatter: Path | None) -> Iterator[None]:
+    """Send what is printed inside the block to ``chatter`` (appended), or leave it be (None).
+
+    SwanLab has no public setting that silences its console; its console writes to whatever
+    ``sys.stdout`` is when it prints, so redirecting the standard streams is enough.
+    """
+    if chatter is None:
+        yield
+        return
+    with chatter.open("a", encoding="utf-8") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        yield
 
 
 class SwanLabRun(Protocol):
@@ -130,9 +181,13 @@ class SwanLabTracker:
     every point is handed over at once, on the training thread.
     """
 
-    def __init__(self, run: SwanLabRun, *, flush_every_s: float = 0.0) -> None:
+    def __init__(
+        self, run: SwanLabRun, *, flush_every_s: float = 0.0, view: str = "", chatter: Path | None = None
+    ) -> None:
         self.run = run
         self.flush_every_s = flush_every_s
+        self.view = view  # how to look at the run: "tracker local: swanlab watch swanlog"
+        self._chatter = chatter
         self._pending: deque[tuple[dict[str, float], int]] = deque()  # (metrics, step), oldest first
         self._failure: Exception | None = None  # the hand-off thread's error, raised on the next log
         self._stop = threading.Event()
@@ -161,7 +216,8 @@ class SwanLabTracker:
             if self._failure is None:
                 self._hand_off()
         finally:
-            self.run.finish(state=outcome.value, error=error)
+            with printed_to(self._chatter):
+                self.run.finish(state=outcome.value, error=error)
         if self._failure is not None:
             raise self._failure  # a hand-off failure after the last log still gets its warning
 

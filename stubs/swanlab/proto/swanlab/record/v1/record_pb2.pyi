@@ -4,6 +4,7 @@ from typing import Literal
 class _StartRecord:
     project: str
     name: str
+    color: str
 
 class _ScalarValue:
     number: float
