@@ -13,7 +13,7 @@ from hydra_zen import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from typedexp.configs import APP_NAME, register_configs
+from typedexp.store import APP_NAME, register_configs
 from typedexp.data import Digits, FakeData
 from typedexp.engine import Device, TrainerSettings
 from typedexp.models import MLP

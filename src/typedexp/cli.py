@@ -19,7 +19,7 @@ import hydra._internal.utils as hydra_internal
 from omegaconf import DictConfig
 
 from typedexp.config_guard import config_guard, require_supported_hydra
-from typedexp.configs import APP_NAME, register_configs
+from typedexp.store import APP_NAME, register_configs
 from typedexp.error_messages import describe, user_message
 from typedexp.errors import Interrupted, TypedexpError
 from typedexp.launch import Failure, guarded_task

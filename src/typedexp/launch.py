@@ -6,17 +6,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydra_zen import instantiate
 from hydra_zen import launch as hydra_zen_launch
-from hydra_zen import zen
 from omegaconf import DictConfig
 
 from typedexp.config_guard import config_guard
-from typedexp.configs import APP_NAME, ExperimentConf, register_configs
+from typedexp.experiment import Experiment
+from typedexp.store import APP_NAME, differences, experiment_config, plain, register_configs
 from typedexp.error_messages import describe, user_message
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
 from typedexp.errors import ConfigError, TypedexpError, find_user_error
 from typedexp.guards import check_known_fields
 from typedexp.preflight import prepare_overrides, typed_allow_list
 from typedexp.safety.secrets import mask_report
+from typedexp.resume import merge, quoted
 from typedexp.task import RunResult, run_experiment
 
 
@@ -28,29 +32,40 @@ class Failure:
 
 
 def guarded_task() -> Callable[[DictConfig], RunResult | Failure]:
-    """The task Hydra runs: ``zen(run_experiment)``, with exceptions returned as ``Failure``."""
-    task = zen(run_experiment)
+    """The task Hydra runs: the config built into an ``Experiment`` and run, with exceptions
+    returned as ``Failure``."""
 
     def run(cfg: DictConfig) -> RunResult | Failure:
         try:
             check_known_fields(cfg)  # what it may build was checked when Hydra composed it
-            return task(cfg)
+            experiment = instantiate(cfg)  # Any: Hydra builds it from the composed config
+            if not isinstance(experiment, Experiment):
+                raise TypeError(f"the top-level config built {type(experiment).__name__}, not Experiment")
+            return run_experiment(experiment, cfg)
         except Exception as exc:
             return Failure(exc)
 
     return run
 
 
-def launch(overrides: Sequence[str] = (), *, output_dir: str | Path | None = None) -> RunResult:
-    """Run one experiment with CLI-style ``overrides`` and return its typed result.
+def launch(
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    experiment: Experiment | None = None,
+    output_dir: str | Path | None = None,
+) -> RunResult:
+    """Run one experiment and return its typed result, exactly as the command line would.
 
-    ``output_dir`` replaces Hydra's dated run directory. User mistakes raise ``TypedexpError``
-    (``ConfigError`` for config problems) with the same one-line message the CLI prints.
+    ``experiment`` (default: ``Experiment()``) is the run; CLI-style ``overrides`` apply on top
+    (``["optim.lr=0.1"]``; an override of a group replaces the experiment's choice and changes
+    there). ``output_dir`` replaces Hydra's dated run directory. User mistakes raise
+    ``TypedexpError`` (``ConfigError`` for config problems) with the one line the CLI prints.
     """
-    if isinstance(overrides, str):  # a str is a Sequence[str] too; its letters are not overrides
-        raise TypeError(f"launch() takes a list of overrides, e.g. [{overrides!r}], not a str")
+    given: object = overrides  # the annotation refuses a str statically; this refuses it at run time
+    if not isinstance(given, (list, tuple)):
+        raise TypeError(f"launch() takes a list of overrides, e.g. [{overrides!r}], not a {type(overrides).__name__}")
     register_configs()
-    all_overrides = list(overrides)
+    all_overrides = experiment_overrides(experiment, overrides) if experiment is not None else list(overrides)
     if output_dir is not None:
         all_overrides.append(f"hydra.run.dir={output_dir}")
     typed = typed_allow_list(all_overrides)
@@ -58,7 +73,7 @@ def launch(overrides: Sequence[str] = (), *, output_dir: str | Path | None = Non
     try:
         with config_guard(typed):
             job = hydra_zen_launch(
-                ExperimentConf,
+                experiment_config(),
                 guarded_task(),
                 overrides=all_overrides,
                 version_base="1.3",
@@ -85,3 +100,38 @@ def masked(error: Exception) -> Exception:
     """``error`` with secrets masked in its message (its type and traceback kept)."""
     error.args = tuple(mask_report(arg) if isinstance(arg, str) else arg for arg in error.args)
     return error
+
+
+def experiment_overrides(experiment: Experiment, overrides: Sequence[str]) -> list[str]:
+    """Overrides that compose ``experiment``, then ``overrides`` on top.
+
+    Written as overrides (not as a config of its own) so that ``.hydra/overrides.yaml`` holds the
+    whole run and ``resume=`` can rebuild it. A later override of a group drops the experiment's
+    changes inside that group, which belonged to its choice.
+    """
+    choices, values = differences(experiment)
+    lines = [f"{group}={option}" for group, option in choices.items()]
+    for key, value in values.items():
+        if isinstance(value, dict):
+            lines += [f"{key}.{name}={override_value(item)}" for name, item in value.items()]
+        else:
+            lines.append(f"{key}={override_value(value)}")
+    regrouped = {line.partition("=")[0].lstrip("+~") for line in overrides if "." not in line.partition("=")[0]}
+    lines = [line for line in lines if line.split("=")[0].split(".")[0] not in regrouped]
+    parsed_then = OverridesParser.create().parse_overrides(list(overrides))
+    parsed_first = OverridesParser.create().parse_overrides(lines)
+    return [override.input_line or "" for override in merge(parsed_first, parsed_then)]
+
+
+def override_value(value: object) -> str:
+    """``value`` in Hydra's override grammar."""
+    value = plain(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ",".join(override_value(item) for item in value) + "]"
+    return quoted(str(value))

@@ -199,3 +199,11 @@ class CNN:
             model(torch.zeros(2, *input_shape))
             model.train()
         return model
+
+
+# The seed lesson's two nn.Sequential models, as typed values (`model=small`, `model=large`).
+SMALL = MLP(hidden=(128,))  # 2 Linear layers
+LARGE = MLP(hidden=(256, 128))  # 3 Linear layers
+
+# The `model` group, default first: a new model is a spec above plus one line here.
+OPTIONS: dict[str, ModelSpec] = {"small": SMALL, "large": LARGE, "cnn": CNN()}

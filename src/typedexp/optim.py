@@ -96,3 +96,7 @@ class AdamW(Adam):
             eps=self.eps,
             weight_decay=self.weight_decay,
         )
+
+
+# The `optim` group, default first: a new optimizer is a spec above plus one line here.
+OPTIONS: dict[str, OptimizerSpec] = {"sgd": SGD(), "adam": Adam(), "adamw": AdamW()}

@@ -1,8 +1,9 @@
 """The typed boundary between Hydra and the engine.
 
-``zen(run_experiment)`` instantiates each config node and calls this function with the built
-specs; from here on everything is plain typed Python. The only Hydra objects touched here are
-``zen_cfg`` (turned into a plain dict for the tracker) and ``HydraConfig`` (the run directory).
+Hydra composes the config and instantiates it into an ``Experiment`` (``launch.guarded_task``);
+from here on everything is plain typed Python. The only Hydra objects touched here are the
+composed config (turned into a plain dict for checkpoints and the tracker) and ``HydraConfig``
+(the run directory, the run's overrides and its job number).
 """
 
 from __future__ import annotations
@@ -10,19 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Protocol
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from typedexp.data import DatasetSpec
-from typedexp.engine import TrainerSettings, fit, prepare, resolve_device, seed_everything
+from typedexp.engine import fit, prepare, resolve_device, seed_everything
 from typedexp.engine.signals import stop_on_signals
-from typedexp.errors import ConfigError
-from typedexp.models import ModelSpec
-from typedexp.optim import OptimizerSpec
+from typedexp.experiment import Experiment
 from typedexp.safety import redact
 from typedexp.session import open_session
 from typedexp.tracking import FanOut, JsonlTracker, RunOutcome, Tracker
@@ -36,23 +33,6 @@ WEIGHTS_FILE = "model.pt"
 EXPERIMENT_FIELDS = ("dataset", "model", "optim", "schedule", "trainer", "epochs", "batch_size", "seed")
 # Overrides that do not change what is computed are left out of a run's name.
 NOT_IN_RUN_NAME = ("tracker", "trainer.progress", "hydra", "resume", "allowed_targets")
-
-
-class TrackerSpec(Protocol):
-    def check_available(self) -> None: ...
-
-    def pick_color(self, sweep_job: int | None) -> str: ...
-
-    def start(
-        self,
-        *,
-        config: Mapping[str, object],
-        run_name: str,
-        run_dir: str,
-        resume_id: str | None = None,
-        color: str | None = None,
-        chatter: Path | None = None,
-    ) -> Tracker: ...
 
 
 @dataclass(frozen=True)
@@ -76,36 +56,28 @@ class RunResult:
         return self.run_dir / WEIGHTS_FILE
 
 
-def run_experiment(
-    dataset: DatasetSpec,
-    model: ModelSpec,
-    optim: OptimizerSpec,
-    tracker: TrackerSpec,
-    trainer: TrainerSettings,
-    epochs: int = 15,  # passes over the training split; 15 reaches >= 0.95 val acc on digits
-    batch_size: int = 64,  # examples per optimizer step
-    seed: int = 0,  # seeds model initialisation and the data order
-    resume: Optional[str] = None,  # a checkpoint file or run dir, or "auto" (README: Checkpoints)
-    # Names configs may build beyond typedexp's own (mylib.models.ResNet, mylib.models.*); only
-    # the command line or launch() can set it (README: Safety).
-    allowed_targets: tuple[str, ...] = (),
-    zen_cfg: DictConfig | None = None,
-) -> RunResult:
-    """Train ``model`` on ``dataset`` and record the run; the task Hydra runs for each job."""
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if value < 1:
-            raise ConfigError(f"{name}={value}: must be an integer >= 1")
+def run_experiment(experiment: Experiment, composed: DictConfig | None = None) -> RunResult:
+    """Train and record ``experiment``; the task Hydra runs for each job.
+
+    ``composed`` is the config it was built from, saved (resolved, secrets masked) in checkpoints
+    and sent to the tracker. ``allowed_targets`` was enforced on it before anything was built.
+    """
+    dataset, model, optim, tracker, trainer = (
+        experiment.dataset, experiment.model, experiment.optim, experiment.tracker, experiment.trainer
+    )
+    epochs, batch_size, seed, resume = experiment.epochs, experiment.batch_size, experiment.seed, experiment.resume
     dataset.check_available()  # both fail in milliseconds, before torch is imported
     tracker.check_available()
     import torch
 
-    del allowed_targets  # enforced on the composed config (config_guard), before anything is built
     hydra = HydraConfig.get()
     run_dir = Path(hydra.runtime.output_dir)
-    config = plain_config(zen_cfg)
+    config = plain_config(composed)
     generator = seed_everything(seed)
     device = resolve_device(trainer.device)
     data = dataset.load()
+    if trainer.overfit_batches is not None:
+        data = data.first_train(trainer.overfit_batches * batch_size)
     net = model.build(data.input_shape, data.num_classes)
     trained, data = prepare(net, data, trainer, device)  # `trained` is net, or net compiled
     optimizer = optim.build(net.parameters())

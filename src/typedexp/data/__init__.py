@@ -5,6 +5,16 @@ from typedexp.data.sources import DatasetSpec, Digits, FakeData
 from typedexp.data.tensors import DataBundle, RawImages, Split
 from typedexp.data.vision import CIFAR10, CIFAR100, MNIST, FashionMNIST
 
+# The `dataset` group, default first: a new dataset is a spec plus one line here.
+OPTIONS: dict[str, DatasetSpec] = {
+    "digits": Digits(),
+    "fake": FakeData(),
+    "mnist": MNIST(),
+    "fashion_mnist": FashionMNIST(),
+    "cifar10": CIFAR10(),
+    "cifar100": CIFAR100(),
+}
+
 __all__ = [
     "CIFAR10",
     "CIFAR100",
@@ -15,6 +25,7 @@ __all__ = [
     "Digits",
     "FakeData",
     "FashionMNIST",
+    "OPTIONS",
     "RawImages",
     "Split",
 ]

@@ -53,6 +53,11 @@ class DataBundle:
     def to(self, device: torch.device) -> DataBundle:
         return self._map(lambda split: split.to(device))
 
+    def first_train(self, count: int) -> DataBundle:
+        """Only the first ``count`` training examples (a seeded random subset: the split is shuffled)."""
+        train = Split(self.train.images[:count], self.train.labels[:count], self.train.source_index[:count])
+        return DataBundle(train, self.val, self.num_classes, self.test, self.augmentation, self.mean, self.std)
+
     def to_memory_format(self, memory_format: torch.memory_format) -> DataBundle:
         return self._map(lambda split: split.to_memory_format(memory_format))
 

@@ -58,6 +58,9 @@ class TrainerSettings:
     best_mode: BestMode = BestMode.max
     # Clip the global L2 norm of the gradients to this before each step; None: no clipping.
     clip_grad_norm: Optional[float] = None
+    # Train on this many batches of the training split only, the same examples every epoch
+    # (debug=overfit: a model that cannot drive their loss to ~0 has a bug); None: all of it.
+    overfit_batches: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.max_batches is not None and self.max_batches < 1:
@@ -68,5 +71,7 @@ class TrainerSettings:
             raise ConfigError(f"trainer.eval_batch_size={self.eval_batch_size}: must be >= 1")
         if self.checkpoint_every is not None and self.checkpoint_every < 1:
             raise ConfigError(f"trainer.checkpoint_every={self.checkpoint_every}: must be >= 1 or null")
+        if self.overfit_batches is not None and self.overfit_batches < 1:
+            raise ConfigError(f"trainer.overfit_batches={self.overfit_batches}: must be >= 1 or null")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise ConfigError(f"trainer.clip_grad_norm={self.clip_grad_norm}: must be > 0 or null")

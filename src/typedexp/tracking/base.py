@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 
@@ -53,3 +54,20 @@ class FanOut:
                 first_error = first_error or exc
         if first_error is not None:
             raise first_error
+
+
+class TrackerSpec(Protocol):
+    def check_available(self) -> None: ...
+
+    def pick_color(self, sweep_job: int | None) -> str: ...
+
+    def start(
+        self,
+        *,
+        config: Mapping[str, object],
+        run_name: str,
+        run_dir: str,
+        resume_id: str | None = None,
+        color: str | None = None,
+        chatter: Path | None = None,
+    ) -> Tracker: ...
