@@ -13,23 +13,25 @@ from pathlib import Path
 from typing import Optional, Protocol
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from typedexp.data import DatasetSpec
+from typedexp import rundir
 from typedexp.engine import TrainerSettings, fit, prepare, resolve_device, seed_everything
+from typedexp.engine.checkpoint import write_atomically
 from typedexp.engine.signals import stop_on_signals
 from typedexp.errors import ConfigError
 from typedexp.models import ModelSpec
 from typedexp.optim import OptimizerSpec
 from typedexp.redaction import redact
+from typedexp.rundir import METRICS_FILE, WEIGHTS_FILE
 from typedexp.session import open_session
 from typedexp.targets import DEFAULT_ALLOWED
 from typedexp.tracking import FanOut, JsonlTracker, RunOutcome, Tracker
 from typedexp.tracking.guarded import GuardedTracker
 
-METRICS_FILE = "metrics.jsonl"
-WEIGHTS_FILE = "model.pt"
 
 
 class TrackerSpec(Protocol):
@@ -81,12 +83,46 @@ def run_experiment(
             raise ConfigError(f"{name}={value}: must be an integer >= 1")
     dataset.check_available()  # both fail in milliseconds, before torch is imported
     tracker.check_available()
-    import torch
 
     del allowed_targets  # enforced at the Hydra boundary (launch.guarded_task), before building
     hydra = HydraConfig.get()
     run_dir = Path(hydra.runtime.output_dir)
-    config = plain_config(zen_cfg)
+    # The lock is taken before any file of ours is written and held until the run ends. Under it,
+    # the pre-Hydra checks (guards.refuse_reused_run_dirs) are repeated, for a run that started
+    # beside this one, and for a sweep job dir that a custom hydra.sweep.subdir made shared.
+    setting = "hydra.sweep.dir" if hydra.mode == RunMode.MULTIRUN else "hydra.run.dir"
+    rundir.refuse_symlinks(run_dir, setting, [f"{hydra.job.name}.log"])
+    with rundir.hold(run_dir, setting):
+        if not continues(resume, run_dir):
+            rundir.refuse_used(run_dir, setting)
+        return _train(
+            dataset, model, optim, tracker, trainer, epochs=epochs, batch_size=batch_size, seed=seed,
+            resume=resume, config=plain_config(zen_cfg), run_dir=run_dir,
+            run_name=hydra.job.override_dirname or "defaults",
+        )
+
+
+def continues(resume: str | None, run_dir: Path) -> bool:
+    """Whether ``resume`` is this run dir's own checkpoint (a resume in place, not a new run)."""
+    return resume is not None and Path(resume).resolve().parent == (run_dir / rundir.CHECKPOINT_DIR).resolve()
+
+
+def _train(
+    dataset: DatasetSpec,
+    model: ModelSpec,
+    optim: OptimizerSpec,
+    tracker: TrackerSpec,
+    trainer: TrainerSettings,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    resume: str | None,
+    config: dict[str, object],
+    run_dir: Path,
+    run_name: str,
+) -> RunResult:
+    """The run itself, in a run dir this process holds: train, record, save the weights."""
     generator = seed_everything(seed)
     device = resolve_device(trainer.device)
     data = dataset.load()
@@ -102,10 +138,7 @@ def run_experiment(
     console = Console()
     external = GuardedTracker.start(
         lambda: tracker.start(
-            config=config,
-            run_name=hydra.job.override_dirname or "defaults",
-            run_dir=str(run_dir),
-            resume_id=session.tracker_id,
+            config=config, run_name=run_name, run_dir=str(run_dir), resume_id=session.tracker_id
         )
     )
     session.checkpointer.extra["tracker_id"] = external.run_id
@@ -136,7 +169,9 @@ def run_experiment(
     finally:
         trackers.finish(outcome, error)
 
-    torch.save(net.state_dict(), run_dir / WEIGHTS_FILE)
+    # Atomic, so that model.pt exists only complete: its presence is what marks a finished run
+    # (session.open_session), and a symlink planted as model.pt is replaced, never followed.
+    write_atomically(net.state_dict(), run_dir / WEIGHTS_FILE)
     result = RunResult(
         run_dir, fitted.metrics, fitted.steps, fitted.epochs, fitted.seconds, str(device), external.failure
     )
