@@ -12,8 +12,8 @@ use it. The rules, which README's "Safety" section states for users:
   symlink planted after the check is refused too.
 - **A directory holds a run** once it holds any of ``RESULTS``; only ``resume=`` may write there.
 - **One writer at a time.** A run holds ``flock(LOCK_EX)`` on ``<run dir>/.lock`` for its whole
-  life; the OS drops the lock when the process exits, however it exits. The file keeps the
-  holder's pid, so a second writer's error can name it.
+  life; the OS drops the lock when the process exits, however it exits. The file holds the
+  holder's pid while it runs, so a second writer's error can name it.
 """
 
 from __future__ import annotations
@@ -141,9 +141,12 @@ def hold(run_dir: Path, setting: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise in_use(run_dir, setting, _pid_in(fd)) from None
-        # Ours now: the pid of an earlier (finished) holder is replaced.
+        # Ours now: a pid left by a holder that died is replaced.
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        yield
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # emptied again, so a refused resume leaves the directory as it was
     finally:
         os.close(fd)  # releases the lock; the OS does the same if the process dies

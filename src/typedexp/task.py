@@ -103,8 +103,14 @@ def run_experiment(
 
 
 def continues(resume: str | None, run_dir: Path) -> bool:
-    """Whether ``resume`` is this run dir's own checkpoint (a resume in place, not a new run)."""
-    return resume is not None and Path(resume).resolve().parent == (run_dir / rundir.CHECKPOINT_DIR).resolve()
+    """Whether ``resume`` is this run dir's own ``last.pt``: a resume in place (``resume.plan_resume``).
+
+    Any other checkpoint starts a new run, which must not land in a directory holding one.
+    """
+    if resume is None:
+        return False
+    path = Path(resume).resolve()
+    return path.name == rundir.LAST and path.parent == (run_dir / rundir.CHECKPOINT_DIR).resolve()
 
 
 def _train(
