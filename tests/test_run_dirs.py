@@ -78,12 +78,13 @@ def test_a_sweep_into_used_job_dirs_is_refused(workdir: Path) -> None:
     first = run_cli(["-m", *QUICK, "hydra.sweep.dir=sweep", "seed=1,2"], workdir)
     assert first.returncode == 0, first.stderr
     before = state(workdir / "sweep")
-    again = run_cli(["-m", *QUICK, "++hydra.sweep.dir='./sweep'", "seed=1,2"], workdir)
-    assert again.returncode == 2
-    assert again.stderr_lines == [
-        f"typedexp: error: hydra.sweep.dir={workdir / 'sweep' / '0'} already holds a run (metrics.jsonl); "
-        "choose a new directory so nothing is overwritten, or continue it with resume="
-    ]
+    for args in (["-m", "++hydra.sweep.dir='./sweep'"], ["hydra.mode=MULTIRUN", "hydra.sweep.dir=sweep"]):
+        again = run_cli([*args, *QUICK, "seed=1,2"], workdir)
+        assert again.returncode == 2
+        assert again.stderr_lines == [
+            f"typedexp: error: hydra.sweep.dir={workdir / 'sweep' / '0'} already holds a run (metrics.jsonl); "
+            "choose a new directory so nothing is overwritten, or continue it with resume="
+        ]
     assert state(workdir / "sweep") == before
 
 

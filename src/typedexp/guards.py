@@ -69,7 +69,8 @@ def _text(node: DictConfig, key: str, setting: str) -> str | None:
     try:
         value = node.get(key)
     except Exception as exc:  # OmegaConf's resolution errors share no base class worth naming
-        raise ConfigError(f"{setting}: cannot be resolved ({str(exc).splitlines()[0]})") from exc
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{setting}: cannot be resolved ({reason})") from exc
     return None if value is None else str(value)
 
 
@@ -125,7 +126,7 @@ def refuse_reused_run_dirs(composed: DictConfig, *, multirun: bool, resuming: Pa
     """
     job = as_job(composed, Path.cwd())
     refuse_leaving_the_run_dir("hydra.output_subdir", _text(job, "output_subdir", "hydra.output_subdir"))
-    if multirun or job.get("mode") == RunMode.MULTIRUN.name:
+    if multirun or composed.hydra.get("mode") == RunMode.MULTIRUN:  # -m, or hydra.mode=MULTIRUN
         refuse_leaving_the_run_dir("hydra.sweep.subdir", _text(job.sweep, "subdir", "hydra.sweep.subdir"))
         sweep_dir = Path.cwd() / (_text(job.sweep, "dir", "hydra.sweep.dir") or "")
         if sweep_dir.is_symlink():

@@ -4,8 +4,9 @@ A checkpoint holds the model, the optimizer, an (empty, for now) scheduler slot,
 training (epoch, batch, step, the epoch's permutation and the partial logging window), every RNG
 state (python, numpy, torch, the data-order generator) and the resolved config. Files are written
 to a fresh temp file (``O_EXCL``), fsynced and renamed, so a crash (even SIGKILL) leaves either the
-old file or the new one, and a symlink planted in the run dir is replaced, never written through. Loading uses ``torch.load(weights_only=True)``: only tensors and plain containers, never
-pickled code, so a checkpoint from elsewhere cannot run anything.
+old file or the new one, and a symlink planted in the run dir is replaced, never written through.
+Loading uses ``torch.load(weights_only=True)``: only tensors and plain containers, never pickled
+code, so a checkpoint from elsewhere cannot run anything.
 """
 
 from __future__ import annotations
