@@ -99,7 +99,9 @@ def job_logs(composed: DictConfig, run_dir: Path, setting: str) -> list[str]:
             key = f"hydra.{logging}.handlers.{name}.filename"
             path = Path(os.path.abspath(_text(handler, "filename", key) or ""))
             if not path.is_relative_to(inside):
-                raise ConfigError(f"{key}={path}: outside {setting}={run_dir}; a run writes only inside its own directory")
+                raise ConfigError(
+                    f"{key}={path}: outside {setting}={run_dir}; a run writes only inside its own directory"
+                )
             names.append(str(path.relative_to(inside)))
     return names
 

@@ -56,7 +56,8 @@ def prepare_overrides(overrides: Sequence[str], *, multirun: bool = False, will_
             raise
         except Exception:  # a bad override: Hydra reports it in its own words when it composes
             return final
-        refuse_reused_run_dirs(composed, multirun=multirun, resuming=plan.run_dir if plan is not None else None)
+        resuming = plan.run_dir if plan is not None else None
+        refuse_reused_run_dirs(composed, multirun=multirun, resuming=resuming)
     return final
 
 

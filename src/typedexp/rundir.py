@@ -43,15 +43,17 @@ RUN_FILES = (
 )
 
 
+def symlink_refused(path: Path) -> ConfigError:
+    return ConfigError(f"{path} is a symlink; a run writes only inside its own directory and never follows one")
+
+
 def open_no_follow(path: Path, flags: int, mode: int = 0o666) -> int:
     """``os.open`` that refuses a symlink as the last component, with a one-line error."""
     try:
         return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise ConfigError(
-                f"{path} is a symlink; a run writes only inside its own directory and never follows one"
-            ) from exc
+            raise symlink_refused(path) from exc
         raise
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from typedexp.engine.settings import BestMode, TrainerSettings
 from typedexp.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
-from typedexp.rundir import BEST as BEST, LAST as LAST, exclusive_temp
+from typedexp.rundir import BEST as BEST, LAST as LAST, exclusive_temp, symlink_refused
 
 if TYPE_CHECKING:
     import torch
@@ -144,7 +144,7 @@ def make_dir(directory: Path) -> None:
     """``mkdir -p``, refusing a symlink where the directory should be (files would land elsewhere)."""
     directory.mkdir(parents=True, exist_ok=True)
     if directory.is_symlink():
-        raise ConfigError(f"{directory} is a symlink; a run writes only inside its own directory and never follows one")
+        raise symlink_refused(directory)
 
 
 def read_checkpoint(path: Path) -> Checkpoint:
