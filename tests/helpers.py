@@ -60,8 +60,11 @@ class RecordingTracker:
         self.outcome = outcome
 
 
-def run_signalled(step: int, signals: str, args: list[str], cwd: Path) -> CliRun:
-    """The CLI with ``args``, sent ``signals`` (e.g. "SIGINT" or "SIGKILL") right after ``step`` is logged."""
+def run_signalled(step: int | str, signals: str, args: list[str], cwd: Path) -> CliRun:
+    """The CLI with ``args``, sent ``signals`` (e.g. "SIGINT" or "SIGKILL") right after ``step`` is logged.
+
+    ``step="val@N"`` sends them as epoch N's validation starts instead.
+    """
     root = Path(__file__).resolve().parent.parent
     path = os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
     return run_module(["tests.signal_run", str(step), signals, "--", *args], cwd, {"PYTHONPATH": path})

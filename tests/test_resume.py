@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import RecordingTracker
+from tests.helpers import RecordingTracker, run_cli, run_signalled
 from typedexp import ConfigError, launch
 from typedexp.data import FakeData
 from typedexp.engine import TrainerSettings, fit, seed_everything
@@ -49,6 +49,40 @@ def test_resume_mid_epoch_in_process_is_bit_exact(workdir: Path) -> None:
     assert resumed.steps == reference.steps == 15
     assert_same_weights(reference.run_dir, resumed.run_dir)
     assert (workdir / "run" / "metrics.jsonl").read_bytes() == (workdir / "ref" / "metrics.jsonl").read_bytes()
+
+
+def test_a_run_stopped_during_its_last_validation_is_finished_by_resume(workdir: Path) -> None:
+    # 2 epochs of 5 batches; SIGTERM arrives as epoch 2's validation starts. The validation runs
+    # on, the epoch-end checkpoint names epoch 3, and the run stops before model.pt.
+    args = [*FAST, "epochs=2", "model.dropout=0.3", "trainer.log_every=2"]
+    reference = launch(args, output_dir=workdir / "ref")
+    stopped = run_signalled("val@2", "SIGTERM", [*args, "hydra.run.dir=run"], workdir)
+    assert stopped.returncode == 143
+    assert stopped.stderr_lines == [
+        f"typedexp: error: interrupted by SIGTERM at the end of epoch 2, step 10; saved "
+        f"{workdir / 'run' / 'checkpoints' / 'last.pt'}; continue with: typedexp resume={workdir / 'run'}"
+    ]
+    assert not (workdir / "run" / "model.pt").exists()
+    resumed = run_cli(["resume=" + str(workdir / "run")], workdir)  # exactly what the line says
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_weights(reference.run_dir, workdir / "run")
+    assert (workdir / "run" / "metrics.jsonl").read_bytes() == reference.metrics_file.read_bytes()
+
+
+def test_only_a_run_that_wrote_model_pt_is_finished(workdir: Path) -> None:
+    args = [*FAST, "epochs=2"]
+    reference = launch(args, output_dir=workdir / "ref")
+    launch(args, output_dir=workdir / "run")
+    with pytest.raises(ConfigError, match="run/checkpoints/last.pt: that run already finished 2 epochs; set epochs= higher"):
+        launch(["resume=run"])
+    with pytest.raises(ConfigError, match="that run already trained 2 epochs, more than epochs=1; set epochs=2 or higher"):
+        launch(["resume=run", "epochs=1"])
+    (workdir / "run" / "model.pt").unlink()  # killed after its last checkpoint, before model.pt
+    metrics = (workdir / "run" / "metrics.jsonl").read_bytes()
+    resumed = launch(["resume=run"])
+    assert resumed.steps == 10 and resumed.metrics["val/acc"] == reference.metrics["val/acc"]
+    assert_same_weights(reference.run_dir, resumed.run_dir)
+    assert resumed.metrics_file.read_bytes() == metrics  # no step twice (no test split here)
 
 
 def test_checkpoint_holds_every_state_and_the_config(workdir: Path) -> None:

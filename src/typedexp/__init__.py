@@ -1,11 +1,52 @@
 """typedexp: typed PyTorch experiments.
 
-The public API is small: ``launch(overrides)`` runs an experiment exactly as the ``typedexp``
-command would and returns a typed ``RunResult``. Configs live in ``typedexp.configs``.
+The public API is small: an ``Experiment`` is a whole run as one typed value, built from specs
+(``MLP``, ``Adam``, ``Digits``, ...); ``launch(experiment=..., overrides=[...])`` runs it exactly
+as the ``typedexp`` command would and returns a typed ``RunResult``; ``register`` offers your own
+spec as an option of a group; ``main`` is the command line.
 """
 
+from typedexp.cli import main
+from typedexp.data import CIFAR10, CIFAR100, MNIST, Digits, FakeData, FashionMNIST
+from typedexp.engine import TrainerSettings
 from typedexp.errors import ConfigError, TrackerError, TypedexpError
+from typedexp.experiment import Experiment
 from typedexp.launch import launch
+from typedexp.models import CNN, LARGE, MLP, SMALL
+from typedexp.optim import SGD, Adam, AdamW
+from typedexp.schedules import Cosine, NoSchedule, OneCycle, StepDecay, WarmupCosine
+from typedexp.store import register
 from typedexp.task import RunResult
+from typedexp.tracking import SwanLabMode, SwanLabTracking
 
-__all__ = ["ConfigError", "RunResult", "TrackerError", "TypedexpError", "launch"]
+__all__ = [
+    "CIFAR10",
+    "CIFAR100",
+    "CNN",
+    "LARGE",
+    "MLP",
+    "MNIST",
+    "SGD",
+    "SMALL",
+    "Adam",
+    "AdamW",
+    "ConfigError",
+    "Cosine",
+    "Digits",
+    "Experiment",
+    "FakeData",
+    "FashionMNIST",
+    "NoSchedule",
+    "OneCycle",
+    "RunResult",
+    "StepDecay",
+    "SwanLabMode",
+    "SwanLabTracking",
+    "TrackerError",
+    "TrainerSettings",
+    "TypedexpError",
+    "WarmupCosine",
+    "launch",
+    "main",
+    "register",
+]

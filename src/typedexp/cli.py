@@ -84,16 +84,24 @@ def refuse_unsafe_flags(argv: Sequence[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``typedexp`` and ``python -m typedexp``; ``argv`` defaults to sys.argv[1:]."""
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
+    args = list(sys.argv[1:] if argv is None else argv)
     mask_secrets_in_output()
     register_configs()
     try:
         require_supported_hydra()  # the config guard refuses to run unchecked
-        refuse_unsafe_flags(sys.argv[1:])
-        typed = typed_allow_list(overrides_in(sys.argv[1:]))  # before resume= adds saved overrides
-        argv = flags_first(sys.argv[1:])  # -m, --cfg job, --help may come after the overrides
-        sys.argv = [sys.argv[0], *prepare_argv(argv)]  # secrets, resume=, reused run dirs
+        refuse_unsafe_flags(args)
+        typed = typed_allow_list(overrides_in(args))  # before resume= adds a run's saved overrides
+    except TypedexpError as exc:
+        print_error(str(exc))
+        sys.exit(USER_ERROR_EXIT)
+    with config_guard(typed):  # every config composed from here on is checked (README: Safety)
+        run_hydra(flags_first(args))  # -m, --cfg job, --help may come after the overrides
+
+
+def run_hydra(args: list[str]) -> None:
+    """Hydra's main over the typed store, with ``args`` prepared and one-line errors."""
+    try:
+        sys.argv = [sys.argv[0], *prepare_argv(args)]  # secrets, resume=, reused run dirs
     except TypedexpError as exc:
         print_error(str(exc))
         sys.exit(USER_ERROR_EXIT)
@@ -116,8 +124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         return outcome
 
     try:
-        with config_guard(typed):
-            hydra.main(config_path=None, config_name=APP_NAME, version_base="1.3")(cli_task)()
+        hydra.main(config_path=None, config_name=APP_NAME, version_base="1.3")(cli_task)()
     except Interrupted as exc:  # SIGINT/SIGTERM: a checkpoint was saved; the line says where
         print_error(str(exc))
         sys.exit(exc.exit_code)

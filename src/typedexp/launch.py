@@ -69,9 +69,9 @@ def launch(
     if output_dir is not None:
         all_overrides.append(f"hydra.run.dir={output_dir}")
     typed = typed_allow_list(all_overrides)
-    all_overrides = prepare_overrides(all_overrides)  # secrets, resume=, reused dirs
     try:
         with config_guard(typed):
+            all_overrides = prepare_overrides(all_overrides)  # secrets, resume=, reused dirs
             job = hydra_zen_launch(
                 experiment_config(),
                 guarded_task(),

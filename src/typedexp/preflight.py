@@ -2,30 +2,64 @@
 
 Shared by ``cli.main`` and ``launch()``: refuse secrets typed into overrides, read the
 ``allowed_targets`` the person typed, turn ``resume=`` into the run directory it continues, and
-refuse reusing any other run's directory. What a config may build is checked later, on the
-composed config (``config_guard``), wherever its parts came from.
+refuse a run directory that holds another run, is in use, or holds symlinks (checked on the
+composed config). What a config may build is checked on every composed config
+(``config_guard``), wherever its parts came from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from hydra import compose, initialize
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
+from omegaconf import DictConfig
 
-from typedexp.errors import ConfigError
-from typedexp.guards import refuse_reused_output_dirs
+from typedexp.errors import ConfigError, TypedexpError
+from typedexp.guards import refuse_reused_run_dirs
 from typedexp.resume import plan_resume
+from typedexp.store import APP_NAME
 from typedexp.safety import AllowList, refuse_secrets_in_overrides
 from typedexp.safety.allowlist import SETTING
 
+# Flags after which Hydra prints something and exits without creating a run directory.
+NO_RUN_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")
 
-def prepare_overrides(overrides: Sequence[str], *, multirun: bool = False) -> list[str]:
-    """The overrides Hydra should run; raises ``ConfigError`` (one line) for a refused one."""
+
+def compose_with_hydra_node(overrides: list[str]) -> DictConfig:
+    """The config Hydra will run, with its ``hydra`` node, composed by Hydra's public API.
+
+    Sweep overrides (``a=1,2``) are left out: a plain compose refuses them, and they cannot move
+    the sweep directory. ``register_configs()`` must have run. HydraConfig is set to the result so
+    that ``${hydra:...}`` interpolations resolve; Hydra sets it again for each job.
+    """
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    single = [o.input_line or "" for o in parsed if not o.is_sweep_override()]
+    with initialize(version_base="1.3", config_path=None):
+        composed = compose(config_name=APP_NAME, overrides=single, return_hydra_config=True)
+    HydraConfig.instance().set_config(composed)
+    return composed
+
+
+def prepare_overrides(overrides: Sequence[str], *, multirun: bool = False, will_run: bool = True) -> list[str]:
+    """The overrides Hydra should run; raises ``ConfigError`` (one line) for a refused one.
+
+    ``will_run=False`` (``--help``, ``--cfg``) skips the run-directory checks: nothing is written.
+    """
     refuse_secrets_in_overrides(overrides)
     plan = plan_resume(overrides, multirun=multirun)
     final = plan.overrides if plan is not None else list(overrides)
-    refuse_reused_output_dirs(final, resuming=plan.run_dir if plan is not None else None)
+    if will_run:
+        try:
+            composed = compose_with_hydra_node(final)
+        except TypedexpError:
+            raise
+        except Exception:  # a bad override: Hydra reports it in its own words when it composes
+            return final
+        resuming = plan.run_dir if plan is not None else None
+        refuse_reused_run_dirs(composed, multirun=multirun, resuming=resuming)
     return final
 
 
@@ -37,7 +71,8 @@ def prepare_argv(argv: Sequence[str]) -> list[str]:
     """
     overrides = overrides_in(argv)
     multirun = any(arg in ("-m", "--multirun") for arg in argv)
-    final = prepare_overrides(overrides, multirun=multirun)
+    will_run = not any(arg in NO_RUN_FLAGS for arg in argv)
+    final = prepare_overrides(overrides, multirun=multirun, will_run=will_run)
     if final == overrides:
         return list(argv)
     return [arg for arg in argv if arg not in overrides] + final

@@ -21,12 +21,11 @@ from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from typedexp.engine.checkpoint import LAST
 from typedexp.errors import ConfigError
+from typedexp.rundir import CHECKPOINT_DIR, LAST, refuse_symlinks
 from typedexp.session import may_differ
 
 KEY = "resume"
-CHECKPOINT_DIR = "checkpoints"
 OUTPUTS = Path("outputs")  # where Hydra's default run directories live (configs.HYDRA_SETTINGS)
 _PLAIN = re.compile(r"^[\w./\-:+@~]+$")
 
@@ -71,6 +70,8 @@ def plan_resume(overrides: Sequence[str], *, multirun: bool = False) -> ResumePl
     rest = [o for o in parsed if o.key_or_group != KEY]
     asked = str(value)
     checkpoint, run_dir = locate(asked, rest)
+    if run_dir is not None:  # before its .hydra/overrides.yaml is read (rule: rundir.py)
+        refuse_symlinks(run_dir, KEY)
     run_dirs = [str(o.value()) for o in rest if o.key_or_group == "hydra.run.dir"]
     if run_dir is not None and run_dirs and Path(run_dirs[-1]).resolve() != run_dir.resolve():
         raise ConfigError(

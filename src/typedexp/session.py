@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from typedexp.engine.checkpoint import Checkpointer, LoopPosition, read_checkpoint
+from typedexp.engine.checkpoint import Checkpoint, Checkpointer, LoopPosition, read_checkpoint
 from typedexp.engine.settings import TrainerSettings
 from typedexp.errors import CheckpointError, ConfigError
+from typedexp.rundir import CHECKPOINT_DIR, WEIGHTS_FILE, open_no_follow
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-CHECKPOINT_DIR = "checkpoints"
 # Fields a resumed run may change: they do not alter the numbers computed so far. `epochs` lets a
 # finished run train longer; prefixes end with a dot.
 MAY_DIFFER = (
@@ -68,17 +68,17 @@ def open_session(
     checkpoint = read_checkpoint(Path(resume))
     check_same_config(checkpoint.config, config, checkpoint.path)
     position = checkpointer.restore(checkpoint)
-    if position.epoch > epochs:
-        raise ConfigError(
-            f"resume={checkpoint.path}: that run already finished {position.epoch - 1} epochs; "
-            f"set epochs= higher to train longer"
-        )
+    refuse_finished(checkpoint, position, epochs)
     if checkpoint.path.resolve().parent == checkpointer.directory.resolve():
         # Same run directory: drop metrics.jsonl lines logged after the checkpoint (work that
         # the resumed run redoes, bit-exactly on CPU), so no step appears twice.
         kept = checkpoint.extra.get("metrics_bytes")
         if isinstance(kept, int) and metrics_file.exists() and metrics_file.stat().st_size > kept:
-            os.truncate(metrics_file, kept)
+            fd = open_no_follow(metrics_file, os.O_WRONLY)
+            try:
+                os.ftruncate(fd, kept)
+            finally:
+                os.close(fd)
     tracker_id, color = checkpoint.extra.get("tracker_id"), checkpoint.extra.get("tracker_color")
     return Session(
         checkpointer,
@@ -86,6 +86,29 @@ def open_session(
         tracker_id if isinstance(tracker_id, str) else None,
         color if isinstance(color, str) else None,
     )
+
+
+def refuse_finished(checkpoint: Checkpoint, position: LoopPosition, epochs: int) -> None:
+    """Refuse to resume a run that has nothing left to do, or that trained past ``epochs``.
+
+    A checkpoint whose training is complete (it names epoch ``epochs + 1``, saved after the last
+    validation, which it records) still leaves the test split and ``model.pt`` to do if the run
+    was stopped before them, e.g. by SIGTERM during the last validation: resuming it does exactly
+    that. Only a run whose ``model.pt`` was written (atomically, as the last step) is finished.
+    """
+    trained = position.epoch - 1
+    if trained > epochs:
+        raise ConfigError(
+            f"resume={checkpoint.path}: that run already trained {trained} epochs, more than epochs={epochs}; "
+            f"set epochs={trained} or higher"
+        )
+    run_dir = checkpoint.path.resolve().parent.parent
+    finished = checkpoint.path.parent.name == CHECKPOINT_DIR and (run_dir / WEIGHTS_FILE).exists()
+    if trained == epochs and finished:
+        raise ConfigError(
+            f"resume={checkpoint.path}: that run already finished {trained} epochs; "
+            f"set epochs= higher to train longer"
+        )
 
 
 def flatten(value: object, prefix: str = "") -> dict[str, object]:

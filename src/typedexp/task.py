@@ -17,16 +17,17 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from typedexp import rundir
 from typedexp.engine import fit, prepare, resolve_device, seed_everything
+from typedexp.engine.checkpoint import write_atomically
 from typedexp.engine.signals import stop_on_signals
 from typedexp.experiment import Experiment
+from typedexp.rundir import METRICS_FILE, WEIGHTS_FILE
 from typedexp.safety import redact
 from typedexp.session import open_session
 from typedexp.tracking import FanOut, JsonlTracker, RunOutcome, Tracker
 from typedexp.tracking.guarded import GuardedTracker
 
-METRICS_FILE = "metrics.jsonl"
-WEIGHTS_FILE = "model.pt"
 
 
 # What the dashboard shows of a run: the experiment, not Hydra's or the allow-list's plumbing.
@@ -62,17 +63,39 @@ def run_experiment(experiment: Experiment, composed: DictConfig | None = None) -
     ``composed`` is the config it was built from, saved (resolved, secrets masked) in checkpoints
     and sent to the tracker. ``allowed_targets`` was enforced on it before anything was built.
     """
+    experiment.dataset.check_available()  # both fail in milliseconds, before torch is imported
+    experiment.tracker.check_available()
+    hydra = HydraConfig.get()
+    run_dir = Path(hydra.runtime.output_dir)
+    # The lock is taken before any file of ours is written and held until the run ends. Under it,
+    # the pre-Hydra checks (guards.refuse_reused_run_dirs) are repeated, for a run that started
+    # beside this one, and for a sweep job dir that a custom hydra.sweep.subdir made shared.
+    setting = "hydra.sweep.dir" if hydra.mode == RunMode.MULTIRUN else "hydra.run.dir"
+    rundir.refuse_symlinks(run_dir, setting, [f"{hydra.job.name}.log"])
+    with rundir.hold(run_dir, setting):
+        if not continues(experiment.resume, run_dir):
+            rundir.refuse_used(run_dir, setting)
+        return _train(experiment, plain_config(composed), run_dir)
+
+
+def continues(resume: str | None, run_dir: Path) -> bool:
+    """Whether ``resume`` is this run dir's own ``last.pt``: a resume in place (``resume.plan_resume``).
+
+    Any other checkpoint starts a new run, which must not land in a directory holding one.
+    """
+    if resume is None:
+        return False
+    path = Path(resume).resolve()
+    return path.name == rundir.LAST and path.parent == (run_dir / rundir.CHECKPOINT_DIR).resolve()
+
+
+def _train(experiment: Experiment, config: dict[str, object], run_dir: Path) -> RunResult:
+    """The run itself, in a run dir this process holds: train, record, save the weights."""
     dataset, model, optim, tracker, trainer = (
         experiment.dataset, experiment.model, experiment.optim, experiment.tracker, experiment.trainer
     )
     epochs, batch_size, seed, resume = experiment.epochs, experiment.batch_size, experiment.seed, experiment.resume
-    dataset.check_available()  # both fail in milliseconds, before torch is imported
-    tracker.check_available()
-    import torch
-
     hydra = HydraConfig.get()
-    run_dir = Path(hydra.runtime.output_dir)
-    config = plain_config(composed)
     generator = seed_everything(seed)
     device = resolve_device(trainer.device)
     data = dataset.load()
@@ -130,7 +153,9 @@ def run_experiment(experiment: Experiment, composed: DictConfig | None = None) -
     finally:
         trackers.finish(outcome, error)
 
-    torch.save(net.state_dict(), run_dir / WEIGHTS_FILE)
+    # Atomic, so that model.pt exists only complete: its presence is what marks a finished run
+    # (session.open_session), and a symlink planted as model.pt is replaced, never followed.
+    write_atomically(net.state_dict(), run_dir / WEIGHTS_FILE)
     result = RunResult(
         run_dir, fitted.metrics, fitted.steps, fitted.epochs, fitted.seconds, str(device), external.failure
     )

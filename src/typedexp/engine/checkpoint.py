@@ -3,9 +3,10 @@
 A checkpoint holds the model, the optimizer, an (empty, for now) scheduler slot, the position in
 training (epoch, batch, step, the epoch's permutation and the partial logging window), every RNG
 state (python, numpy, torch, the data-order generator) and the resolved config. Files are written
-to a temp file, fsynced and renamed, so a crash (even SIGKILL) leaves either the old file or the
-new one. Loading uses ``torch.load(weights_only=True)``: only tensors and plain containers, never
-pickled code, so a checkpoint from elsewhere cannot run anything.
+to a fresh temp file (``O_EXCL``), fsynced and renamed, so a crash (even SIGKILL) leaves either the
+old file or the new one, and a symlink planted in the run dir is replaced, never written through.
+Loading uses ``torch.load(weights_only=True)``: only tensors and plain containers, never pickled
+code, so a checkpoint from elsewhere cannot run anything.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from typing import TYPE_CHECKING
 
 from typedexp.engine.settings import BestMode, TrainerSettings
 from typedexp.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
+from typedexp.rundir import BEST as BEST, LAST as LAST, exclusive_temp, symlink_refused
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
 FORMAT = "typedexp-checkpoint/1"
-LAST, BEST = "last.pt", "best.pt"
 
 
 @dataclass
@@ -109,15 +110,19 @@ def restore_rng_states(states: Mapping[str, object], generator: torch.Generator)
     generator.set_state(data_state)
 
 
-def write_atomically(payload: Mapping[str, object], path: Path) -> None:
-    """``torch.save`` to a temp file in the same directory, fsync, then rename over ``path``."""
+def write_atomically(payload: object, path: Path) -> None:
+    """``torch.save`` to a fresh temp file in the same directory, fsync, then rename over ``path``.
+
+    The temp file is created with ``O_EXCL`` under a random name, so it is never a file or symlink
+    someone planted; the rename replaces a symlink at ``path`` instead of writing through it.
+    """
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    make_dir(path.parent)
+    fd, temp = exclusive_temp(path)
     try:
-        with temp.open("wb") as file:
-            torch.save(dict(payload), file)
+        with os.fdopen(fd, "wb") as file:
+            torch.save(payload, file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, path)  # atomic on POSIX: readers see the old file or the new one
@@ -126,12 +131,20 @@ def write_atomically(payload: Mapping[str, object], path: Path) -> None:
 
 
 def copy_atomically(source: Path, target: Path) -> None:
-    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd, temp = exclusive_temp(target)
     try:
-        shutil.copyfile(source, temp)
+        with os.fdopen(fd, "wb") as copy, source.open("rb") as original:
+            shutil.copyfileobj(original, copy)
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def make_dir(directory: Path) -> None:
+    """``mkdir -p``, refusing a symlink where the directory should be (files would land elsewhere)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if directory.is_symlink():
+        raise symlink_refused(directory)
 
 
 def read_checkpoint(path: Path) -> Checkpoint:
@@ -264,9 +277,11 @@ class Checkpointer:
 
             name = signal.Signals(self.stop_signal).name
             run_dir = self.directory.parent
+            # At an epoch's end the position already names the next epoch, which may not exist.
+            where = f"epoch {position.epoch}" if position.batch else f"the end of epoch {position.epoch - 1}"
             raise Interrupted(
                 self.stop_signal,
-                f"interrupted by {name} at epoch {position.epoch}, step {position.step}; "
+                f"interrupted by {name} at {where}, step {position.step}; "
                 f"saved {self.last}; continue with: typedexp resume={run_dir}",
             )
 

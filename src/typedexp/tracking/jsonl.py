@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from typedexp.rundir import open_no_follow
 from typedexp.tracking.base import RunOutcome
 
 
@@ -13,12 +15,14 @@ class JsonlTracker:
     """Appends ``{"step": .., "epoch": .., "<metric>": value, ...}`` lines to ``path``.
 
     Each line is flushed when written, so the file is complete up to the last logged point even
-    if the process dies. Appending (never truncating) keeps earlier lines of the same run.
+    if the process dies. Appending (never truncating) keeps earlier lines of the same run. A
+    symlink at ``path`` is refused (``O_NOFOLLOW``): a run writes only inside its own directory.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file = path.open("a", encoding="utf-8")
+        fd = open_no_follow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
 
     def log(self, metrics: Mapping[str, float], *, step: int, epoch: int) -> None:
         record = {"step": step, "epoch": epoch, **metrics}
