@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 import torch
@@ -175,8 +176,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path: Path, monkeypat
     write_atomically({"format": FORMAT, "n": 1}, path)
     before = path.read_bytes()
 
-    def dies_half_way(obj: object, file: object) -> None:
-        assert hasattr(file, "write")
+    def dies_half_way(obj: object, file: BinaryIO) -> None:
         file.write(b"partial")
         raise OSError("disk full")
 

@@ -1,66 +1,104 @@
-"""Type tests, checked by mypy in `make test` (never run): what mypy accepts and rejects.
+"""Type tests, checked by mypy --strict and by basedpyright (standard mode) in `make test`, never
+run: what both checkers accept and reject, when a config is written and when it is read.
 
-Each expected error carries `# type: ignore[<code>]`. mypy --strict reports an unused ignore,
-so if a bad config ever stopped being an error, mypy would fail on that line.
+Each expected error carries `# type: ignore[<code>]`. Both checkers report an ignore that
+suppresses nothing (mypy's warn_unused_ignores, pyright's reportUnnecessaryTypeIgnoreComment),
+so if a mistake here ever stopped being an error, `make test` would fail on that line.
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import assert_type
 
-from hydra_zen import instantiate
-
-from typedexp import RunResult, launch
-from typedexp.configs import (
-    AdamConf,
-    DigitsConf,
-    FakeDataConf,
-    MLPConf,
-    SGDConf,
-    TrackerConf,
-    TrainerConf,
+from typedexp import (
+    LARGE,
+    MLP,
+    SGD,
+    SMALL,
+    Adam,
+    Cosine,
+    Digits,
+    Experiment,
+    FakeData,
+    RunResult,
+    SwanLabMode,
+    SwanLabTracking,
+    TrainerSettings,
+    launch,
 )
-from typedexp.data import Digits, FakeData
-from typedexp.engine import Device, TrainerSettings
-from typedexp.models import MLP, Activation
-from typedexp.optim import SGD, Adam
-from typedexp.tracking import SwanLabMode, SwanLabTracking
+from typedexp.data import DatasetSpec
+from typedexp.engine import Device
+from typedexp.models import Activation, ModelSpec
+from typedexp.optim import OptimizerSpec
 
 
 def wrong_field_types_are_errors() -> None:
-    MLPConf(hidden="128")  # type: ignore[arg-type]
-    MLPConf(activation="relu")  # type: ignore[arg-type]
-    SGDConf(lr="fast")  # type: ignore[arg-type]
-    TrainerConf(max_batches=1.5)  # type: ignore[arg-type]
-    TrackerConf(mode="local")  # type: ignore[arg-type]
+    MLP(hidden="128")  # type: ignore[arg-type]
+    MLP(activation="relu")  # type: ignore[arg-type]
+    SGD(lr="fast")  # type: ignore[arg-type]
+    TrainerSettings(max_batches=1.5)  # type: ignore[arg-type]
+    SwanLabTracking(mode="local")  # type: ignore[arg-type]
+    Experiment(epochs="3")  # type: ignore[arg-type]
+    Experiment(model=Adam())  # type: ignore[arg-type]
 
 
 def unknown_fields_are_errors() -> None:
-    MLPConf(hiden=(64,))  # type: ignore[call-arg]
-    SGDConf(learning_rate=0.1)  # type: ignore[call-arg]
-    TrainerConf(epochs=3)  # type: ignore[call-arg]
-    DigitsConf(root="data")  # type: ignore[call-arg]
+    MLP(hiden=(64,))  # type: ignore[call-arg]
+    SGD(learning_rate=0.1)  # type: ignore[call-arg]
+    TrainerSettings(epochs=3)  # type: ignore[call-arg]
+    Digits(root="data")  # type: ignore[call-arg]
+    Experiment(model=LARGE, epocs=3)  # type: ignore[call-arg]
+    Experiment(resume=True)  # type: ignore[arg-type]
 
 
 def correct_configs_are_accepted() -> None:
-    MLPConf(hidden=(256, 128), activation=Activation.gelu, dropout=0.1)
-    SGDConf(lr=0.1, momentum=0.0, nesterov=False)
-    TrainerConf(device=Device.cpu, max_batches=5)
-    TrackerConf(mode=SwanLabMode.offline, project="digits")
-    FakeDataConf(num_samples=64, channels=3)
+    MLP(hidden=(256, 128), activation=Activation.gelu, dropout=0.1)
+    SGD(lr=0.1, momentum=0.0, nesterov=False)
+    TrainerSettings(device=Device.cpu, max_batches=5)
+    SwanLabTracking(mode=SwanLabMode.offline, project="digits")
+    FakeData(num_samples=64, channels=3)
+    Experiment(model=MLP(hidden=(64,)), optim=Adam(lr=3e-3), schedule=Cosine(), epochs=3)
 
 
-def building_gives_precise_types() -> None:
-    assert_type(instantiate(MLPConf(hidden=(32,))), MLP)
-    assert_type(instantiate(SGDConf()), SGD)
-    assert_type(instantiate(AdamConf(lr=3e-4)), Adam)
-    assert_type(instantiate(DigitsConf()), Digits)
-    assert_type(instantiate(FakeDataConf()), FakeData)
-    assert_type(instantiate(TrainerConf()), TrainerSettings)
-    assert_type(instantiate(TrackerConf()), SwanLabTracking)
+def fields_read_back_have_their_precise_types() -> None:
+    assert_type(LARGE.hidden, tuple[int, ...])
+    assert_type(SMALL.dropout, float)
+    assert_type(Adam().lr, float)
+    assert_type(Experiment().epochs, int)
+    assert_type(Experiment().model, ModelSpec)
+    assert_type(Experiment().trainer.max_batches, int | None)
+    LARGE.hidden + [64]  # type: ignore[operator]
+    LARGE.hiden  # type: ignore[attr-defined]
+    Experiment().optim.lr  # type: ignore[attr-defined]
+
+
+def an_enum_field_compared_to_a_string_is_an_error() -> None:
+    # Always False at run time: MLP.activation is an Activation, never a str.
+    if MLP().activation == "relu":  # type: ignore[comparison-overlap]
+        pass
+    assert isinstance(MLP().activation, Enum)
+
+
+def specs_are_annotations() -> None:
+    def widen(model: MLP) -> MLP:
+        return MLP(hidden=tuple(2 * width for width in model.hidden))
+
+    def pick(dataset: DatasetSpec, optim: OptimizerSpec) -> Experiment:
+        return Experiment(dataset=dataset, optim=optim)
+
+    assert_type(widen(SMALL), MLP)
+    pick(Digits(), SGD())
+    widen(Adam())  # type: ignore[arg-type]
+
+
+def experiments_are_frozen() -> None:
+    Experiment().epochs = 3  # type: ignore[misc]
 
 
 def launch_returns_a_typed_result() -> None:
-    result = launch(["model=large"])
+    result = launch(["model=large"], experiment=Experiment(epochs=1))
     assert_type(result, RunResult)
     assert_type(result.metrics["val/acc"], float)
+    launch("model=large epochs=1")  # type: ignore[arg-type]
+    launch(experiment=LARGE)  # type: ignore[arg-type]

@@ -45,6 +45,15 @@ class SwanLabMode(enum.Enum):
     disabled = "disabled"  # SwanLab is not even imported; metrics.jsonl is still written
 
 
+# The name swanlab.init takes for each mode (SwanLab calls the cloud "online").
+SWANLAB_MODES: dict[SwanLabMode, Literal["online", "local", "offline", "disabled"]] = {
+    SwanLabMode.local: "local",
+    SwanLabMode.offline: "offline",
+    SwanLabMode.cloud: "online",
+    SwanLabMode.disabled: "disabled",
+}
+
+
 @dataclass(frozen=True)
 class SwanLabTracking:
     mode: SwanLabMode = SwanLabMode.local
@@ -119,7 +128,7 @@ class SwanLabTracking:
         # them into one warning and training goes on. The key is only handed over for cloud.
         with printed_to(chatter):
             run = swanlab.init(
-                mode="online" if cloud else self.mode.value,
+                mode=SWANLAB_MODES[self.mode],
                 project=self.project,
                 workspace=self.workspace,
                 log_dir=self.log_dir,
