@@ -87,8 +87,11 @@ def launch(
         raise ConfigError(mask_report(describe(exc))) from exc
     outcome = job.return_value
     if isinstance(outcome, Failure):
+        user_error = find_user_error(outcome.error)  # Hydra wraps a spec's ConfigError when it builds
+        if user_error is not None:
+            raise masked(user_error)
         message = user_message(outcome.error)
-        if message is not None and find_user_error(outcome.error) is None:
+        if message is not None:
             raise ConfigError(mask_report(message)) from outcome.error  # e.g. a `???` value left missing
         raise masked(outcome.error)
     if not isinstance(outcome, RunResult):

@@ -12,16 +12,11 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from typedexp.engine.loop import LRSchedule
 from typedexp.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
-
-
-@dataclass(frozen=True)
-class LRSchedule:
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    per_step: bool  # True: step after every optimizer step; False: after every epoch
 
 
 class ScheduleSpec(Protocol):

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from typedexp import rundir
-from typedexp.engine import fit, prepare, resolve_device, seed_everything
+from typedexp.engine import fit, prepare, resolve_device, seed_everything, steps_per_epoch
 from typedexp.engine.checkpoint import write_atomically
 from typedexp.engine.signals import stop_on_signals
 from typedexp.experiment import Experiment
@@ -104,6 +104,8 @@ def _train(experiment: Experiment, config: dict[str, object], run_dir: Path) -> 
     net = model.build(data.input_shape, data.num_classes)
     trained, data = prepare(net, data, trainer, device)  # `trained` is net, or net compiled
     optimizer = optim.build(net.parameters())
+    per_epoch = steps_per_epoch(len(data.train), batch_size, trainer)
+    schedule = experiment.schedule.build(optimizer, epochs=epochs, steps_per_epoch=per_epoch)
     # Restores a checkpoint (refusing one that does not fit) before any file of the run is opened.
     session = open_session(
         run_dir, resume=resume, config=config, epochs=epochs, model=net, optimizer=optimizer,
@@ -142,6 +144,7 @@ def _train(experiment: Experiment, config: dict[str, object], run_dir: Path) -> 
                 console=console,
                 checkpoints=session.checkpointer,
                 resume_from=session.resume_from,
+                schedule=schedule,
             )
         outcome = RunOutcome.success
     except KeyboardInterrupt as exc:  # Ctrl-C, or Interrupted (SIGINT/SIGTERM, checkpoint saved)

@@ -1,12 +1,13 @@
 """The training engine: typed inputs only (no Hydra, no SwanLab), resident tensors, few host syncs."""
 
-from typedexp.engine.loop import FitResult, epoch_order, evaluate, fit
+from typedexp.engine.loop import FitResult, LRSchedule, epoch_order, evaluate, fit, steps_per_epoch
 from typedexp.engine.runtime import prepare, resolve_device, seed_everything
 from typedexp.engine.settings import Device, Precision, TrainerSettings
 
 __all__ = [
     "Device",
     "FitResult",
+    "LRSchedule",
     "Precision",
     "TrainerSettings",
     "epoch_order",
@@ -15,4 +16,5 @@ __all__ = [
     "prepare",
     "resolve_device",
     "seed_everything",
+    "steps_per_epoch",
 ]

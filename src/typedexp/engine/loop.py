@@ -151,6 +151,7 @@ def fit(
     console: Console | None = None,
     checkpoints: Checkpointer | None = None,
     resume_from: LoopPosition | None = None,
+    schedule: LRSchedule | None = None,
 ) -> FitResult:
     """Train ``model`` for ``epochs`` on ``data.train`` (already on the model's device).
 
@@ -159,6 +160,8 @@ def fit(
     and the augmentation draws, so the same seed gives the same batches.
     ``checkpoints`` saves at each epoch's end and whenever it is due (every N steps, on a signal);
     ``resume_from`` continues from a restored position, mid-epoch included, bit-exactly on CPU.
+    ``schedule`` is stepped after every optimizer step or every epoch, as it says; the learning
+    rate it sets is logged as ``train/lr`` (a Python float in the optimizer: no sync).
     """
     import torch
 
@@ -166,9 +169,8 @@ def fit(
     device = train.images.device
     augment = data.augmentation if data.augmentation.enabled else None
     step_fn = training_step(model, optimizer, settings, device)
-    batches_per_epoch = math.ceil(len(train) / batch_size)
-    if settings.max_batches is not None:
-        batches_per_epoch = min(batches_per_epoch, settings.max_batches)
+    batches_per_epoch = steps_per_epoch(len(train), batch_size, settings)
+    step_scheduler = schedule.scheduler.step if schedule is not None and schedule.per_step else None
     console = console or Console()
     enabled = wants_progress(settings.progress, console)
     start = resume_from or LoopPosition(epoch=1, batch=0, step=0)
@@ -195,10 +197,14 @@ def fit(
                 if augment is not None:
                     images = augment(images, generator)
                 loss, logits = step_fn(images, labels)
+                if step_scheduler is not None:
+                    step_scheduler()
                 step += 1
                 window.add(loss, logits, labels)
                 if step % settings.log_every == 0 or batch == batches_per_epoch - 1:
                     metrics = window.drain("train")
+                    if schedule is not None:
+                        metrics["train/lr"] = float(optimizer.param_groups[0]["lr"])
                     _check_finite(metrics, epoch, step, settings, checkpoints)
                     tracker.log(metrics, step=step, epoch=epoch)
                     latest.update(metrics)
@@ -210,6 +216,8 @@ def fit(
             _check_finite(val_metrics, epoch, step, settings, checkpoints)
             tracker.log(val_metrics, step=step, epoch=epoch)
             latest.update(val_metrics)
+            if schedule is not None and not schedule.per_step:
+                schedule.scheduler.step()  # after the epoch's validation, before its checkpoint
             if checkpoints is not None:
                 checkpoints.save(LoopPosition(epoch + 1, 0, step, latest=latest), epoch_end=True)
     if data.test is not None:
@@ -217,6 +225,20 @@ def fit(
         tracker.log(test_metrics, step=step, epoch=epochs)
         latest.update(test_metrics)
     return FitResult(step, epochs, latest, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class LRSchedule:
+    """A built learning-rate scheduler and when ``fit`` steps it."""
+
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    per_step: bool  # True: after every optimizer step; False: after every epoch's validation
+
+
+def steps_per_epoch(examples: int, batch_size: int, settings: TrainerSettings) -> int:
+    """Optimizer steps in one epoch: every batch, or ``trainer.max_batches`` of them."""
+    batches = math.ceil(examples / batch_size)
+    return batches if settings.max_batches is None else min(batches, settings.max_batches)
 
 
 def _check_finite(
