@@ -49,6 +49,10 @@ def prepare_overrides(overrides: Sequence[str], *, multirun: bool = False, will_
     ``will_run=False`` (``--help``, ``--cfg``) skips the run-directory checks: nothing is written.
     """
     refuse_secrets_in_overrides(overrides)
+    # `+experiment=<name>` is how Hydra users pick an experiment preset; the group is in the
+    # defaults list (before `debug`, so that `debug=fast` wins over the preset), where `+` would
+    # be refused as a second value.
+    overrides = [override.removeprefix("+") if override.startswith("+experiment=") else override for override in overrides]
     plan = plan_resume(overrides, multirun=multirun)
     final = plan.overrides if plan is not None else list(overrides)
     if will_run:

@@ -161,7 +161,7 @@ def preset_config(experiment: Experiment) -> DictConfig:
 
 def experiment_config() -> Any:
     """The top-level config: ``Experiment``'s fields, each group set to its first option."""
-    defaults: list[Any] = ["_self_", *({group: next(iter(options(group)))} for group in GROUPS), {"debug": None}]
+    defaults: list[Any] = ["_self_", *({group: next(iter(options(group)))} for group in GROUPS), {"experiment": None}, {"debug": None}]
     # The groups' fields are left to the defaults list (a default value here would be a config
     # class of its own, which Hydra refuses to merge an option's config into).
     groups: dict[str, Any] = {group: MISSING for group in GROUPS}
