@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from typedexp.checks import require_finite
 from typedexp.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -118,6 +119,7 @@ class MLP:
     dropout: float = 0.0  # probability of zeroing a hidden unit during training; 0 disables
 
     def __post_init__(self) -> None:
+        require_finite(self, "model")
         object.__setattr__(self, "hidden", _widths("hidden", self.hidden))
         _check_common(self.dropout, self.norm_groups)
 
@@ -154,6 +156,7 @@ class CNN:
     dropout: float = 0.0  # after each hidden Linear
 
     def __post_init__(self) -> None:
+        require_finite(self, "model")
         object.__setattr__(self, "channels", _widths("channels", self.channels))
         object.__setattr__(self, "hidden", _widths("hidden", self.hidden, allow_empty=True))
         _check_common(self.dropout, self.norm_groups)

@@ -23,6 +23,7 @@ from typedexp.errors import ConfigError
 from typedexp.models import ModelSpec
 from typedexp.optim import OptimizerSpec
 from typedexp.redaction import redact
+from typedexp.resources import naming_full_disk, naming_sizes, size_fields
 from typedexp.session import open_session
 from typedexp.targets import DEFAULT_ALLOWED
 from typedexp.tracking import FanOut, JsonlTracker, RunOutcome, Tracker
@@ -89,10 +90,15 @@ def run_experiment(
     config = plain_config(zen_cfg)
     generator = seed_everything(seed)
     device = resolve_device(trainer.device)
-    data = dataset.load()
-    net = model.build(data.input_shape, data.num_classes)
-    trained, data = prepare(net, data, trainer, device)  # `trained` is net, or net compiled
-    optimizer = optim.build(net.parameters())
+    # Absurd sizes fail inside torch's allocator; these name the fields that asked for them.
+    with naming_sizes("loading the dataset", size_fields("dataset", dataset)):
+        data = dataset.load()
+    model_sizes = size_fields("model", model)
+    with naming_sizes("building the model", model_sizes):
+        net = model.build(data.input_shape, data.num_classes)
+        trained, data = prepare(net, data, trainer, device)  # `trained` is net, or net compiled
+        optimizer = optim.build(net.parameters())
+    step_sizes = [f"batch_size={batch_size}", f"trainer.eval_batch_size={trainer.eval_batch_size}", *model_sizes]
     # Restores a checkpoint (refusing one that does not fit) before any file of the run is opened.
     session = open_session(
         run_dir, resume=resume, config=config, epochs=epochs, model=net, optimizer=optimizer,
@@ -112,7 +118,7 @@ def run_experiment(
     trackers = FanOut([JsonlTracker(run_dir / METRICS_FILE), external])
     outcome, error = RunOutcome.crashed, None
     try:
-        with stop_on_signals(session.checkpointer):
+        with stop_on_signals(session.checkpointer), naming_sizes("training", step_sizes):
             fitted = fit(
                 trained,
                 optimizer,
@@ -136,7 +142,9 @@ def run_experiment(
     finally:
         trackers.finish(outcome, error)
 
-    torch.save(net.state_dict(), run_dir / WEIGHTS_FILE)
+    # Through an open file: torch.save to a path reports a full disk as "unexpected pos N vs M".
+    with naming_full_disk(run_dir), (run_dir / WEIGHTS_FILE).open("wb") as weights:
+        torch.save(net.state_dict(), weights)
     result = RunResult(
         run_dir, fitted.metrics, fitted.steps, fitted.epochs, fitted.seconds, str(device), external.failure
     )

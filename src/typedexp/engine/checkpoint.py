@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from typedexp.engine.settings import BestMode, TrainerSettings
 from typedexp.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
+from typedexp.resources import naming_full_disk
 
 if TYPE_CHECKING:
     import torch
@@ -116,7 +117,7 @@ def write_atomically(payload: Mapping[str, object], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with temp.open("wb") as file:
+        with naming_full_disk(path.parent), temp.open("wb") as file:
             torch.save(dict(payload), file)
             file.flush()
             os.fsync(file.fileno())
@@ -128,7 +129,8 @@ def write_atomically(payload: Mapping[str, object], path: Path) -> None:
 def copy_atomically(source: Path, target: Path) -> None:
     temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        shutil.copyfile(source, temp)
+        with naming_full_disk(target.parent):
+            shutil.copyfile(source, temp)
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
