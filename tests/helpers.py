@@ -65,3 +65,72 @@ def run_signalled(step: int, signals: str, args: list[str], cwd: Path) -> CliRun
     root = Path(__file__).resolve().parent.parent
     path = os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
     return run_module(["tests.signal_run", str(step), signals, "--", *args], cwd, {"PYTHONPATH": path})
+
+
+def run_main(args: list[str], cwd: Path) -> CliRun:
+    """``typedexp.cli.main(args)`` in this process, in ``cwd``: ~0.1 s for an error, not ~3 s.
+
+    Catches the SystemExit and captures what it prints; torch and Hydra stay imported between calls.
+    """
+    import contextlib
+    import io
+
+    from typedexp import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    before, argv = Path.cwd(), sys.argv
+    saved_env = {key: os.environ.pop(key) for key in ("SWANLAB_API_KEY", "HYDRA_FULL_ERROR") if key in os.environ}
+    os.chdir(cwd)
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            cli.main(args)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.chdir(before)
+        sys.argv = argv
+        os.environ.update(saved_env)
+    return CliRun(code, out.getvalue(), err.getvalue())
+
+
+def config_fields(skip_groups: tuple[str, ...] = ("hydra",)) -> list[tuple[list[str], str, str]]:
+    """Every leaf of the composed config, for each option of each group: (option overrides, key, kind).
+
+    ``kind`` is the OmegaConf node type (``FloatNode``, ``IntegerNode``, ``ListConfig``, ...), so a
+    field added to a spec is found here without editing any test. Trackers are composed as
+    ``disabled`` only (all options share one spec), so no example starts SwanLab.
+    """
+    from hydra import compose, initialize
+    from omegaconf import DictConfig, ListConfig
+
+    from typedexp.configs import APP_NAME, register_configs
+
+    register_configs()
+    from hydra.core.config_store import ConfigStore
+
+    groups = {"dataset", "model", "optim"}
+    choices: list[list[str]] = [["tracker=disabled"]]
+    for group in sorted(groups):
+        options = sorted(name.removesuffix(".yaml") for name in ConfigStore.instance().repo[group])
+        choices += [["tracker=disabled", f"{group}={option}"] for option in options]
+    found: dict[str, tuple[list[str], str, str]] = {}
+    with initialize(version_base="1.3", config_path=None):
+        for overrides in choices:
+            cfg = compose(config_name=APP_NAME, overrides=overrides)
+
+            def walk(node: DictConfig, prefix: str) -> None:
+                for key in node.keys():
+                    name = f"{prefix}{key}"
+                    child = node._get_node(str(key))
+                    if str(key).startswith("_") or name.split(".")[0] in skip_groups:
+                        continue
+                    if isinstance(child, DictConfig):
+                        walk(child, f"{name}.")
+                    elif isinstance(child, ListConfig):
+                        found.setdefault(name, (overrides, name, "ListConfig"))
+                    elif child is not None:
+                        found.setdefault(name, (overrides, name, type(child).__name__))
+
+            walk(cfg, "")
+    return sorted(found.values(), key=lambda item: item[1])

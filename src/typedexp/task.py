@@ -18,13 +18,16 @@ from rich.console import Console
 
 from typedexp.data import DatasetSpec
 from typedexp.engine import TrainerSettings, fit, prepare, resolve_device, seed_everything
+from typedexp.engine.checkpoint import malformed
+from typedexp.engine.checkpoint_checks import resume_problem
+from typedexp.engine.loop import count_batches
 from typedexp.engine.signals import stop_on_signals
 from typedexp.errors import ConfigError
 from typedexp.models import ModelSpec
 from typedexp.optim import OptimizerSpec
 from typedexp.redaction import redact
 from typedexp.resources import naming_full_disk, naming_sizes, size_fields
-from typedexp.session import open_session
+from typedexp.session import Session, open_session
 from typedexp.targets import DEFAULT_ALLOWED
 from typedexp.tracking import FanOut, JsonlTracker, RunOutcome, Tracker
 from typedexp.tracking.guarded import GuardedTracker
@@ -104,6 +107,7 @@ def run_experiment(
         run_dir, resume=resume, config=config, epochs=epochs, model=net, optimizer=optimizer,
         generator=generator, settings=trainer, metrics_file=run_dir / METRICS_FILE,
     )
+    check_resume_fits(session, train_size=len(data.train), batch_size=batch_size, settings=trainer)
 
     console = Console()
     external = GuardedTracker.start(
@@ -150,6 +154,16 @@ def run_experiment(
     )
     console.print(summary_line(result), markup=False, highlight=False, soft_wrap=True)
     return result
+
+
+def check_resume_fits(session: Session, *, train_size: int, batch_size: int, settings: TrainerSettings) -> None:
+    """Refuse a resumed position that does not fit this data, before the tracker or any file starts."""
+    if session.resume_from is None or session.checkpointer.saved is None:
+        return
+    batches = count_batches(train_size, batch_size, settings)
+    problem = resume_problem(session.resume_from, train_size=train_size, batches_per_epoch=batches)
+    if problem is not None:
+        raise malformed(session.checkpointer.saved, problem)
 
 
 def plain_config(cfg: DictConfig | None) -> dict[str, object]:

@@ -114,6 +114,12 @@ class _Window:
         return metrics
 
 
+def count_batches(train_size: int, batch_size: int, settings: TrainerSettings) -> int:
+    """Batches in one epoch: the whole split, or ``trainer.max_batches`` if fewer."""
+    batches = math.ceil(train_size / batch_size)
+    return batches if settings.max_batches is None else min(batches, settings.max_batches)
+
+
 def evaluate(model: nn.Module, split: Split, *, batch_size: int, prefix: str = "val") -> dict[str, float]:
     """Mean cross-entropy and accuracy of ``model`` on ``split`` (model left in eval mode)."""
     import torch
@@ -166,9 +172,7 @@ def fit(
     device = train.images.device
     augment = data.augmentation if data.augmentation.enabled else None
     step_fn = training_step(model, optimizer, settings, device)
-    batches_per_epoch = math.ceil(len(train) / batch_size)
-    if settings.max_batches is not None:
-        batches_per_epoch = min(batches_per_epoch, settings.max_batches)
+    batches_per_epoch = count_batches(len(train), batch_size, settings)
     console = console or Console()
     enabled = wants_progress(settings.progress, console)
     start = resume_from or LoopPosition(epoch=1, batch=0, step=0)
