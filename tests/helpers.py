@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from omegaconf import DictConfig
 
 from typedexp.tracking import RunOutcome
 
@@ -94,43 +96,41 @@ def run_main(args: list[str], cwd: Path) -> CliRun:
     return CliRun(code, out.getvalue(), err.getvalue())
 
 
-def config_fields(skip_groups: tuple[str, ...] = ("hydra",)) -> list[tuple[list[str], str, str]]:
+def leaf_kinds(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted key, OmegaConf node type) of every leaf under ``node``; lists are leaves."""
+    for key in node.keys():
+        name = f"{prefix}{key!s}"
+        child = node._get_node(str(key))
+        if str(key).startswith("_"):
+            continue
+        if isinstance(child, DictConfig):
+            yield from leaf_kinds(child, f"{name}.")
+        elif child is not None:
+            yield name, type(child).__name__
+
+
+def config_fields() -> list[tuple[list[str], str, str]]:
     """Every leaf of the composed config, for each option of each group: (option overrides, key, kind).
 
     ``kind`` is the OmegaConf node type (``FloatNode``, ``IntegerNode``, ``ListConfig``, ...), so a
     field added to a spec is found here without editing any test. Trackers are composed as
-    ``disabled`` only (all options share one spec), so no example starts SwanLab.
+    ``disabled`` only (all options share one spec), so no example starts SwanLab; ``hydra.*`` is
+    Hydra's, not typedexp's.
     """
     from hydra import compose, initialize
-    from omegaconf import DictConfig, ListConfig
+    from hydra.core.config_store import ConfigStore
 
     from typedexp.configs import APP_NAME, register_configs
 
     register_configs()
-    from hydra.core.config_store import ConfigStore
-
-    groups = {"dataset", "model", "optim"}
     choices: list[list[str]] = [["tracker=disabled"]]
-    for group in sorted(groups):
+    for group in ("dataset", "model", "optim"):
         options = sorted(name.removesuffix(".yaml") for name in ConfigStore.instance().repo[group])
         choices += [["tracker=disabled", f"{group}={option}"] for option in options]
     found: dict[str, tuple[list[str], str, str]] = {}
     with initialize(version_base="1.3", config_path=None):
         for overrides in choices:
-            cfg = compose(config_name=APP_NAME, overrides=overrides)
-
-            def walk(node: DictConfig, prefix: str) -> None:
-                for key in node.keys():
-                    name = f"{prefix}{key}"
-                    child = node._get_node(str(key))
-                    if str(key).startswith("_") or name.split(".")[0] in skip_groups:
-                        continue
-                    if isinstance(child, DictConfig):
-                        walk(child, f"{name}.")
-                    elif isinstance(child, ListConfig):
-                        found.setdefault(name, (overrides, name, "ListConfig"))
-                    elif child is not None:
-                        found.setdefault(name, (overrides, name, type(child).__name__))
-
-            walk(cfg, "")
+            for name, kind in leaf_kinds(compose(config_name=APP_NAME, overrides=overrides)):
+                if not name.startswith("hydra."):
+                    found.setdefault(name, (overrides, name, kind))
     return sorted(found.values(), key=lambda item: item[1])
