@@ -328,3 +328,28 @@ def test_launch_output_dir_with_an_interpolation_is_refused(workdir: Path) -> No
     with pytest.raises(ConfigError, match=r"output_dir='run\$\{x\}': Hydra cannot use a path holding '\$\{'"):
         launch(QUICK, output_dir="run${x}")
     assert not list(workdir.iterdir())
+
+
+# Clumsy inputs found while trying more: each was a traceback, two lines or a line naming nothing.
+@pytest.mark.parametrize(
+    ("arg", "line"),
+    [
+        ("model.hidden=[[1]]", "model.hidden=[[1]]: needs a list of whole numbers, e.g. [128, 64]"),
+        ("=3", "=3: an override needs a key before '=', e.g. epochs=3"),
+        ("dataset=null", "dataset=null: dataset needs an option, one of: cifar10, cifar100, digits, fake, fashion_mnist, mnist"),
+        ("model=", "model=: model needs an option, one of: cnn, large, small"),
+        ("trainer=x", "trainer='x': trainer is a group of fields, not a value; set its fields, e.g. trainer.max_batches=2"),
+        ("trainer=null", "trainer=None: trainer is a group of fields, not a value; set its fields, e.g. trainer.max_batches=2"),
+        ("k" * 5000 + "=1", "k" * 160 + "…" + "k" * 40 + " (5000 characters): no such field or config group (a name of 5000 characters)"),
+        ("tracker.description=ü", "cannot parse override 'tracker.description=ü': LexerNoViableAltException: tracker.description=ü; "
+         "quote a value that holds spaces, quotes, commas, brackets or non-ASCII letters: key='value'"),
+    ],
+    ids=["nested list", "no key", "group=null", "group=", "node=str", "node=null", "5000-char key", "unquoted unicode"],
+)
+def test_clumsy_inputs_are_one_line(tmp_path: Path, arg: str, line: str) -> None:
+    assert one_error(run_main([*QUICK, arg], tmp_path)) == line
+
+
+def test_a_quoted_unicode_value_is_accepted(tmp_path: Path) -> None:
+    done = run_main([*QUICK, "tracker.description='日本語 ü'"], tmp_path)
+    assert done.returncode == 0, done.stderr

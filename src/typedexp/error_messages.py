@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 
@@ -47,7 +48,13 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, MissingConfigException):
         return describe_missing_option(error)
     if isinstance(error, OverrideParseException):
-        return f"cannot parse override: {first_line(str(error))}"
+        return (
+            f"cannot parse override {error.override!r}: {first_line(str(error))}; quote a value that holds "
+            "spaces, quotes, commas, brackets or non-ASCII letters: key='value'"
+        )
+    if isinstance(error, OSError) and error.errno == errno.ENAMETOOLONG:  # Hydra looked for a group file
+        name = os.path.basename(str(error.filename))
+        return f"{name}: no such field or config group (a name of {len(name)} characters)"
     cause = error.__cause__
     if isinstance(cause, OmegaConfBaseException):
         return describe_omegaconf(cause)

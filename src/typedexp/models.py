@@ -84,7 +84,9 @@ def _check_common(dropout: float, norm_groups: int) -> None:
 
 def _widths(name: str, widths: tuple[int, ...], *, allow_empty: bool = False) -> tuple[int, ...]:
     # Hydra hands lists over as ListConfig; keep a real tuple so the spec is plain and hashable.
-    values = tuple(int(width) for width in widths)
+    if not all(isinstance(width, int) and not isinstance(width, bool) for width in widths):
+        raise ConfigError(f"model.{name}={list(widths)}: needs a list of whole numbers, e.g. [128, 64]")
+    values = tuple(widths)
     if (not values and not allow_empty) or any(width < 1 for width in values):
         raise ConfigError(f"model.{name}={list(values)}: needs at least one width, each >= 1")
     return values

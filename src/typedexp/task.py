@@ -7,6 +7,7 @@ specs; from here on everything is plain typed Python. The only Hydra objects tou
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,7 @@ def run_experiment(
     zen_cfg: DictConfig | None = None,
 ) -> RunResult:
     """Train ``model`` on ``dataset`` and record the run; the task Hydra runs for each job."""
+    check_nodes(dataset=dataset, model=model, optim=optim, tracker=tracker, trainer=trainer)
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if value < 1:
             raise ConfigError(f"{name}={value}: must be an integer >= 1")
@@ -154,6 +156,15 @@ def run_experiment(
     )
     console.print(summary_line(result), markup=False, highlight=False, soft_wrap=True)
     return result
+
+
+def check_nodes(**nodes: object) -> None:
+    """``trainer=x`` or ``trainer=null`` replace a node of fields by a value, which zen passes on."""
+    for name, node in nodes.items():
+        if not dataclasses.is_dataclass(node):
+            how = "choose an option with" if name != "trainer" else "set its fields, e.g."
+            example = "trainer.max_batches=2" if name == "trainer" else f"{name}=<option>"
+            raise ConfigError(f"{name}={node!r}: {name} is a group of fields, not a value; {how} {example}")
 
 
 def check_resume_fits(session: Session, *, train_size: int, batch_size: int, settings: TrainerSettings) -> None:
