@@ -137,7 +137,7 @@ def describe_omegaconf(error: OmegaConfBaseException) -> str:
     message = first_line(str(getattr(error, "msg", "") or str(error)))
     if isinstance(error, MissingMandatoryValue):
         options = group_options(full_key) if "." not in full_key else None
-        if options:  # `~model`, `~dataset=x` or `model=null` left a required group empty
+        if options:  # `~model` left a required group without an option
             return required_group(full_key, options)
         return f"{full_key}: a value is required (set it with {full_key}=...)"
     if isinstance(error, (ConfigAttributeError, ConfigKeyError)):
