@@ -100,6 +100,14 @@ def test_a_full_disk_under_the_dataset_cache_only_warns(tmp_path: Path, monkeypa
     assert not list((tmp_path / "data" / CACHE_FOLDER).iterdir())  # no half-written file is left
 
 
+def test_a_full_disk_where_hydra_writes_names_that_directory() -> None:
+    from typedexp.error_messages import describe, user_message
+
+    full = OSError(errno.ENOSPC, "No space left on device", "/runs/a/.hydra/config.yaml")
+    expected = "no space left on the device holding /runs/a/.hydra; free some space there or write elsewhere"
+    assert describe(full) == user_message(full) == expected
+
+
 # 3. nan/inf in every float field of every spec, found from the composed config.
 FLOAT_FIELDS = [(overrides, key) for overrides, key, kind in config_fields() if kind == "FloatNode"]
 
