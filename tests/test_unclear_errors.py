@@ -165,6 +165,10 @@ def test_an_allocation_failure_names_the_fields_given() -> None:
     with pytest.raises(ResourceError, match=r"^out of memory while training; lower batch_size=9$"):
         with naming_sizes("training", ["batch_size=9"]):
             raise MemoryError
+    gpu = "CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 79.10 GiB"
+    with pytest.raises(ResourceError, match=r"^out of memory while training \(20\.00 GiB asked for\); lower"):
+        with naming_sizes("training", ["batch_size=9"]):
+            raise RuntimeError(gpu)  # what torch.OutOfMemoryError (a RuntimeError) says
     with pytest.raises(RuntimeError, match="unrelated"):  # other errors pass through unchanged
         with naming_sizes("training", ["batch_size=9"]):
             raise RuntimeError("unrelated")

@@ -26,7 +26,8 @@ _ALLOCATION = re.compile(
     r"|value cannot be converted to type int64",
     re.IGNORECASE,
 )
-_ASKED = re.compile(r"allocate (\d+) bytes")
+_ASKED = re.compile(r"allocate (\d+) bytes")  # the CPU allocator's wording
+_ASKED_ON_GPU = re.compile(r"Tried to allocate ([\d.]+ [KMGT]iB)")  # CUDA's
 
 
 def size_fields(node: str, spec: object, count: int = 3) -> list[str]:
@@ -58,8 +59,9 @@ def naming_sizes(doing: str, fields: list[str]) -> Iterator[None]:
     except (MemoryError, OverflowError, RuntimeError, TypeError) as exc:
         if isinstance(exc, (RuntimeError, TypeError)) and not _ALLOCATION.search(str(exc)):
             raise
-        asked = _ASKED.search(str(exc))
+        asked, asked_on_gpu = _ASKED.search(str(exc)), _ASKED_ON_GPU.search(str(exc))
         size = f" ({int(asked.group(1)) / 2**30:.1f} GiB asked for)" if asked else ""
+        size = f" ({asked_on_gpu.group(1)} asked for)" if asked_on_gpu else size
         overflow = isinstance(exc, OverflowError) or "overflow" in str(exc).lower()
         what = "a size too large for torch" if overflow else "out of memory"
         raise ResourceError(
