@@ -2,7 +2,13 @@
 
 Hydra prints composition errors over several lines and task errors with a traceback. Here every
 user mistake becomes one line on stderr and exit code 2 (``HYDRA_FULL_ERROR=1`` restores Hydra's
-full reports). Training failures that are not user mistakes keep Hydra's report.
+full reports). Training failures that are not user mistakes keep Hydra's report. Every config
+Hydra composes is checked before it builds anything (``config_guard``), and secrets are masked in
+all the process prints.
+
+Hydra, OmegaConf and torch are imported inside ``main``, under its Ctrl-C handler: the console
+script imports this module first, and a Ctrl-C while they load (about 3 s) must still print one
+line and exit with 130, not a traceback.
 """
 
 from __future__ import annotations
@@ -10,32 +16,22 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import hydra
-import hydra._internal.config_loader_impl as hydra_loader
-import hydra._internal.config_repository as hydra_repository
-import hydra._internal.utils as hydra_internal
-from omegaconf import DictConfig
-
-from typedexp.config_guard import config_guard, require_supported_hydra
-from typedexp.store import APP_NAME, register_configs
-from typedexp.error_messages import describe, user_message
 from typedexp.errors import Interrupted, TypedexpError
-from typedexp.launch import Failure, guarded_task
-from typedexp.preflight import flags_first, overrides_in, prepare_argv, typed_allow_list
-from typedexp.safety.secrets import MaskingStream, mask_log_records, mask_report
+from typedexp.report import INTERRUPTED_EXIT, print_error
+from typedexp.safety.secrets import MaskingStream, mask_log_records
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+__all__ = ["INTERRUPTED_EXIT", "USER_ERROR_EXIT", "main", "print_error"]
 
 USER_ERROR_EXIT = 2
-INTERRUPTED_EXIT = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
 def full_errors_wanted() -> bool:
     return os.environ.get("HYDRA_FULL_ERROR") == "1"
-
-
-def print_error(message: str) -> None:
-    print(f"{APP_NAME}: error: {mask_report(message)}", file=sys.stderr)
 
 
 def _report_in_one_line(func: Callable[[], Any]) -> Any:
@@ -43,6 +39,8 @@ def _report_in_one_line(func: Callable[[], Any]) -> Any:
 
     ``Any`` because it replaces Hydra's own ``run_and_report(func: Any) -> Any``.
     """
+    from typedexp.error_messages import describe
+
     try:
         return func()
     except Exception as exc:
@@ -58,6 +56,8 @@ def share_repository_for_help() -> None:
     that initializing its search path cannot touch the shared one. The help path only reads,
     and the process exits right after, so it can share the repository instead of copying it.
     """
+    import hydra._internal.config_loader_impl as hydra_loader
+    import hydra._internal.config_repository as hydra_repository
 
     class SharedRepository(hydra_repository.CachingConfigRepository):
         def __init__(self, delegate: hydra_repository.IConfigRepository) -> None:
@@ -84,7 +84,21 @@ def refuse_unsafe_flags(argv: Sequence[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``typedexp`` and ``python -m typedexp``; ``argv`` defaults to sys.argv[1:]."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _main(list(sys.argv[1:] if argv is None else argv))
+    except Interrupted as exc:  # SIGINT/SIGTERM: a checkpoint was saved; the line says where
+        print_error(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:  # Ctrl-C at any other moment: start-up, composition, set-up
+        print_error("interrupted")
+        sys.exit(INTERRUPTED_EXIT)
+
+
+def _main(args: list[str]) -> None:
+    from typedexp.config_guard import config_guard, require_supported_hydra
+    from typedexp.preflight import flags_first, overrides_in, typed_allow_list
+    from typedexp.store import register_configs
+
     mask_secrets_in_output()
     register_configs()
     try:
@@ -100,6 +114,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def run_hydra(args: list[str]) -> None:
     """Hydra's main over the typed store, with ``args`` prepared and one-line errors."""
+    import hydra
+    import hydra._internal.utils as hydra_internal
+
+    from typedexp.error_messages import user_message
+    from typedexp.launch import Failure, guarded_task
+    from typedexp.preflight import prepare_argv
+    from typedexp.store import APP_NAME
+
     try:
         sys.argv = [sys.argv[0], *prepare_argv(args)]  # secrets, resume=, reused run dirs
     except TypedexpError as exc:
@@ -123,13 +145,6 @@ def run_hydra(args: list[str]) -> None:
             failures.append(message)
         return outcome
 
-    try:
-        hydra.main(config_path=None, config_name=APP_NAME, version_base="1.3")(cli_task)()
-    except Interrupted as exc:  # SIGINT/SIGTERM: a checkpoint was saved; the line says where
-        print_error(str(exc))
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print_error("interrupted")
-        sys.exit(INTERRUPTED_EXIT)
+    hydra.main(config_path=None, config_name=APP_NAME, version_base="1.3")(cli_task)()
     if failures:
         sys.exit(USER_ERROR_EXIT)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+
+from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
 from omegaconf.errors import (
@@ -14,6 +19,11 @@ from omegaconf.errors import (
 
 from typedexp.errors import find_user_error
 from typedexp.guards import allowed_fields, suggestion
+from typedexp.report import one_line
+from typedexp.resources import FULL_DISK, full_disk_message
+
+
+_DELETION = re.compile(r"Could not delete '~?([\w.]+)")
 
 
 def first_line(text: str) -> str:
@@ -21,19 +31,38 @@ def first_line(text: str) -> str:
 
 
 def describe(error: BaseException) -> str:
-    """One line for ``error``: the TypedexpError inside it, or Hydra's cause rephrased."""
+    """One line for ``error``: the TypedexpError inside it, or Hydra's cause rephrased.
+
+    Long values quoted in the line are shortened (``report.one_line``).
+    """
+    return one_line(_describe(error))
+
+
+def _describe(error: BaseException) -> str:
     user_error = find_user_error(error)
     if user_error is not None:
         return str(user_error)
+    full_disk = _full_disk(error)
+    if full_disk is not None:
+        return full_disk
     if isinstance(error, MissingConfigException):
         return describe_missing_option(error)
     if isinstance(error, OverrideParseException):
-        return f"cannot parse override: {first_line(str(error))}"
+        return (
+            f"cannot parse override {error.override!r}: {first_line(str(error))}; quote a value that holds "
+            "spaces, quotes, commas, brackets or non-ASCII letters: key='value'"
+        )
+    if isinstance(error, OSError) and error.errno == errno.ENAMETOOLONG:  # Hydra looked for a group file
+        name = os.path.basename(str(error.filename))
+        return f"{name}: no such field or config group (a name of {len(name)} characters)"
     cause = error.__cause__
     if isinstance(cause, OmegaConfBaseException):
         return describe_omegaconf(cause)
     if isinstance(error, OmegaConfBaseException):
         return describe_omegaconf(error)
+    deletion = describe_deletion(error) if isinstance(error, HydraException) else None
+    if deletion is not None:
+        return deletion
     if isinstance(error, HydraException):  # Hydra's own messages are user-facing; join their lines
         return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
     return f"{type(error).__name__}: {first_line(str(error))} (HYDRA_FULL_ERROR=1 shows the traceback)"
@@ -47,7 +76,9 @@ def user_message(error: BaseException) -> str | None:
     """
     user_error = find_user_error(error)
     if user_error is not None:
-        return str(user_error)
+        return one_line(str(user_error))
+    if _full_disk(error) is not None:
+        return describe(error)
     current: BaseException | None = error
     for _ in range(10):  # a cause chain is short; the bound guards against a cycle
         if current is None:
@@ -56,6 +87,41 @@ def user_message(error: BaseException) -> str | None:
             return describe(error)
         current = current.__cause__ or current.__context__
     return None
+
+
+def _full_disk(error: BaseException) -> str | None:
+    """A full disk met where typedexp does not write itself (Hydra writing ``.hydra/``)."""
+    current: BaseException | None = error
+    for _ in range(10):  # a cause chain is short; the bound guards against a cycle
+        if current is None:
+            return None
+        if isinstance(current, OSError) and current.errno in FULL_DISK:
+            where = os.path.dirname(str(current.filename)) if current.filename else "the output directory"
+            return full_disk_message(where or ".")
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def group_options(name: str) -> list[str] | None:
+    """The options of config group ``name`` (``model`` -> cnn, large, small), or None."""
+    entries = ConfigStore.instance().repo.get(name)
+    if not isinstance(entries, dict):
+        return None
+    return sorted(str(entry).removesuffix(".yaml") for entry in entries if str(entry).endswith(".yaml"))
+
+
+def required_group(group: str, options: list[str]) -> str:
+    return (
+        f"{group}: the {group} group is required and cannot be deleted with ~{group}; "
+        f"choose an option with {group}=<option>, one of: {', '.join(options)}"
+    )
+
+
+def describe_deletion(error: HydraException) -> str | None:
+    """``~dataset=x``: Hydra says "No match in the defaults list"; the group is required anyway."""
+    match = _DELETION.search(str(error))
+    options = group_options(match.group(1)) if match else None
+    return required_group(match.group(1), options) if match and options else None
 
 
 def describe_missing_option(error: MissingConfigException) -> str:
@@ -70,6 +136,9 @@ def describe_omegaconf(error: OmegaConfBaseException) -> str:
     full_key = str(getattr(error, "full_key", "") or "")
     message = first_line(str(getattr(error, "msg", "") or str(error)))
     if isinstance(error, MissingMandatoryValue):
+        options = group_options(full_key) if "." not in full_key else None
+        if options:  # `~model` left a required group without an option
+            return required_group(full_key, options)
         return f"{full_key}: a value is required (set it with {full_key}=...)"
     if isinstance(error, (ConfigAttributeError, ConfigKeyError)):
         key = str(getattr(error, "key", full_key))

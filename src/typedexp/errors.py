@@ -44,6 +44,10 @@ class CheckpointError(ConfigError):
     """A checkpoint cannot be used: missing, truncated, corrupt, or made by another model/config."""
 
 
+class ResourceError(TypedexpError):
+    """Memory or disk space ran out; the message names the config fields or the directory."""
+
+
 class TrainingDiverged(TypedexpError):
     """The loss (or the weights) stopped being finite; the last good checkpoint is kept."""
 

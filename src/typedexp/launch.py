@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra_zen import instantiate
 from hydra_zen import launch as hydra_zen_launch
 from omegaconf import DictConfig
 
 from typedexp.config_guard import config_guard
-from typedexp.experiment import Experiment
-from typedexp.store import APP_NAME, differences, experiment_config, plain, register_configs
 from typedexp.error_messages import describe, user_message
-from hydra.core.override_parser.overrides_parser import OverridesParser
-
 from typedexp.errors import ConfigError, TypedexpError, find_user_error
+from typedexp.experiment import Experiment
 from typedexp.guards import check_known_fields
 from typedexp.preflight import prepare_overrides, typed_allow_list
+from typedexp.resume import merge
 from typedexp.safety.secrets import mask_report
-from typedexp.resume import merge, quoted
+from typedexp.store import APP_NAME, differences, experiment_config, plain, register_configs
 from typedexp.task import RunResult, run_experiment
 
 
@@ -48,6 +48,35 @@ def guarded_task() -> Callable[[DictConfig], RunResult | Failure]:
     return run
 
 
+def quoted_value(text: str) -> str:
+    """``text`` as a quoted Hydra override value that reads back as exactly ``text``.
+
+    Inside quotes Hydra's grammar only treats a quote, ``${`` (an interpolation) and the
+    backslashes right before them (or before the closing quote) specially, so those backslashes
+    are doubled and the quote and ``${`` escaped: ``out,a``, ``it's``, ``a b=c``, ``日本`` all
+    parse back unchanged.
+    """
+    doubled = re.sub(r"(\\+)(?='|\$\{|$)", lambda run: run.group(1) * 2, text)
+    return "'" + doubled.replace("'", "\\'").replace("${", "\\${") + "'"
+
+
+def check_overrides(overrides: object) -> list[str]:
+    """``overrides`` as a list of strings, or a TypeError that says what ``launch`` takes.
+
+    The annotation (``list[str] | tuple[str, ...]``) refuses a bare str for mypy and pyright;
+    this refuses it, and anything else, at run time.
+    """
+    example = "e.g. launch(['model=large', 'epochs=3'])"
+    if isinstance(overrides, str):  # a str is a Sequence[str] too; its letters are not overrides
+        raise TypeError(f"launch() takes a list of overrides, e.g. [{overrides!r}], not a str")
+    if not isinstance(overrides, (list, tuple)):
+        raise TypeError(f"launch() takes a list of override strings, {example}; got {type(overrides).__name__}")
+    for item in overrides:
+        if not isinstance(item, str):
+            raise TypeError(f"launch() overrides must be strings like 'epochs=3'; got {item!r} ({type(item).__name__})")
+    return list(overrides)
+
+
 def launch(
     overrides: list[str] | tuple[str, ...] = (),
     *,
@@ -61,13 +90,19 @@ def launch(
     there). ``output_dir`` replaces Hydra's dated run directory. User mistakes raise
     ``TypedexpError`` (``ConfigError`` for config problems) with the one line the CLI prints.
     """
-    given: object = overrides  # the annotation refuses a str statically; this refuses it at run time
-    if not isinstance(given, (list, tuple)):
-        raise TypeError(f"launch() takes a list of overrides, e.g. [{overrides!r}], not a {type(overrides).__name__}")
+    given = check_overrides(overrides)
+    if experiment is not None and not isinstance(experiment, Experiment):
+        raise TypeError(f"launch(experiment=...) takes an Experiment; got {type(experiment).__name__}")
+    if output_dir is not None and not isinstance(output_dir, (str, Path)):
+        raise TypeError(f"launch(output_dir=...) takes a str or Path; got {type(output_dir).__name__}")
+    if output_dir is not None and "${" in str(output_dir):
+        # Quoting gets it through the override parser, but Hydra copies the run dir into
+        # hydra.runtime.output_dir unescaped, where `${` becomes an interpolation again.
+        raise ConfigError(f"output_dir={str(output_dir)!r}: Hydra cannot use a path holding '${{'; choose another")
     register_configs()
-    all_overrides = experiment_overrides(experiment, overrides) if experiment is not None else list(overrides)
+    all_overrides = experiment_overrides(experiment, given) if experiment is not None else given
     if output_dir is not None:
-        all_overrides.append(f"hydra.run.dir={output_dir}")
+        all_overrides.append(f"hydra.run.dir={quoted_value(str(output_dir))}")
     typed = typed_allow_list(all_overrides)
     try:
         with config_guard(typed):
@@ -137,4 +172,4 @@ def override_value(value: object) -> str:
         return repr(value)
     if isinstance(value, list):
         return "[" + ",".join(override_value(item) for item in value) + "]"
-    return quoted(str(value))
+    return quoted_value(str(value))

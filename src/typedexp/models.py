@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from typedexp.checks import require_finite
 from typedexp.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -83,7 +84,9 @@ def _check_common(dropout: float, norm_groups: int) -> None:
 
 def _widths(name: str, widths: tuple[int, ...], *, allow_empty: bool = False) -> tuple[int, ...]:
     # Hydra hands lists over as ListConfig; keep a real tuple so the spec is plain and hashable.
-    values = tuple(int(width) for width in widths)
+    if not all(isinstance(width, int) and not isinstance(width, bool) for width in widths):
+        raise ConfigError(f"model.{name}={list(widths)}: needs a list of whole numbers, e.g. [128, 64]")
+    values = tuple(widths)
     if (not values and not allow_empty) or any(width < 1 for width in values):
         raise ConfigError(f"model.{name}={list(values)}: needs at least one width, each >= 1")
     return values
@@ -118,6 +121,7 @@ class MLP:
     dropout: float = 0.0  # probability of zeroing a hidden unit during training; 0 disables
 
     def __post_init__(self) -> None:
+        require_finite(self, "model")
         object.__setattr__(self, "hidden", _widths("hidden", self.hidden))
         _check_common(self.dropout, self.norm_groups)
 
@@ -154,6 +158,7 @@ class CNN:
     dropout: float = 0.0  # after each hidden Linear
 
     def __post_init__(self) -> None:
+        require_finite(self, "model")
         object.__setattr__(self, "channels", _widths("channels", self.channels))
         object.__setattr__(self, "hidden", _widths("hidden", self.hidden, allow_empty=True))
         _check_common(self.dropout, self.norm_groups)

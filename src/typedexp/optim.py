@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from typedexp.checks import require_finite
 from typedexp.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class SGD:
     nesterov: bool = False
 
     def __post_init__(self) -> None:
+        require_finite(self, "optim")
         _check_non_negative(lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         if self.nesterov and self.momentum == 0:
             raise ConfigError("optim.nesterov=true needs optim.momentum > 0")
@@ -63,6 +65,7 @@ class Adam:
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
+        require_finite(self, "optim")
         _check_non_negative(lr=self.lr, eps=self.eps, weight_decay=self.weight_decay)
         for name, beta in (("beta1", self.beta1), ("beta2", self.beta2)):
             if not 0.0 <= beta < 1.0:

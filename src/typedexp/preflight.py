@@ -17,6 +17,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
+from typedexp.error_messages import group_options
 from typedexp.errors import ConfigError, TypedexpError
 from typedexp.guards import refuse_reused_run_dirs
 from typedexp.resume import plan_resume
@@ -48,6 +49,7 @@ def prepare_overrides(overrides: Sequence[str], *, multirun: bool = False, will_
 
     ``will_run=False`` (``--help``, ``--cfg``) skips the run-directory checks: nothing is written.
     """
+    refuse_keyless_and_empty_groups(overrides)
     refuse_secrets_in_overrides(overrides)
     # `+experiment=<name>` is how Hydra users pick an experiment preset; the group is in the
     # defaults list (before `debug`, so that `debug=fast` wins over the preset), where `+` would
@@ -65,6 +67,18 @@ def prepare_overrides(overrides: Sequence[str], *, multirun: bool = False, will_
         resuming = plan.run_dir if plan is not None else None
         refuse_reused_run_dirs(composed, multirun=multirun, resuming=resuming)
     return final
+
+
+def refuse_keyless_and_empty_groups(overrides: Sequence[str]) -> None:
+    """``=3``, ``model=null``, ``dataset=``: Hydra's own error for these names no key."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        name = key.lstrip("+~")
+        if not name.strip():
+            raise ConfigError(f"{override}: an override needs a key before '=', e.g. epochs=3")
+        options = group_options(name) if value.strip() in ("", "null", "~") else None
+        if options:
+            raise ConfigError(f"{override}: {name} needs an option, one of: {', '.join(options)}")
 
 
 def prepare_argv(argv: Sequence[str]) -> list[str]:

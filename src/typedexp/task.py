@@ -8,6 +8,7 @@ composed config (turned into a plain dict for checkpoints and the tracker) and `
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +19,17 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from typedexp import rundir
-from typedexp.engine import fit, prepare, resolve_device, seed_everything, steps_per_epoch
-from typedexp.engine.checkpoint import write_atomically
+from typedexp.engine import count_batches, fit, prepare, resolve_device, seed_everything
+from typedexp.engine.checkpoint import malformed, write_atomically
+from typedexp.engine.checkpoint_checks import resume_problem
+from typedexp.engine.settings import TrainerSettings
 from typedexp.engine.signals import stop_on_signals
+from typedexp.errors import ConfigError
 from typedexp.experiment import Experiment
+from typedexp.resources import naming_full_disk, naming_sizes, size_fields
 from typedexp.rundir import METRICS_FILE, WEIGHTS_FILE
 from typedexp.safety import redact
-from typedexp.session import open_session
+from typedexp.session import Session, open_session
 from typedexp.tracking import FanOut, JsonlTracker, RunOutcome, Tracker
 from typedexp.tracking.guarded import GuardedTracker
 
@@ -63,6 +68,10 @@ def run_experiment(experiment: Experiment, composed: DictConfig | None = None) -
     ``composed`` is the config it was built from, saved (resolved, secrets masked) in checkpoints
     and sent to the tracker. ``allowed_targets`` was enforced on it before anything was built.
     """
+    check_nodes(
+        dataset=experiment.dataset, model=experiment.model, optim=experiment.optim,
+        schedule=experiment.schedule, tracker=experiment.tracker, trainer=experiment.trainer,
+    )
     experiment.dataset.check_available()  # both fail in milliseconds, before torch is imported
     experiment.tracker.check_available()
     hydra = HydraConfig.get()
@@ -98,19 +107,25 @@ def _train(experiment: Experiment, config: dict[str, object], run_dir: Path) -> 
     hydra = HydraConfig.get()
     generator = seed_everything(seed)
     device = resolve_device(trainer.device)
-    data = dataset.load()
+    # Absurd sizes fail inside torch's allocator; these name the fields that asked for them.
+    with naming_sizes("loading the dataset", size_fields("dataset", dataset)):
+        data = dataset.load()
     if trainer.overfit_batches is not None:
         data = data.first_train(trainer.overfit_batches * batch_size)
-    net = model.build(data.input_shape, data.num_classes)
-    trained, data = prepare(net, data, trainer, device)  # `trained` is net, or net compiled
-    optimizer = optim.build(net.parameters())
-    per_epoch = steps_per_epoch(len(data.train), batch_size, trainer)
+    model_sizes = size_fields("model", model)
+    with naming_sizes("building the model", model_sizes):
+        net = model.build(data.input_shape, data.num_classes)
+        trained, data = prepare(net, data, trainer, device)  # `trained` is net, or net compiled
+        optimizer = optim.build(net.parameters())
+    per_epoch = count_batches(len(data.train), batch_size, trainer)
     schedule = experiment.schedule.build(optimizer, epochs=epochs, steps_per_epoch=per_epoch)
+    step_sizes = [f"batch_size={batch_size}", f"trainer.eval_batch_size={trainer.eval_batch_size}", *model_sizes]
     # Restores a checkpoint (refusing one that does not fit) before any file of the run is opened.
     session = open_session(
         run_dir, resume=resume, config=config, epochs=epochs, model=net, optimizer=optimizer,
         generator=generator, settings=trainer, metrics_file=run_dir / METRICS_FILE,
     )
+    check_resume_fits(session, train_size=len(data.train), batch_size=batch_size, settings=trainer)
 
     console = Console()
     sweep_job = hydra.job.num if hydra.mode == RunMode.MULTIRUN else None
@@ -131,7 +146,7 @@ def _train(experiment: Experiment, config: dict[str, object], run_dir: Path) -> 
     trackers = FanOut([JsonlTracker(run_dir / METRICS_FILE), external])
     outcome, error = RunOutcome.crashed, None
     try:
-        with stop_on_signals(session.checkpointer):
+        with stop_on_signals(session.checkpointer), naming_sizes("training", step_sizes):
             fitted = fit(
                 trained,
                 optimizer,
@@ -164,6 +179,25 @@ def _train(experiment: Experiment, config: dict[str, object], run_dir: Path) -> 
     )
     console.print(summary_line(result), markup=False, highlight=False, soft_wrap=True)
     return result
+
+
+def check_nodes(**nodes: object) -> None:
+    """``trainer=x`` or ``trainer=null`` replace a node of fields by a value, which zen passes on."""
+    for name, node in nodes.items():
+        if not dataclasses.is_dataclass(node):
+            how = "choose an option with" if name != "trainer" else "set its fields, e.g."
+            example = "trainer.max_batches=2" if name == "trainer" else f"{name}=<option>"
+            raise ConfigError(f"{name}={node!r}: {name} is a group of fields, not a value; {how} {example}")
+
+
+def check_resume_fits(session: Session, *, train_size: int, batch_size: int, settings: TrainerSettings) -> None:
+    """Refuse a resumed position that does not fit this data, before the tracker or any file starts."""
+    if session.resume_from is None or session.checkpointer.saved is None:
+        return
+    batches = count_batches(train_size, batch_size, settings)
+    problem = resume_problem(session.resume_from, train_size=train_size, batches_per_epoch=batches)
+    if problem is not None:
+        raise malformed(session.checkpointer.saved, problem)
 
 
 def plain_config(cfg: DictConfig | None) -> dict[str, object]:

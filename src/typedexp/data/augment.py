@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from typedexp.checks import require_finite
 from typedexp.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ class Augmentation:
     horizontal_flip: bool = False  # flip each image left-right with probability 1/2
 
     def __post_init__(self) -> None:
+        require_finite(self, "dataset")
         if self.crop_padding < 0:
             raise ConfigError(f"dataset.crop_padding={self.crop_padding}: must be >= 0")
 

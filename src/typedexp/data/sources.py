@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from typedexp.data.tensors import DataBundle, RawImages, split_train_val
+from typedexp.checks import require_finite
 from typedexp.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class Digits(BundledData):
     split_seed: int = 0  # fixed, so every run validates on the same images whatever its seed
 
     def __post_init__(self) -> None:
+        require_finite(self, "dataset")
         _check_val_fraction(self.val_fraction)
 
     def load(self) -> DataBundle:
@@ -97,6 +99,7 @@ class FakeData(BundledData):
     seed: int = 0  # seeds the templates, the noise and the split
 
     def __post_init__(self) -> None:
+        require_finite(self, "dataset")
         _check_val_fraction(self.val_fraction)
         for name in ("num_samples", "channels", "height", "width"):
             if getattr(self, name) < 1:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from typedexp.data.augment import Augmentation
+from typedexp.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -100,7 +101,15 @@ def split_train_val(
 
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(train.labels), generator=generator)
-    num_val = max(1, round(len(train.labels) * val_fraction))
+    total = len(train.labels)
+    num_val = max(1, round(total * val_fraction))
+    if num_val >= total:  # an empty split would fail later as a nan mean or a division by zero
+        raise ConfigError(
+            f"dataset.val_fraction={val_fraction}: leaves {total - num_val} of the dataset's {total} "
+            "examples for training and needs at least one in each split; lower it or use more examples"
+        )
+    if test is not None and len(test.labels) == 0:
+        raise ConfigError("the dataset's test files hold no examples; check the files under dataset.root")
     val_index, train_index = order[:num_val], order[num_val:]
     train_pixels = train.images[train_index].float()  # (N_train, C, H, W)
     mean = train_pixels.mean(dim=(0, 2, 3), keepdim=True)  # (1, C, 1, 1)

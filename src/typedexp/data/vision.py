@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from typedexp.data.augment import Augmentation
 from typedexp.data.tensors import DataBundle, RawImages, split_train_val
+from typedexp.checks import require_finite
 from typedexp.errors import ConfigError, DataError
+from typedexp.report import warn
 
 if TYPE_CHECKING:
     from torchvision import datasets
@@ -45,12 +47,15 @@ class TorchvisionImages:
     files: ClassVar[str]  # what a user copies there by hand when offline
 
     def __post_init__(self) -> None:
+        require_finite(self, "dataset")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"dataset.val_fraction={self.val_fraction}: must be in (0, 1)")
         Augmentation(self.crop_padding, self.horizontal_flip)  # validates
 
     def load(self) -> DataBundle:
-        train, test = self.decoded(train=True), self.decoded(train=False)
+        # A failed cache write warns once and stops caching for this load; it is an optimisation.
+        writable = [self.cache]
+        train, test = self.decoded(train=True, writable=writable), self.decoded(train=False, writable=writable)
         return split_train_val(
             train,
             num_classes=self.num_classes,
@@ -69,11 +74,18 @@ class TorchvisionImages:
                 f"dataset.download=true (needs a network) or copy {self.files} there"
             )
 
-    def decoded(self, *, train: bool) -> RawImages:
-        """The split as uint8 (N, C, H, W) images and int64 labels, from the cache if valid."""
+    def cache_file(self, *, train: bool) -> Path:
+        return Path(self.root) / CACHE_FOLDER / f"{self.name}-{'train' if train else 'test'}.pt"
+
+    def decoded(self, *, train: bool, writable: list[bool] | None = None) -> RawImages:
+        """The split as uint8 (N, C, H, W) images and int64 labels, from the cache if valid.
+
+        ``writable`` holds one flag shared by the splits of a load: set to False when a cache
+        write fails, so that the other split neither tries again nor repeats the warning.
+        """
         import torch
 
-        cache_file = Path(self.root) / CACHE_FOLDER / f"{self.name}-{'train' if train else 'test'}.pt"
+        cache_file = self.cache_file(train=train)
         if self.cache and cache_file.exists():
             with contextlib.suppress(Exception):  # unreadable or stale: decode again
                 cached = torch.load(cache_file, weights_only=True)
@@ -81,14 +93,33 @@ class TorchvisionImages:
                     return RawImages(cached["images"], cached["labels"])
         self.check_available()
         raw = self.read_with_torchvision(train=train)
-        if self.cache:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            partial = cache_file.with_suffix(f".tmp{os.getpid()}")
-            record = {"format": CACHE_FORMAT, "fingerprint": self.fingerprint(),
-                      "images": raw.images, "labels": raw.labels}
-            torch.save(record, partial)
-            partial.replace(cache_file)  # atomic: a reader never sees half a file
+        writable = [self.cache] if writable is None else writable
+        if writable[0]:
+            writable[0] = self.write_cache(cache_file, raw)
         return raw
+
+    def write_cache(self, cache_file: Path, raw: RawImages) -> bool:
+        """Keep ``raw`` for the next run; a read-only or full ``root`` costs a warning, not the run."""
+        import torch
+
+        partial = cache_file.with_suffix(f".tmp{os.getpid()}")
+        record = {"format": CACHE_FORMAT, "fingerprint": self.fingerprint(),
+                  "images": raw.images, "labels": raw.labels}
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            with partial.open("wb") as file:  # an open file makes torch report OSErrors as such
+                torch.save(record, file)
+            partial.replace(cache_file)  # atomic: a reader never sees half a file
+            return True
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            reason = exc.strerror or type(exc).__name__
+            warn(
+                f"cannot write the dataset cache in {cache_file.parent} ({reason}); "
+                "decoding the files on every run instead (dataset.cache=false silences this)"
+            )
+            return False
 
     def fingerprint(self) -> list[list[int | str]]:
         """(path, size, mtime) of every source file: changes whenever the files do."""

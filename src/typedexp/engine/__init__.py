@@ -1,6 +1,6 @@
 """The training engine: typed inputs only (no Hydra, no SwanLab), resident tensors, few host syncs."""
 
-from typedexp.engine.loop import FitResult, LRSchedule, epoch_order, evaluate, fit, steps_per_epoch
+from typedexp.engine.loop import FitResult, LRSchedule, count_batches, epoch_order, evaluate, fit
 from typedexp.engine.runtime import prepare, resolve_device, seed_everything
 from typedexp.engine.settings import Device, Precision, TrainerSettings
 
@@ -10,11 +10,11 @@ __all__ = [
     "LRSchedule",
     "Precision",
     "TrainerSettings",
+    "count_batches",
     "epoch_order",
     "evaluate",
     "fit",
     "prepare",
     "resolve_device",
     "seed_everything",
-    "steps_per_epoch",
 ]

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from typedexp.engine.checkpoint_checks import optimizer_problem, position_problem, rng_problem
 from typedexp.engine.settings import BestMode, TrainerSettings
 from typedexp.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
+from typedexp.resources import naming_full_disk
 from typedexp.rundir import BEST as BEST, LAST as LAST, exclusive_temp, symlink_refused
 
 if TYPE_CHECKING:
@@ -121,7 +123,7 @@ def write_atomically(payload: object, path: Path) -> None:
     make_dir(path.parent)
     fd, temp = exclusive_temp(path)
     try:
-        with os.fdopen(fd, "wb") as file:
+        with naming_full_disk(path.parent), os.fdopen(fd, "wb") as file:
             torch.save(payload, file)
             file.flush()
             os.fsync(file.fileno())
@@ -133,7 +135,7 @@ def write_atomically(payload: object, path: Path) -> None:
 def copy_atomically(source: Path, target: Path) -> None:
     fd, temp = exclusive_temp(target)
     try:
-        with os.fdopen(fd, "wb") as copy, source.open("rb") as original:
+        with naming_full_disk(target.parent), os.fdopen(fd, "wb") as copy, source.open("rb") as original:
             shutil.copyfileobj(original, copy)
         os.replace(temp, target)
     finally:
@@ -191,16 +193,30 @@ def read_checkpoint(path: Path) -> Checkpoint:
     extra = part("extra", dict)
     assert isinstance(model, dict) and isinstance(optimizer, dict) and isinstance(config, dict)
     assert isinstance(rng, dict) and isinstance(extra, dict)
+    problem = position_problem(loop)
+    if not all(isinstance(value, torch.Tensor) for value in model.values()):
+        problem = "the model state holds values that are not tensors"
+    if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
+        problem = f"best_value={best!r} is not a number"
+    metrics_bytes, tracker_id = extra.get("metrics_bytes", 0), extra.get("tracker_id")
+    if not (isinstance(metrics_bytes, int) and metrics_bytes >= 0 and isinstance(tracker_id, (str, type(None)))):
+        problem = "extra.metrics_bytes or extra.tracker_id is malformed"
+    if problem is not None:
+        raise malformed(path, problem)
     return Checkpoint(
         path=path,
         config={str(k): v for k, v in config.items()},
-        model={str(k): v for k, v in model.items() if isinstance(v, torch.Tensor)},
+        model={str(k): v for k, v in model.items()},
         optimizer={str(k): v for k, v in optimizer.items()},
         position=loop,
         rng={str(k): v for k, v in rng.items()},
         best_value=float(best) if isinstance(best, (int, float)) else None,
         extra={str(k): v for k, v in extra.items()},
     )
+
+
+def malformed(path: Path, problem: str) -> CheckpointError:
+    return CheckpointError(f"resume={path}: a malformed checkpoint ({problem}); resume from another one")
 
 
 def model_difference(saved: Mapping[str, torch.Tensor], current: Mapping[str, torch.Tensor]) -> str | None:
@@ -286,10 +302,16 @@ class Checkpointer:
             )
 
     def restore(self, checkpoint: Checkpoint) -> LoopPosition:
-        """Load ``checkpoint`` into the model, optimizer and RNGs; return where to carry on."""
+        """Load ``checkpoint`` into the model, optimizer and RNGs; return where to carry on.
+
+        Every part is checked before any is loaded, so a refused checkpoint changes nothing.
+        """
         difference = model_difference(checkpoint.model, self.model.state_dict())
         if difference is not None:
             raise CheckpointError(f"resume={checkpoint.path}: {difference}")
+        problem = rng_problem(checkpoint.rng, self.generator) or optimizer_problem(checkpoint.optimizer, self.optimizer)
+        if problem is not None:
+            raise malformed(checkpoint.path, problem)
         self.model.load_state_dict(checkpoint.model)
         try:
             self.optimizer.load_state_dict(checkpoint.optimizer)

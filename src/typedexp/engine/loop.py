@@ -114,6 +114,12 @@ class _Window:
         return metrics
 
 
+def count_batches(train_size: int, batch_size: int, settings: TrainerSettings) -> int:
+    """Batches in one epoch: the whole split, or ``trainer.max_batches`` if fewer."""
+    batches = math.ceil(train_size / batch_size)
+    return batches if settings.max_batches is None else min(batches, settings.max_batches)
+
+
 def evaluate(model: nn.Module, split: Split, *, batch_size: int, prefix: str = "val") -> dict[str, float]:
     """Mean cross-entropy and accuracy of ``model`` on ``split`` (model left in eval mode)."""
     import torch
@@ -169,7 +175,7 @@ def fit(
     device = train.images.device
     augment = data.augmentation if data.augmentation.enabled else None
     step_fn = training_step(model, optimizer, settings, device)
-    batches_per_epoch = steps_per_epoch(len(train), batch_size, settings)
+    batches_per_epoch = count_batches(len(train), batch_size, settings)
     step_scheduler = schedule.scheduler.step if schedule is not None and schedule.per_step else None
     console = console or Console()
     enabled = wants_progress(settings.progress, console)
@@ -233,12 +239,6 @@ class LRSchedule:
 
     scheduler: torch.optim.lr_scheduler.LRScheduler
     per_step: bool  # True: after every optimizer step; False: after every epoch's validation
-
-
-def steps_per_epoch(examples: int, batch_size: int, settings: TrainerSettings) -> int:
-    """Optimizer steps in one epoch: every batch, or ``trainer.max_batches`` of them."""
-    batches = math.ceil(examples / batch_size)
-    return batches if settings.max_batches is None else min(batches, settings.max_batches)
 
 
 def _check_finite(

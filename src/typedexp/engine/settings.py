@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Optional
 
+from typedexp.checks import require_finite
 from typedexp.errors import ConfigError
 
 
@@ -63,6 +64,7 @@ class TrainerSettings:
     overfit_batches: Optional[int] = None
 
     def __post_init__(self) -> None:
+        require_finite(self, "trainer")
         if self.max_batches is not None and self.max_batches < 1:
             raise ConfigError(f"trainer.max_batches={self.max_batches}: must be >= 1 or null")
         if self.log_every < 1:

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from typedexp.resources import naming_full_disk
 from typedexp.rundir import open_no_follow
 from typedexp.tracking.base import RunOutcome
 
@@ -26,11 +27,13 @@ class JsonlTracker:
 
     def log(self, metrics: Mapping[str, float], *, step: int, epoch: int) -> None:
         record = {"step": step, "epoch": epoch, **metrics}
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        with naming_full_disk(self.path.parent):
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
 
     def finish(self, outcome: RunOutcome, error: str | None = None) -> None:
-        self._file.close()
+        with naming_full_disk(self.path.parent):  # closing flushes a line a full disk refused
+            self._file.close()
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:

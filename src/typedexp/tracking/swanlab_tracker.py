@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional, Protocol
 
+from typedexp.checks import require_finite
 from typedexp.errors import ConfigError, TrackerError
 from typedexp.tracking.base import NullTracker, RunOutcome, Tracker
 from typedexp.tracking.swanlab_patches import check_dashboard_once_per_flush, list_requirements_in_process
@@ -66,6 +67,7 @@ class SwanLabTracking:
     flush_every_s: float = 1.0
 
     def __post_init__(self) -> None:
+        require_finite(self, "tracker")
         if not PROJECT_NAME.match(self.project):
             raise ConfigError(
                 f"tracker.project={self.project!r}: use 1-100 letters, digits or _-+. (SwanLab's rule)"
