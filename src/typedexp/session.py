@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from typedexp.engine.loop import LRSchedule
+
 # Fields a resumed run may change: they do not alter the numbers computed so far. `epochs` lets a
 # finished run train longer; prefixes end with a dot.
 MAY_DIFFER = (
@@ -52,6 +54,7 @@ def open_session(
     generator: torch.Generator,
     settings: TrainerSettings,
     metrics_file: Path,
+    schedule: LRSchedule | None = None,
 ) -> Session:
     """A checkpointer for ``run_dir``; with ``resume``, the model/optimizer/RNGs restored from it."""
     checkpointer = Checkpointer(
@@ -62,11 +65,19 @@ def open_session(
         settings=settings,
         config=config,
         metrics_file=metrics_file,
+        scheduler=None if schedule is None else schedule.scheduler,
     )
     if resume is None:
         return Session(checkpointer)
     checkpoint = read_checkpoint(Path(resume))
     check_same_config(checkpoint.config, config, checkpoint.path)
+    saved_epochs = checkpoint.config.get("epochs")
+    if schedule is not None and schedule.per_step and saved_epochs != epochs:
+        # Its curve is laid over every step of the run: a longer run would leave it undefined.
+        raise CheckpointError(
+            f"resume={checkpoint.path}: its learning-rate schedule spans the run's {saved_epochs} epochs; "
+            f"resume with epochs={saved_epochs}, or start a new run to train longer"
+        )
     position = checkpointer.restore(checkpoint)
     refuse_finished(checkpoint, position, epochs)
     if checkpoint.path.resolve().parent == checkpointer.directory.resolve():

@@ -123,7 +123,7 @@ def _train(experiment: Experiment, config: dict[str, object], run_dir: Path) -> 
     # Restores a checkpoint (refusing one that does not fit) before any file of the run is opened.
     session = open_session(
         run_dir, resume=resume, config=config, epochs=epochs, model=net, optimizer=optimizer,
-        generator=generator, settings=trainer, metrics_file=run_dir / METRICS_FILE,
+        generator=generator, settings=trainer, metrics_file=run_dir / METRICS_FILE, schedule=schedule,
     )
     check_resume_fits(session, train_size=len(data.train), batch_size=batch_size, settings=trainer)
 

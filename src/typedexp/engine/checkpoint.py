@@ -1,6 +1,6 @@
 """Checkpoints: everything needed to continue a run bit-exactly, written atomically.
 
-A checkpoint holds the model, the optimizer, an (empty, for now) scheduler slot, the position in
+A checkpoint holds the model, the optimizer, the LR scheduler's state (or None), the position in
 training (epoch, batch, step, the epoch's permutation and the partial logging window), every RNG
 state (python, numpy, torch, the data-order generator) and the resolved config. Files are written
 to a fresh temp file (``O_EXCL``), fsynced and renamed, so a crash (even SIGKILL) leaves either the
@@ -63,6 +63,7 @@ class Checkpoint:
     rng: dict[str, object]
     best_value: float | None
     extra: dict[str, object]  # task-level facts: metrics.jsonl length, tracker run id
+    scheduler: dict[str, object] | None = None  # the LR scheduler's state_dict, if the run had one
 
 
 def _cpu(tensor: torch.Tensor) -> torch.Tensor:
@@ -201,6 +202,9 @@ def read_checkpoint(path: Path) -> Checkpoint:
     metrics_bytes, tracker_id = extra.get("metrics_bytes", 0), extra.get("tracker_id")
     if not (isinstance(metrics_bytes, int) and metrics_bytes >= 0 and isinstance(tracker_id, (str, type(None)))):
         problem = "extra.metrics_bytes or extra.tracker_id is malformed"
+    scheduler = raw.get("scheduler")
+    if scheduler is not None and not isinstance(scheduler, dict):
+        problem = "the scheduler state is not a mapping"
     if problem is not None:
         raise malformed(path, problem)
     return Checkpoint(
@@ -212,6 +216,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
         rng={str(k): v for k, v in rng.items()},
         best_value=float(best) if isinstance(best, (int, float)) else None,
         extra={str(k): v for k, v in extra.items()},
+        scheduler={str(k): v for k, v in scheduler.items()} if isinstance(scheduler, dict) else None,
     )
 
 
@@ -255,9 +260,11 @@ class Checkpointer:
         settings: TrainerSettings,
         config: Mapping[str, object],
         metrics_file: Path | None = None,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     ) -> None:
         self.directory = directory
         self.model, self.optimizer, self.generator = model, optimizer, generator
+        self.scheduler = scheduler
         self.settings = settings
         self.config = dict(config)
         self.metrics_file = metrics_file
@@ -310,6 +317,8 @@ class Checkpointer:
         if difference is not None:
             raise CheckpointError(f"resume={checkpoint.path}: {difference}")
         problem = rng_problem(checkpoint.rng, self.generator) or optimizer_problem(checkpoint.optimizer, self.optimizer)
+        if (checkpoint.scheduler is None) != (self.scheduler is None):
+            problem = problem or "it was saved with another schedule setting (with or without a schedule)"
         if problem is not None:
             raise malformed(checkpoint.path, problem)
         self.model.load_state_dict(checkpoint.model)
@@ -319,6 +328,11 @@ class Checkpointer:
             raise CheckpointError(
                 f"resume={checkpoint.path}: the checkpoint's optimizer state does not fit ({exc})"
             ) from exc
+        if self.scheduler is not None and checkpoint.scheduler is not None:
+            try:
+                self.scheduler.load_state_dict(checkpoint.scheduler)
+            except (KeyError, ValueError, TypeError) as exc:
+                raise malformed(checkpoint.path, f"its scheduler state does not fit ({exc})") from exc
         restore_rng_states(checkpoint.rng, self.generator)
         self.best_value = checkpoint.best_value
         self.saved = checkpoint.path
@@ -368,7 +382,7 @@ class Checkpointer:
             "config": self.config,
             "model": {name: _cpu(tensor) for name, tensor in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": None,  # slot for an LR scheduler's state_dict once there is one
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "position": {
                 "epoch": position.epoch,
                 "batch": position.batch,
