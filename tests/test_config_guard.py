@@ -51,6 +51,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "evil/hydra/launcher/fast.yaml": "# @package hydra.launcher\n" + MAKES_A_DIR_YAML,
         "evil/model/wide.yaml": "# @package _global_\nallowed_targets: [tempfile.mkdtemp]\nmodel:\n  "
         + MAKES_A_DIR_YAML.replace("\n", "\n  "),
+        "evil/experiment/sweepy.yaml": "# @package _global_\nhydra:\n  sweeper:\n    params:\n"
+        f"      +dataset.extra: '{MAKES_A_DIR}'\n",
+        "evil/experiment/relog.yaml": "# @package _global_\nhydra:\n  sweeper:\n    params:\n"
+        "      hydra.job_logging.handlers.console.class: tempfile.mkdtemp\n",
         "evil/model/deep.yaml": f"_target_: typedexp.models.MLP\nhidden: [8]\nextra: {CREATES_IT}\n",
     }
     for name, text in files.items():
@@ -77,6 +81,8 @@ ROUTES = [
     (["--config-dir", "evil", "model=wide"], ["allowed_targets=['tempfile.mkdtemp'] is set by a config file"]),
     (["--config-dir", "evil", "model=deep"], ["model.extra._target_=tempfile.mkdtemp: refused"]),
     (["-m", "--config-dir", "evil", "model=small,deep"], ["model.extra._target_=tempfile.mkdtemp: refused"]),
+    (["-m", "--config-dir", "evil", "+experiment=sweepy"], ["dataset.extra._target_=tempfile.mkdtemp: refused"]),
+    (["-m", "--config-dir", "evil", "+experiment=relog"], ["a sweep cannot vary Hydra's settings"]),
     (["allowed_targets=[os.*]"], ["allowed_targets: os.* is refused (os is never allowed)"]),
     (["allowed_targets=[torch]", "model._target_=torch.nn.Linear"], ["model._target_=torch.nn.Linear: refused"]),
     (["--experimental-rerun", "outputs/earlier/.hydra/config.pickle"], ["--experimental-rerun is refused"]),
