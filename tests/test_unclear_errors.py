@@ -21,7 +21,7 @@ import torch
 
 from tests.dataset_files import write_mnist
 from tests.helpers import QUICK, CliRun, config_fields, run_main
-from typedexp import ConfigError, launch
+from typedexp import ConfigError, launch, rundir
 from typedexp.data.tensors import RawImages, split_train_val
 from typedexp.data.vision import CACHE_FOLDER
 from typedexp.errors import ResourceError
@@ -63,14 +63,25 @@ def test_a_read_only_dataset_root_warns_once_and_trains(tmp_path: Path, monkeypa
 
 # 2. A full disk, made real by sending one file's writes to /dev/full (ENOSPC from the kernel).
 def writes_to_dev_full(monkeypatch: pytest.MonkeyPatch, matches: Callable[[Path], bool]) -> None:
+    """Writes to a matching path land in /dev/full, whether opened by ``Path.open`` (the data cache)
+    or by ``rundir.open_no_follow`` (metrics.jsonl and the temp files of checkpoints and model.pt)."""
     real_open = Path.open
+    real_open_no_follow = rundir.open_no_follow
 
     def open_full(self: Path, mode: str = "r", *args: object, **kwargs: object) -> object:
         if "r" not in mode and matches(self):
             return open("/dev/full", mode.replace("x", "w"))  # noqa: SIM115 - returned, as Path.open does
         return real_open(self, mode, *args, **kwargs)  # type: ignore[call-overload]
 
+    def open_no_follow_full(path: Path, flags: int, mode: int = 0o666) -> int:
+        if flags & (os.O_WRONLY | os.O_RDWR) and matches(Path(path)):
+            return os.open("/dev/full", os.O_WRONLY)
+        return real_open_no_follow(path, flags, mode)
+
     monkeypatch.setattr(Path, "open", open_full)
+    for module in list(sys.modules.values()):  # every module that imported it by name
+        if getattr(module, "open_no_follow", None) is real_open_no_follow:
+            monkeypatch.setattr(module, "open_no_follow", open_no_follow_full)
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
@@ -79,7 +90,7 @@ def writes_to_dev_full(monkeypatch: pytest.MonkeyPatch, matches: Callable[[Path]
     [
         ("metrics.jsonl", "run"),
         (".last.pt", "run/checkpoints"),  # the checkpoint's temp file, renamed once complete
-        ("model.pt", "run"),
+        (".model.pt", "run"),  # model.pt's temp file, likewise
     ],
 )
 def test_a_full_disk_names_the_directory(
@@ -123,7 +134,7 @@ def test_nan_and_inf_are_refused_naming_the_field(
 
 def test_every_spec_has_float_fields_checked() -> None:
     keys = {key.split(".")[0] for _, key in FLOAT_FIELDS}
-    assert keys == {"dataset", "model", "optim", "tracker", "trainer"}
+    assert keys == {"dataset", "model", "optim", "schedule", "tracker", "trainer"}
 
 
 # 4. Empty splits.

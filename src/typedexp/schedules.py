@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from typedexp.checks import require_finite
 from typedexp.engine.loop import LRSchedule
 from typedexp.errors import ConfigError
 
@@ -45,6 +46,7 @@ class StepDecay:
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
+        require_finite(self, "schedule")
         if self.every_epochs < 1:
             raise ConfigError(f"schedule.every_epochs={self.every_epochs}: must be >= 1")
         if not (math.isfinite(self.gamma) and 0 < self.gamma <= 1):
@@ -63,6 +65,7 @@ class Cosine:
     min_ratio: float = 0.0
 
     def __post_init__(self) -> None:
+        require_finite(self, "schedule")
         _check_fraction("min_ratio", self.min_ratio)
 
     def build(self, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int) -> LRSchedule | None:
@@ -81,6 +84,7 @@ class OneCycle:
     warmup_fraction: float = 0.3  # share of the steps spent rising (OneCycleLR's pct_start)
 
     def __post_init__(self) -> None:
+        require_finite(self, "schedule")
         if not (math.isfinite(self.max_lr) and self.max_lr > 0):
             raise ConfigError(f"schedule.max_lr={self.max_lr}: must be > 0")
         _check_fraction("warmup_fraction", self.warmup_fraction, low_open=True)
@@ -102,6 +106,7 @@ class WarmupCosine:
     min_ratio: float = 0.0
 
     def __post_init__(self) -> None:
+        require_finite(self, "schedule")
         _check_fraction("warmup_fraction", self.warmup_fraction)
         _check_fraction("min_ratio", self.min_ratio)
 
