@@ -105,3 +105,100 @@ def test_a_one_pixel_map_is_fine_for_every_norm_but_instance() -> None:
     for norm in (Norm.none, Norm.batch, Norm.group, Norm.layer):
         model = CNN(norm=norm).build((1, 2, 2), 10)
         assert model(torch.zeros(3, 1, 2, 2)).shape == (3, 10)
+
+
+# --- data: the split, its normalization, moving it; augmentation draw by draw ---------------
+
+from typedexp.data import Augmentation, DataBundle, RawImages, Split  # noqa: E402
+from typedexp.data.tensors import split_train_val  # noqa: E402
+
+
+def raw(n: int, channels: int = 2) -> RawImages:
+    images = torch.arange(n * channels * 3 * 3, dtype=torch.uint8).reshape(n, channels, 3, 3) % 251
+    return RawImages(images, torch.arange(n, dtype=torch.int32) % 3)
+
+
+@pytest.mark.parametrize(("n", "fraction", "num_val"), [(10, 0.2, 2), (10, 0.01, 1), (10, 0.0, 1), (20, 0.5, 10)])
+def test_the_validation_share_is_rounded_and_never_empty(n: int, fraction: float, num_val: int) -> None:
+    bundle = split_train_val(raw(n), num_classes=3, val_fraction=fraction, seed=0)
+    assert (len(bundle.val), len(bundle.train)) == (num_val, n - num_val)
+    assert sorted(bundle.val.source_index.tolist() + bundle.train.source_index.tolist()) == list(range(n))
+
+
+def test_every_split_is_normalized_with_the_training_statistics_only() -> None:
+    data, test = raw(40), raw(6)
+    bundle = split_train_val(data, num_classes=3, val_fraction=0.25, seed=3, test=test)
+    expected_order = torch.randperm(40, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(bundle.val.source_index, expected_order[:10])
+    assert torch.equal(bundle.train.source_index, expected_order[10:])
+    pixels = data.images[bundle.train.source_index].float()
+    mean, std = pixels.mean(dim=(0, 2, 3)), pixels.std(dim=(0, 2, 3))
+    assert bundle.mean == pytest.approx(mean.tolist()) and bundle.std == pytest.approx(std.tolist())
+    assert len(bundle.mean) == 2 and bundle.mean != pytest.approx(data.images.float().mean(dim=(0, 2, 3)).tolist())
+    for split, source, index in [(bundle.train, data, bundle.train.source_index), (bundle.val, data, bundle.val.source_index),
+                                 (bundle.test, test, torch.arange(6))]:
+        assert split is not None
+        expected = (source.images[index].float() - mean[None, :, None, None]) / std[None, :, None, None]
+        assert torch.allclose(split.images, expected)
+        assert split.images.dtype == torch.float32 and split.labels.dtype == torch.int64
+        assert torch.equal(split.labels, source.labels[index].long())
+        assert torch.equal(split.source_index, index)
+    assert bundle.num_classes == 3 and bundle.input_shape == (2, 3, 3)
+
+
+def test_a_constant_channel_normalizes_to_zeros_not_nan() -> None:
+    images = torch.full((8, 1, 2, 2), 7, dtype=torch.uint8)
+    bundle = split_train_val(RawImages(images, torch.zeros(8, dtype=torch.int64)), num_classes=1, val_fraction=0.25, seed=0)
+    assert torch.equal(bundle.train.images, torch.zeros(6, 1, 2, 2))
+    assert bundle.std == pytest.approx((1e-8,))
+
+
+def test_moving_a_bundle_keeps_every_field() -> None:
+    augmentation = Augmentation(crop_padding=1)
+    bundle = split_train_val(raw(12, channels=3), num_classes=3, val_fraction=0.25, seed=0, test=raw(4, channels=3),
+                             augmentation=augmentation)
+    for moved in (bundle.to(torch.device("cpu")), bundle.to_memory_format(torch.channels_last)):
+        assert (moved.num_classes, moved.augmentation, moved.mean, moved.std) == (3, augmentation, bundle.mean, bundle.std)
+        assert moved.test is not None and bundle.test is not None
+        for before, after in [(bundle.train, moved.train), (bundle.val, moved.val), (bundle.test, moved.test)]:
+            assert torch.equal(before.images, after.images) and torch.equal(before.labels, after.labels)
+            assert torch.equal(before.source_index, after.source_index) and len(after) == len(before)
+    assert split_train_val(raw(4), num_classes=3, val_fraction=0.25, seed=0).to(torch.device("cpu")).test is None
+
+
+def test_augmentation_is_enabled_by_either_part_and_checks_its_padding() -> None:
+    assert [Augmentation(crop_padding=1).enabled, Augmentation(horizontal_flip=True).enabled] == [True, True]
+    assert not Augmentation(crop_padding=0).enabled
+    with pytest.raises(ConfigError, match=r"^dataset.crop_padding=-1: must be >= 0$"):
+        Augmentation(crop_padding=-1)
+
+
+def test_crop_takes_the_window_at_the_drawn_offsets_and_can_reach_every_one() -> None:
+    images = torch.randn(200, 2, 5, 6)
+    padding = 2
+    cropped = Augmentation(crop_padding=padding)(images, torch.Generator().manual_seed(1))
+    draws = torch.Generator().manual_seed(1)
+    top = torch.randint(0, 2 * padding + 1, (200,), generator=draws)
+    left = torch.randint(0, 2 * padding + 1, (200,), generator=draws)
+    padded = torch.nn.functional.pad(images, (padding,) * 4)
+    for i in range(200):
+        t, l = int(top[i]), int(left[i])
+        assert torch.equal(cropped[i], padded[i, :, t : t + 5, l : l + 6])
+    assert set(top.tolist()) == set(left.tolist()) == set(range(5))  # all offsets, 0..2p
+
+
+def test_flip_mirrors_exactly_the_images_whose_draw_is_below_one_half() -> None:
+    images = torch.randn(100, 1, 3, 4)
+    flipped = Augmentation(horizontal_flip=True)(images, torch.Generator().manual_seed(5))
+    chosen = torch.rand(100, generator=torch.Generator().manual_seed(5)) < 0.5
+    for i in range(100):
+        assert torch.equal(flipped[i], images[i].flip(2) if chosen[i] else images[i])
+
+
+def test_crop_alone_does_not_flip_and_flip_alone_does_not_crop() -> None:
+    images = torch.randn(50, 1, 4, 4)
+    only_flip = Augmentation(horizontal_flip=True)(images, torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) or torch.equal(a, b.flip(2)) for a, b in zip(only_flip, images, strict=True))
+    only_crop = Augmentation(crop_padding=1)(images, torch.Generator().manual_seed(0))
+    assert not torch.equal(only_crop, images)
+    assert torch.equal(Augmentation()(images, torch.Generator()), images)
