@@ -202,3 +202,35 @@ def test_crop_alone_does_not_flip_and_flip_alone_does_not_crop() -> None:
     only_crop = Augmentation(crop_padding=1)(images, torch.Generator().manual_seed(0))
     assert not torch.equal(only_crop, images)
     assert torch.equal(Augmentation()(images, torch.Generator()), images)
+
+
+# --- optimizers: every range check at construction, with its message ------------------------
+
+from typedexp.optim import SGD, Adam, AdamW  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: SGD(lr=-1.0), r"optim.lr=-1.0: must be >= 0"),
+        (lambda: SGD(momentum=-0.5), r"optim.momentum=-0.5: must be >= 0"),
+        (lambda: SGD(weight_decay=-0.1), r"optim.weight_decay=-0.1: must be >= 0"),
+        (lambda: SGD(momentum=0.0, nesterov=True), r"optim.nesterov=true needs optim.momentum > 0"),
+        (lambda: Adam(lr=-1.0), r"optim.lr=-1.0: must be >= 0"),
+        (lambda: Adam(eps=-1e-8), r"optim.eps=-1e-08: must be >= 0"),
+        (lambda: Adam(weight_decay=-0.1), r"optim.weight_decay=-0.1: must be >= 0"),
+        (lambda: Adam(beta1=1.0), r"optim.beta1=1.0: must be in \[0, 1\)"),
+        (lambda: Adam(beta1=-0.1), r"optim.beta1=-0.1: must be in \[0, 1\)"),
+        (lambda: Adam(beta2=1.0), r"optim.beta2=1.0: must be in \[0, 1\)"),
+        (lambda: AdamW(beta2=1.5), r"optim.beta2=1.5: must be in \[0, 1\)"),
+        (lambda: AdamW(lr=-2.0), r"optim.lr=-2.0: must be >= 0"),
+    ],
+)
+def test_out_of_range_optimizer_fields_name_the_field_and_the_range(make: Callable[[], object], message: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{message}$"):
+        make()
+
+
+def test_the_edges_of_each_optimizer_range_are_accepted() -> None:
+    SGD(lr=0.0, momentum=0.0, weight_decay=0.0), SGD(momentum=1.0, nesterov=True)
+    Adam(lr=0.0, beta1=0.0, beta2=0.0, eps=0.0, weight_decay=0.0), AdamW(beta1=0.999999)
