@@ -50,6 +50,7 @@ class Score:
     statuses: dict[str, str]  # mutant name -> mutmut's status
     equivalent: set[str]  # survivors listed in equivalent.txt
     finished: bool  # False: stopped at the time limit, the rest unchecked
+    error: str = ""  # mutmut's own failure (e.g. a selected test failing before any mutation)
 
     @property
     def killed(self) -> int:
@@ -68,7 +69,7 @@ class Score:
     def score(self) -> float:
         checked = sum(status != "not checked" for status in self.statuses.values())
         counted = checked - len(set(self.survivors) & self.equivalent)
-        return self.killed / counted if counted else 1.0
+        return self.killed / counted if counted else 0.0
 
 
 def listed_equivalents() -> dict[str, str]:
@@ -116,16 +117,17 @@ def run_module(module: str, *, max_children: int, minutes: float, fresh: bool) -
     scratch = scratch_copy(module)
     if fresh:
         shutil.rmtree(scratch / "mutants", ignore_errors=True)
-    finished = True
+    finished, error = True, ""
     try:
         done = mutmut(scratch, "run", "--max-children", str(max_children), timeout=minutes * 60)
         if done.returncode != 0:
+            error = f"mutmut exited {done.returncode}"
             print(done.stdout[-3000:], done.stderr[-3000:], sep="\n")
     except subprocess.TimeoutExpired:
         finished = False  # what was checked so far stays in mutants/*.meta
     listing = mutmut(scratch, "results", "--all", "true").stdout
     statuses = dict(re.findall(r"^\s+(\S+): (.+)$", listing, re.M))
-    return Score(module, statuses, set(listed_equivalents()), finished)
+    return Score(module, statuses, set(listed_equivalents()), finished, error)
 
 
 def main() -> int:
@@ -144,9 +146,10 @@ def main() -> int:
     for module in options.modules or list(MODULES):
         result = run_module(module, max_children=options.max_children, minutes=options.minutes, fresh=options.fresh)
         gated = module not in NOT_GATED
-        ok = result.finished and result.score >= TARGET and not result.unlisted
+        ok = result.finished and not result.error and result.score >= TARGET and not result.unlisted
         failed |= gated and not ok
         note = "" if result.finished else "  stopped at the time limit"
+        note += f"  {result.error}" if result.error else ""
         note += "" if gated else f"  (not gated: {NOT_GATED[module]})"
         rows.append(f"{module:<18} {len(result.statuses):>7} {result.killed:>6} {len(result.survivors):>8} "
                     f"{len(set(result.survivors) & result.equivalent):>10} {result.score:>6.1%}"
