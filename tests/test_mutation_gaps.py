@@ -234,3 +234,11 @@ def test_out_of_range_optimizer_fields_name_the_field_and_the_range(make: Callab
 def test_the_edges_of_each_optimizer_range_are_accepted() -> None:
     SGD(lr=0.0, momentum=0.0, weight_decay=0.0), SGD(momentum=1.0, nesterov=True)
     Adam(lr=0.0, beta1=0.0, beta2=0.0, eps=0.0, weight_decay=0.0), AdamW(beta1=0.999999)
+
+
+def test_augmentation_keeps_every_draw_on_the_images_device() -> None:
+    # The "meta" device stands in for a GPU: mixing it with CPU tensors raises, as CUDA would.
+    images = torch.randn(4, 3, 5, 5, device="meta")
+    for augmentation in (Augmentation(crop_padding=2), Augmentation(horizontal_flip=True)):
+        out = augmentation(images, torch.Generator().manual_seed(0))
+        assert (out.device.type, out.shape) == ("meta", images.shape)

@@ -13,6 +13,9 @@ What runs, by the block's fence:
   must match the lines shown under it (`…` stands for any text, a decimal number for any number,
   a date or time in a path for any).
 - a fence with `not-tested: <reason>` after its language is skipped, with that reason.
+- a table row whose first cell names one override in backticks (no `<placeholder>`) and whose
+  second cell is a single code span: that override must print exactly that error line (`...` and
+  `…` elide), as in the Troubleshooting table. A `.pt` file it names is made, and corrupt.
 """
 
 from __future__ import annotations
@@ -196,8 +199,8 @@ def transcript(block: Block) -> list[tuple[str, list[str]]]:
 def as_pattern(shown: str) -> re.Pattern[str]:
     """What ``shown`` promises: ``…`` any text, a decimal any number, a path's date/time any digits."""
     pattern = ""
-    for part in re.split(r"(…|\d{4}-\d\d-\d\d|\d\d-\d\d-\d\d-\d+|\d+\.\d+)", shown):
-        if part == "…":
+    for part in re.split(r"(…|\.\.\.|\d{4}-\d\d-\d\d|\d\d-\d\d-\d\d-\d+|\d+\.\d+)", shown):
+        if part in ("…", "..."):
             pattern += ".*"
         elif re.fullmatch(r"\d+\.\d+", part):
             pattern += r"\d+\.\d+"
@@ -229,3 +232,39 @@ def test_transcript_prints_what_the_docs_show(workdir: Path, block: Block, comma
     assert len(printed) == len(shown), printed
     for line, expected in zip(printed, shown, strict=True):
         assert as_pattern(expected).fullmatch(line), f"printed {line!r}\n   docs {expected!r}"
+
+
+# --- table rows that promise an exact error line ---------------------------------------------
+
+
+def promised_errors() -> list[tuple[str, str, str]]:
+    """(where, override, message) for each table row of the docs that shows one exact error."""
+    rows = []
+    for path in DOCS:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")] if line.startswith("|") else []
+            if len(cells) < 2 or not re.fullmatch(r"`[^`]+`", cells[1]):
+                continue
+            overrides = [span.strip("'") for span in re.findall(r"`([^`]+)`", cells[0]) if "=" in span]
+            if overrides and "<" not in overrides[0] and " " not in overrides[0]:
+                rows.append((f"{path.name}:{number}", overrides[0], cells[1].strip("`")))
+    return rows
+
+
+PROMISED = promised_errors()
+
+
+def test_the_troubleshooting_table_promises_exact_lines() -> None:
+    assert {override for _, override, _ in PROMISED} >= {"optim.lr=abc", "model=huge", "model.hidden=???"}
+
+
+@pytest.mark.parametrize(("where", "override", "message"), PROMISED, ids=[f"{w} {o}" for w, o, _ in PROMISED])
+def test_a_table_row_shows_the_line_the_cli_prints(workdir: Path, where: str, override: str, message: str) -> None:
+    tracker = [] if override.startswith("tracker") else ["tracker=disabled"]
+    for name in re.findall(r"[\w.-]+\.pt\b", override):  # a row about a broken checkpoint file
+        (workdir / name).write_bytes(b"not a checkpoint")
+    done = run_cli([*tracker, override], workdir)
+    assert done.returncode == 2
+    assert len(done.stderr_lines) == 1 and as_pattern(f"typedexp: error: {message}").fullmatch(done.stderr_lines[0]), (
+        f"{where}: the CLI printed {done.stderr_lines}"
+    )
