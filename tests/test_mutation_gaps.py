@@ -242,3 +242,12 @@ def test_augmentation_keeps_every_draw_on_the_images_device() -> None:
     for augmentation in (Augmentation(crop_padding=2), Augmentation(horizontal_flip=True)):
         out = augmentation(images, torch.Generator().manual_seed(0))
         assert (out.device.type, out.shape) == ("meta", images.shape)
+
+
+def test_moving_a_bundle_moves_images_and_labels_of_every_split() -> None:
+    bundle = split_train_val(raw(12), num_classes=3, val_fraction=0.25, seed=0, test=raw(4))
+    moved = bundle.to(torch.device("meta"))  # stands in for a GPU
+    assert moved.test is not None
+    for split in (moved.train, moved.val, moved.test):
+        assert (split.images.device.type, split.labels.device.type) == ("meta", "meta")
+        assert split.source_index.device.type == "cpu"  # only used on the host, by tests
