@@ -9,8 +9,8 @@ and runs only those per mutant, so a module takes minutes, not the suite's time 
 Prints, per module: mutants, killed, survived, listed as equivalent, score. The score is killed
 (timeouts count as killed) over mutants that are not listed as equivalent in
 ``mutation/equivalent.txt``. Exit status 1 if a gated module scores below ``TARGET`` or has a
-survivor that the file does not list. Tests that run the CLI in a subprocess import the real
-package, not the mutant, so they kill nothing here; the in-process tests must.
+survivor that the file does not list. A test's CLI subprocess imports the mutated copy as well,
+but mutmut picks the tests for a mutant by what they reach in-process.
 """
 
 from __future__ import annotations
@@ -108,7 +108,9 @@ def scratch_copy(module: str) -> Path:
 
 def mutmut(scratch: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     # One torch thread per worker: the workers are the parallelism, and the machine is shared.
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": ""}
+    # A test's CLI subprocess imports the mutated copy too (it inherits which mutant is active).
+    mutated = os.pathsep.join([str(scratch / "mutants" / "src"), str(scratch / "mutants")])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": mutated}
     return subprocess.run(["nice", "-n", "19", sys.executable, "-m", "mutmut", *args], cwd=scratch, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
