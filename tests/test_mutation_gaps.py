@@ -3,6 +3,7 @@ a mutation of models, optim, data or engine code changed without any other test 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -251,3 +252,208 @@ def test_moving_a_bundle_moves_images_and_labels_of_every_split() -> None:
     for split in (moved.train, moved.val, moved.test):
         assert (split.images.device.type, split.labels.device.type) == ("meta", "meta")
         assert split.source_index.device.type == "cpu"  # only used on the host, by tests
+
+
+# --- checkpoints: every refusal names the file and the reason; what a save writes -----------
+
+import signal  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from typedexp.data import FakeData  # noqa: E402
+from typedexp.engine import TrainerSettings, seed_everything  # noqa: E402
+from typedexp.engine.checkpoint import (  # noqa: E402
+    FORMAT,
+    Checkpointer,
+    LoopPosition,
+    model_difference,
+    read_checkpoint,
+    restore_rng_states,
+    rng_states,
+)
+from typedexp.engine.settings import BestMode, Progress  # noqa: E402
+from typedexp.errors import CheckpointError, Interrupted, TrainingDiverged  # noqa: E402
+
+
+def checkpointer(directory: Path, hidden: tuple[int, ...] = (8,), **settings: object) -> Checkpointer:
+    data = FakeData(num_samples=40).load()
+    generator = seed_everything(0)
+    model = MLP(hidden=hidden).build(data.input_shape, data.num_classes)
+    optimizer = SGD().build(model.parameters())
+    return Checkpointer(directory, model=model, optimizer=optimizer, generator=generator,
+                        settings=TrainerSettings(progress=Progress.off, **settings),  # type: ignore[arg-type]
+                        config={"seed": 0}, metrics_file=directory / "metrics.jsonl")
+
+
+def test_a_saved_checkpoint_reads_back_field_by_field(tmp_path: Path) -> None:
+    saver = checkpointer(tmp_path)
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
+    saver.extra["tracker_run_id"] = "abc"
+    window = (torch.tensor([1.5, 2.5]), torch.tensor(3), 7)
+    order = torch.randperm(32)
+    saver.save(LoopPosition(2, 3, 9, order, window, {"val/acc": 0.25}))
+    loaded = read_checkpoint(saver.last)
+    assert (loaded.position.epoch, loaded.position.batch, loaded.position.step) == (2, 3, 9)
+    assert loaded.position.order is not None and torch.equal(loaded.position.order, order)
+    assert loaded.position.window is not None
+    assert torch.equal(loaded.position.window[0], window[0]) and int(loaded.position.window[1]) == 3
+    assert loaded.position.window[2] == 7 and loaded.position.latest == {"val/acc": 0.25}
+    assert loaded.config == {"seed": 0} and loaded.best_value is None  # not an epoch's end
+    assert loaded.extra == {"tracker_run_id": "abc", "metrics_bytes": 12}
+    assert loaded.model.keys() == saver.model.state_dict().keys()
+    assert all(torch.equal(loaded.model[k], v) for k, v in saver.model.state_dict().items())
+    assert loaded.optimizer["param_groups"] == saver.optimizer.state_dict()["param_groups"]
+    assert not saver.best.exists() and saver.saved == saver.last
+    raw = torch.load(saver.last, weights_only=True)
+    assert raw["format"] == FORMAT and raw["scheduler"] is None
+    saver.save(LoopPosition(3, 0, 12, latest={"val/acc": 0.5}), epoch_end=True)
+    assert read_checkpoint(saver.best).best_value == 0.5 and read_checkpoint(saver.last).position.order is None
+
+
+def test_no_metrics_file_records_zero_bytes(tmp_path: Path) -> None:
+    saver = checkpointer(tmp_path)
+    saver.save(LoopPosition(1, 0, 0))
+    assert read_checkpoint(saver.last).extra["metrics_bytes"] == 0
+
+
+def test_restore_puts_back_the_model_the_optimizer_and_the_random_states(tmp_path: Path) -> None:
+    saver = checkpointer(tmp_path)
+    saver.save(LoopPosition(2, 0, 5, latest={"val/acc": 0.5}), epoch_end=True)
+    expected_draw = torch.rand(3, generator=saver.generator)
+    other = checkpointer(tmp_path / "other")
+    with torch.no_grad():
+        for p in other.model.parameters():
+            p.add_(1.0)
+    other.generator.manual_seed(99)
+    position = other.restore(read_checkpoint(saver.last))
+    assert (position.epoch, position.step) == (2, 5) and other.best_value == 0.5 and other.saved == saver.last
+    assert all(torch.equal(a, b) for a, b in zip(other.model.parameters(), saver.model.parameters(), strict=True))
+    assert torch.equal(torch.rand(3, generator=other.generator), expected_draw)
+
+
+def test_rng_states_round_trip_every_source(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+
+    generator = torch.Generator().manual_seed(1)
+    states = rng_states(generator)
+    draws = (random.random(), float(np.random.rand()), float(torch.rand(1)), float(torch.rand(1, generator=generator)))
+    restore_rng_states(states, generator)
+    assert draws == (random.random(), float(np.random.rand()), float(torch.rand(1)), float(torch.rand(1, generator=generator)))
+    with pytest.raises(CheckpointError, match="^the checkpoint's random states are missing or malformed$"):
+        restore_rng_states({**states, "python": [1, 2]}, generator)
+    with pytest.raises(CheckpointError, match="random states"):
+        restore_rng_states({k: v for k, v in states.items() if k != "data"}, generator)
+
+
+def write(path: Path, payload: object) -> Path:
+    torch.save(payload, path)
+    return path
+
+
+def test_each_unusable_checkpoint_is_refused_with_its_reason(tmp_path: Path) -> None:
+    saver = checkpointer(tmp_path)
+    saver.save(LoopPosition(1, 0, 0))
+    good = torch.load(saver.last, weights_only=True)
+    cases: list[tuple[Path, str]] = [
+        (tmp_path / "nowhere.pt", "no such checkpoint file"),
+        (write(tmp_path / "list.pt", [1, 2]), f"not a typedexp checkpoint \\(no '{FORMAT}' marker\\)"),
+        (write(tmp_path / "noformat.pt", {**good, "format": "other"}), "not a typedexp checkpoint"),
+        (write(tmp_path / "nomodel.pt", {k: v for k, v in good.items() if k != "model"}),
+         "the checkpoint's 'model' is missing or malformed"),
+        (write(tmp_path / "badrng.pt", {**good, "rng": [1]}), "the checkpoint's 'rng' is missing or malformed"),
+        (write(tmp_path / "noextra.pt", {k: v for k, v in good.items() if k != "extra"}),
+         "the checkpoint's 'extra' is missing or malformed"),
+        (write(tmp_path / "noopt.pt", {k: v for k, v in good.items() if k != "optimizer"}),
+         "the checkpoint's 'optimizer' is missing or malformed"),
+        (write(tmp_path / "noconfig.pt", {k: v for k, v in good.items() if k != "config"}),
+         "the checkpoint's 'config' is missing or malformed"),
+        (write(tmp_path / "nopos.pt", {**good, "position": {"epoch": 1}}), "the checkpoint's 'position' is malformed"),
+    ]
+    (tmp_path / "garbage.pt").write_bytes(b"\x00" * 10)
+    cases.append((tmp_path / "garbage.pt", r"not a readable checkpoint \(truncated or corrupt: "))
+    for path, reason in cases:
+        with pytest.raises(CheckpointError, match=f"^resume={re.escape(str(path))}: {reason}"):
+            read_checkpoint(path)
+
+
+def test_a_best_value_is_read_back_as_a_float(tmp_path: Path) -> None:
+    saver = checkpointer(tmp_path)
+    saver.save(LoopPosition(1, 0, 0))
+    good = torch.load(saver.last, weights_only=True)
+    assert read_checkpoint(write(tmp_path / "int.pt", {**good, "best_value": 2})).best_value == 2.0
+    assert read_checkpoint(write(tmp_path / "str.pt", {**good, "best_value": "x"})).best_value is None
+
+
+def test_model_difference_names_the_layers_or_the_shapes() -> None:
+    a = {"0.weight": torch.zeros(2, 3), "0.bias": torch.zeros(2)}
+    assert model_difference(a, dict(a)) is None
+    assert model_difference(a, {"0.weight": torch.zeros(2, 3), "1.bias": torch.zeros(2)}) == (
+        "the checkpoint's model has other layers (only here: 1.bias; only in the checkpoint: 0.bias)"
+    )
+    assert model_difference({"0.weight": a["0.weight"]}, a) == (
+        "the checkpoint's model has other layers (only here: 0.bias; only in the checkpoint: -)"
+    )
+    assert model_difference(a, {**a, "0.bias": torch.zeros(4)}) == (
+        "the checkpoint's 0.bias has shape (2,), this model's has (4,)"
+    )
+
+
+def test_restore_refuses_another_model_or_optimizer_naming_the_file(tmp_path: Path) -> None:
+    saver = checkpointer(tmp_path)
+    saver.save(LoopPosition(1, 0, 0))
+    with pytest.raises(CheckpointError, match=f"^resume={re.escape(str(saver.last))}: the checkpoint's 1.weight has shape"):
+        checkpointer(tmp_path / "wide", hidden=(9,)).restore(read_checkpoint(saver.last))
+    other = checkpointer(tmp_path / "groups")
+    first, *rest = other.model.parameters()
+    other.optimizer = torch.optim.SGD([{"params": [first]}, {"params": rest}], lr=0.1)  # two groups, not one
+    with pytest.raises(CheckpointError, match=f"^resume={re.escape(str(saver.last))}: the checkpoint's optimizer state does not fit"):
+        other.restore(read_checkpoint(saver.last))
+
+
+def test_due_every_n_steps_or_when_a_signal_asks(tmp_path: Path) -> None:
+    assert [checkpointer(tmp_path, checkpoint_every=3).due(step) for step in range(1, 7)] == [
+        False, False, True, False, False, True]
+    never = checkpointer(tmp_path)
+    assert not any(never.due(step) for step in range(1, 50))
+    never.stop_signal = signal.SIGTERM
+    assert never.due(1)
+
+
+def test_a_stop_signal_saves_then_raises_with_the_way_back(tmp_path: Path) -> None:
+    saver = checkpointer(tmp_path / "checkpoints")
+    saver.stop_signal = signal.SIGINT
+    with pytest.raises(Interrupted, match=(
+        f"^interrupted by SIGINT at epoch 2, step 7; saved {re.escape(str(saver.last))}; "
+        f"continue with: typedexp resume={re.escape(str(tmp_path))}$")) as stopped:
+        saver.save(LoopPosition(2, 1, 7))
+    assert stopped.value.exit_code == 130 and saver.last.exists()
+
+
+def test_non_finite_weights_or_window_are_never_saved(tmp_path: Path) -> None:
+    saver = checkpointer(tmp_path)
+    bad_window = (torch.tensor([1.0, float("inf")]), torch.tensor(0), 2)
+    with pytest.raises(TrainingDiverged, match=(
+            "^train/loss became non-finite by epoch 1, step 4; no checkpoint was saved yet; "
+            "lower optim.lr or set trainer.clip_grad_norm$")):
+        saver.save(LoopPosition(1, 2, 4, window=bad_window))
+    saver.save(LoopPosition(1, 2, 4, window=(torch.tensor([1.0]), torch.tensor(0), 1)))
+    with torch.no_grad():
+        next(saver.model.parameters())[0, 0] = float("nan")
+    with pytest.raises(TrainingDiverged, match=(
+            f"^the weights became non-finite by epoch 1, step 5; kept the last good checkpoint "
+            f"{re.escape(str(saver.last))}; lower optim.lr")):
+        saver.save(LoopPosition(1, 3, 5))
+    assert read_checkpoint(saver.last).position.step == 4
+    assert str(saver.diverged("val/loss", float("nan"), epoch=3, step=9)) == (
+        f"val/loss became nan at epoch 3, step 9 (checked every trainer.log_every=10 steps); "
+        f"kept the last good checkpoint {saver.last}; lower optim.lr or set trainer.clip_grad_norm")
+
+
+def test_best_needs_a_known_metric_and_compares_by_mode(tmp_path: Path) -> None:
+    saver = checkpointer(tmp_path, best_metric="val/loss", best_mode=BestMode.min)
+    with pytest.raises(ConfigError, match=r"^trainer.best_metric=val/loss: no such metric; choose one of: a, b$"):
+        saver.save(LoopPosition(2, 0, 1, latest={"b": 1.0, "a": 2.0}), epoch_end=True)
+    for value, best in [(2.0, 2.0), (3.0, 2.0), (1.0, 1.0), (1.0, 1.0)]:
+        saver.save(LoopPosition(2, 0, 1, latest={"val/loss": value}), epoch_end=True)
+        assert saver.best_value == best and read_checkpoint(saver.best).best_value == best
