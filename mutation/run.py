@@ -100,7 +100,8 @@ def scratch_copy(module: str) -> Path:
         f'only_mutate = ["src/typedexp/{module}.py"]\n'
         f'pytest_add_cli_args_test_selection = [{tests}]\n'
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-x", "-q"]\n'
-        "use_git_change_detection = false\n",
+        "use_git_change_detection = false\n"
+        "debug = true\n",  # a failing clean run then shows pytest's own error in the tail printed below
         encoding="utf-8",
     )
     return scratch

@@ -110,7 +110,7 @@ def test_a_one_pixel_map_is_fine_for_every_norm_but_instance() -> None:
 
 # --- data: the split, its normalization, moving it; augmentation draw by draw ---------------
 
-from typedexp.data import Augmentation, DataBundle, RawImages, Split  # noqa: E402
+from typedexp.data import Augmentation, DataBundle, RawImages  # noqa: E402
 from typedexp.data.tensors import split_train_val  # noqa: E402
 
 
@@ -457,3 +457,202 @@ def test_best_needs_a_known_metric_and_compares_by_mode(tmp_path: Path) -> None:
     for value, best in [(2.0, 2.0), (3.0, 2.0), (1.0, 1.0), (1.0, 1.0)]:
         saver.save(LoopPosition(2, 0, 1, latest={"val/loss": value}), epoch_end=True)
         assert saver.best_value == best and read_checkpoint(saver.best).best_value == best
+
+
+# --- the training loop: mid-epoch resume in process, windows, augmentation, test split --------
+
+import dataclasses  # noqa: E402
+import io  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
+
+from rich.console import Console  # noqa: E402
+
+from tests.helpers import RecordingTracker  # noqa: E402
+from typedexp.engine import fit  # noqa: E402
+from typedexp.engine import loop as engine_loop  # noqa: E402
+from typedexp.engine.loop import _Window  # noqa: E402
+
+
+class CrashingTracker(RecordingTracker):
+    """Records points, and dies (as a SIGKILL would) when asked to log ``crash_at``."""
+
+    def __init__(self, crash_at: int | None = None) -> None:
+        super().__init__()
+        self.crash_at = crash_at
+
+    def log(self, metrics: Mapping[str, float], *, step: int, epoch: int) -> None:
+        if step == self.crash_at:
+            raise RuntimeError("killed")
+        super().log(metrics, step=step, epoch=epoch)
+
+
+def training(directory: Path, tracker: RecordingTracker, *, resume: bool = False, checkpoint_every: int | None = 3,
+             log_every: int = 2, epochs: int = 2, data: DataBundle | None = None) -> tuple[nn.Module, float]:
+    """A small run: 320 training images in batches of 64 (5 a epoch); returns the model and loss."""
+    data = data or FakeData(num_samples=400, noise=2.0).load()
+    generator = seed_everything(0)
+    model = MLP(hidden=(16,), dropout=0.2).build(data.input_shape, data.num_classes)
+    optimizer = Adam(lr=0.01).build(model.parameters())
+    settings = TrainerSettings(progress=Progress.off, log_every=log_every, checkpoint_every=checkpoint_every)
+    checkpoints = Checkpointer(directory, model=model, optimizer=optimizer, generator=generator,
+                               settings=settings, config={})
+    start = checkpoints.restore(read_checkpoint(checkpoints.last)) if resume else None
+    result = fit(model, optimizer, data, epochs=epochs, batch_size=64, settings=settings, tracker=tracker,
+                 generator=generator, checkpoints=checkpoints, resume_from=start)
+    return model, result.metrics["train/loss"]
+
+
+def test_a_run_killed_mid_epoch_resumes_in_process_to_the_same_weights_and_points(tmp_path: Path) -> None:
+    reference = RecordingTracker()
+    expected, _ = training(tmp_path / "reference", reference)
+    # Dies logging step 4: last.pt is step 3's, mid-epoch (batch 3 of 5) with step 3 in its window.
+    with pytest.raises(RuntimeError, match="killed"):
+        training(tmp_path / "run", CrashingTracker(crash_at=4))
+    saved = read_checkpoint(tmp_path / "run" / "last.pt").position
+    assert (saved.epoch, saved.batch, saved.step) == (1, 3, 3) and saved.window is not None and saved.window[2] == 64
+    resumed = RecordingTracker()
+    model, _ = training(tmp_path / "run", resumed, resume=True)
+    assert resumed.points == [point for point in reference.points if point[0] > 3]
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), expected.state_dict().values(), strict=True))
+
+
+@pytest.mark.parametrize("checkpoint_every", [3, 1])
+def test_checkpoints_between_logged_points_change_no_logged_value(tmp_path: Path, checkpoint_every: int) -> None:
+    plain, saving = RecordingTracker(), RecordingTracker()
+    training(tmp_path / "plain", plain, checkpoint_every=None, log_every=4)
+    training(tmp_path / "saving", saving, checkpoint_every=checkpoint_every, log_every=4)
+    assert saving.points == plain.points
+
+
+def test_unequal_batches_in_one_window_are_weighted_by_their_size(tmp_path: Path) -> None:
+    # 336 training images in batches of 64: the epoch's last batch has 16; all 6 in one window.
+    data = FakeData(num_samples=420, noise=2.0).load()
+    tracker = RecordingTracker()
+    training(tmp_path, tracker, checkpoint_every=None, log_every=100, epochs=1, data=data)
+    (step, _, metrics), _ = tracker.points
+    assert step == 6 and len(data.train) == 336
+
+    generator = seed_everything(0)  # the same run by hand, per example
+    model = MLP(hidden=(16,), dropout=0.2).build(data.input_shape, data.num_classes)
+    optimizer = Adam(lr=0.01).build(model.parameters())
+    order = torch.randperm(336, generator=generator)
+    total, correct = 0.0, 0
+    for start in range(0, 336, 64):
+        index = order[start : start + 64]
+        logits = model(data.train.images[index])
+        loss = torch.nn.functional.cross_entropy(logits, data.train.labels[index], reduction="sum")
+        total += float(loss.detach())
+        correct += int((logits.argmax(1) == data.train.labels[index]).sum())
+        optimizer.zero_grad()
+        torch.autograd.backward(loss / len(index))
+        optimizer.step()
+    assert metrics["train/loss"] == pytest.approx(total / 336, rel=1e-5)
+    assert metrics["train/acc"] == correct / 336
+
+
+def test_a_window_lives_on_its_device_and_counts_in_int64() -> None:
+    meta = torch.device("meta")  # stands in for a GPU: mixing it with CPU tensors raises
+    window = _Window.zeros(meta)
+    assert (window.device, window.weighted.device, window.correct.device) == (meta, meta, meta)
+    assert window.correct.dtype == torch.int64 and _Window.zeros(torch.device("cpu")).correct.dtype == torch.int64
+    for size in (4, 2):  # unequal sizes: the size vector must be moved to the device too
+        window.add(torch.zeros((), device=meta), torch.zeros(size, 3, device=meta), torch.zeros(size, dtype=torch.int64, device=meta))
+    weighted, correct, count = window.totals()
+    assert (weighted.device, weighted.shape, correct.device, count) == (meta, (2,), meta, 6)
+    restored = _Window.restored((torch.tensor([1.0, 2.0]), torch.tensor(3), 9), meta)
+    assert (restored.device, restored.weighted.device, restored.correct.device, restored.count) == (meta, meta, meta, 9)
+
+
+def test_a_restored_window_resets_to_empty_after_its_first_drain() -> None:
+    window = _Window.restored((torch.tensor([8.0, 16.0]), torch.tensor(5), 16), torch.device("cpu"))
+    window.add(torch.tensor(1.0), torch.eye(4)[:4, :3], torch.tensor([0, 1, 2, 0]))
+    assert window.drain("train") == {"train/loss": (8 + 16 + 4) / 20, "train/acc": (5 + 4) / 20}
+    window.add(torch.tensor(2.0), torch.eye(4)[:4, :3], torch.tensor([1, 1, 1, 1]))
+    assert window.drain("train") == {"train/loss": 2.0, "train/acc": 0.25}
+
+
+def test_training_batches_are_augmented_only_when_the_data_asks(tmp_path: Path) -> None:
+    data = FakeData(num_samples=200, channels=1, height=6, width=6).load()
+    plain_model, _ = training(tmp_path / "a", RecordingTracker(), checkpoint_every=None, data=data, epochs=1)
+    augmented = dataclasses.replace(data, augmentation=Augmentation(crop_padding=2, horizontal_flip=True))
+    seen: list[torch.Tensor] = []
+    original = Augmentation.__call__
+
+    def recording(self: Augmentation, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        out = original(self, images, generator)
+        seen.append(out)
+        return out
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Augmentation, "__call__", recording)
+        augmented_model, _ = training(tmp_path / "b", RecordingTracker(), checkpoint_every=None, data=augmented, epochs=1)
+        assert len(seen) == 3 and all(batch.shape[1:] == (1, 6, 6) for batch in seen)
+        training(tmp_path / "c", RecordingTracker(), checkpoint_every=None, data=data, epochs=1)
+        assert len(seen) == 3  # not called when nothing is enabled
+    assert any(not torch.equal(a, b) for a, b in zip(plain_model.parameters(), augmented_model.parameters(), strict=True))
+
+
+def test_the_test_split_is_evaluated_once_at_the_end_and_logged(tmp_path: Path) -> None:
+    data = FakeData(num_samples=200).load()
+    with_test = dataclasses.replace(data, test=data.val)
+    tracker = RecordingTracker()
+    model, _ = training(tmp_path, tracker, checkpoint_every=None, data=with_test, epochs=2)
+    step, epoch, metrics = tracker.points[-1]
+    assert (step, epoch, set(metrics)) == (tracker.points[-2][0], 2, {"test/loss", "test/acc"})
+    assert metrics == engine_loop.evaluate(model, data.val, batch_size=1024, prefix="test")
+    assert sum("test/acc" in point[2] for point in tracker.points) == 1
+
+
+def test_fit_reports_its_steps_epochs_and_a_plausible_time() -> None:
+    data = FakeData(num_samples=100).load()
+    model = MLP(hidden=(4,)).build(data.input_shape, data.num_classes)
+    result = fit(model, SGD().build(model.parameters()), data, epochs=2, batch_size=40,
+                 settings=TrainerSettings(progress=Progress.off), tracker=RecordingTracker(),
+                 generator=torch.Generator().manual_seed(0))
+    assert (result.steps, result.epochs) == (4, 2) and 0 < result.seconds < 600
+    assert set(result.metrics) == {"train/loss", "train/acc", "val/loss", "val/acc"}
+
+
+def test_the_progress_bar_counts_every_step_and_shows_the_loss() -> None:
+    data = FakeData(num_samples=100).load()
+    model = MLP(hidden=(4,)).build(data.input_shape, data.num_classes)
+    screen = io.StringIO()
+    fit(model, SGD().build(model.parameters()), data, epochs=2, batch_size=40,
+        settings=TrainerSettings(progress=Progress.on, log_every=1), tracker=RecordingTracker(),
+        generator=torch.Generator().manual_seed(0), console=Console(file=screen, force_terminal=True, width=120))
+    shown = screen.getvalue()
+    assert "4/4" in shown and re.search(r"epoch 2/2 loss \d\.\d{4}", shown)
+
+
+@pytest.mark.parametrize("with_checkpoints", [False, True])
+def test_a_non_finite_validation_loss_stops_training_naming_epoch_and_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_checkpoints: bool
+) -> None:
+    values = iter([0.5, float("nan")])
+    monkeypatch.setattr(engine_loop, "evaluate", lambda *a, **k: {"val/loss": next(values), "val/acc": 0.1})
+    data = FakeData(num_samples=100).load()
+    model = MLP(hidden=(4,)).build(data.input_shape, data.num_classes)
+    optimizer = SGD().build(model.parameters())
+    settings = TrainerSettings(progress=Progress.off, log_every=3)
+    generator = torch.Generator().manual_seed(0)
+    checkpoints = Checkpointer(tmp_path, model=model, optimizer=optimizer, generator=generator, settings=settings,
+                               config={}) if with_checkpoints else None
+    kept = f"kept the last good checkpoint {tmp_path / 'last.pt'}; " if with_checkpoints else ""
+    with pytest.raises(TrainingDiverged, match=re.escape(
+            f"val/loss became nan at epoch 2, step 4 (checked every trainer.log_every=3 steps); {kept}"
+            "lower optim.lr or set trainer.clip_grad_norm")):
+        fit(model, optimizer, data, epochs=3, batch_size=40, settings=settings, tracker=RecordingTracker(),
+            generator=generator, checkpoints=checkpoints)
+
+
+def test_a_non_finite_training_loss_without_checkpoints_names_the_setting() -> None:
+    data = FakeData(num_samples=100).load()
+    model = MLP(hidden=(4,)).build(data.input_shape, data.num_classes)
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match=re.escape(
+            "train/loss became nan at epoch 1, step 2 (checked every trainer.log_every=2 steps); "
+            "lower optim.lr or set trainer.clip_grad_norm")):
+        fit(model, SGD().build(model.parameters()), data, epochs=1, batch_size=40,
+            settings=TrainerSettings(progress=Progress.off, log_every=2), tracker=RecordingTracker(),
+            generator=torch.Generator().manual_seed(0))
