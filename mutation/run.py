@@ -120,6 +120,9 @@ def run_module(module: str, *, max_children: int, minutes: float, fresh: bool) -
     scratch = scratch_copy(module)
     if fresh:
         shutil.rmtree(scratch / "mutants", ignore_errors=True)
+    # It must exist when the interpreter starts: a PYTHONPATH entry that is missing then is
+    # cached as "nothing here", and the tests' own imports (`tests.helpers`) would fail.
+    (scratch / "mutants").mkdir(exist_ok=True)
     finished, error = True, ""
     try:
         done = mutmut(scratch, "run", "--max-children", str(max_children), timeout=minutes * 60)
