@@ -621,7 +621,14 @@ def test_the_progress_bar_counts_every_step_and_shows_the_loss() -> None:
         settings=TrainerSettings(progress=Progress.on, log_every=1), tracker=RecordingTracker(),
         generator=torch.Generator().manual_seed(0), console=Console(file=screen, force_terminal=True, width=120))
     shown = screen.getvalue()
-    assert "4/4" in shown and re.search(r"epoch 2/2 loss \d\.\d{4}", shown)
+    assert re.search(r"(?<![\d.])4/4(?![\d.])", shown) and re.search(r"epoch 2/2 loss \d\.\d{4}", shown)
+    # A resumed run's bar counts only the steps left: here 2 epochs of 3 batches, from step 3.
+    screen = io.StringIO()
+    fit(model, SGD().build(model.parameters()), data, epochs=2, batch_size=30,
+        settings=TrainerSettings(progress=Progress.on, log_every=1), tracker=RecordingTracker(),
+        generator=torch.Generator().manual_seed(0), console=Console(file=screen, force_terminal=True, width=120),
+        resume_from=engine_loop.LoopPosition(2, 0, 3))
+    assert re.search(r"(?<![\d.])3/3(?![\d.])", screen.getvalue())
 
 
 @pytest.mark.parametrize("with_checkpoints", [False, True])
