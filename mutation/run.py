@@ -120,9 +120,10 @@ def run_module(module: str, *, max_children: int, minutes: float, fresh: bool) -
     scratch = scratch_copy(module)
     if fresh:
         shutil.rmtree(scratch / "mutants", ignore_errors=True)
-    # It must exist when the interpreter starts: a PYTHONPATH entry that is missing then is
-    # cached as "nothing here", and the tests' own imports (`tests.helpers`) would fail.
-    (scratch / "mutants").mkdir(exist_ok=True)
+    # mutants/src must exist when the interpreter starts, or `typedexp` is found elsewhere (an
+    # installed copy) first. mutmut copies src/ the same way (mtimes kept) and skips what exists.
+    if not (scratch / "mutants" / "src").exists():
+        shutil.copytree(scratch / "src", scratch / "mutants" / "src", copy_function=shutil.copy2)
     finished, error = True, ""
     try:
         done = mutmut(scratch, "run", "--max-children", str(max_children), timeout=minutes * 60)
