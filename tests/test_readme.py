@@ -220,6 +220,7 @@ TRANSCRIPTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("block", "command", "shown"), TRANSCRIPTS)
 def test_transcript_prints_what_the_docs_show(workdir: Path, block: Block, command: str, shown: list[str]) -> None:
     skip_if_not_tested(block)
