@@ -663,3 +663,53 @@ def test_a_non_finite_training_loss_without_checkpoints_names_the_setting() -> N
         fit(model, SGD().build(model.parameters()), data, epochs=1, batch_size=40,
             settings=TrainerSettings(progress=Progress.off, log_every=2), tracker=RecordingTracker(),
             generator=torch.Generator().manual_seed(0))
+
+
+def test_write_atomically_makes_missing_parent_directories(tmp_path: Path) -> None:
+    from typedexp.engine.checkpoint import write_atomically
+
+    target = tmp_path / "a" / "b" / "last.pt"
+    write_atomically({"format": FORMAT}, target)
+    assert torch.load(target, weights_only=True) == {"format": FORMAT}
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (RuntimeError("first words. then more\nsecond line"), "first words"),
+        (RuntimeError("x" * 150 + ". tail"), "x" * 100),
+        (RuntimeError(""), "RuntimeError"),
+        (EOFError("  \n"), "EOFError"),
+    ],
+)
+def test_an_unreadable_checkpoint_gives_the_first_sentence_of_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception, reason: str
+) -> None:
+    path = tmp_path / "last.pt"
+    path.write_bytes(b"anything")
+
+    def fails(*args: object, **kwargs: object) -> object:
+        raise error
+
+    monkeypatch.setattr(torch, "load", fails)
+    with pytest.raises(CheckpointError) as refused:
+        read_checkpoint(path)
+    assert str(refused.value) == f"resume={path}: not a readable checkpoint (truncated or corrupt: {reason})"
+
+
+def test_a_position_order_that_is_not_a_tensor_reads_back_as_none(tmp_path: Path) -> None:
+    saver = checkpointer(tmp_path)
+    saver.save(LoopPosition(1, 2, 2, torch.arange(4)))
+    raw = torch.load(saver.last, weights_only=True)
+    raw["position"]["order"] = [3, 1, 2, 0]
+    assert read_checkpoint(write(tmp_path / "list-order.pt", raw)).position.order is None
+
+
+def test_model_difference_lists_every_name_on_each_side() -> None:
+    a = {"0.weight": torch.zeros(1), "0.bias": torch.zeros(1)}
+    assert model_difference({**a, "1.weight": torch.zeros(1), "1.bias": torch.zeros(1)}, a) == (
+        "the checkpoint's model has other layers (only here: -; only in the checkpoint: 1.weight, 1.bias)"
+    )
+    assert model_difference({}, a) == (
+        "the checkpoint's model has other layers (only here: 0.weight, 0.bias; only in the checkpoint: -)"
+    )
