@@ -9,8 +9,8 @@ and runs only those per mutant, so a module takes minutes, not the suite's time 
 Prints, per module: mutants, killed, survived, listed as equivalent, score. The score is killed
 (timeouts count as killed) over mutants that are not listed as equivalent in
 ``mutation/equivalent.txt``. Exit status 1 if a gated module scores below ``TARGET`` or has a
-survivor that the file does not list. A test's CLI subprocess imports the mutated copy as well,
-but mutmut picks the tests for a mutant by what they reach in-process.
+survivor that the file does not list. Tests that run the CLI in a subprocess run the plain
+copy, so they kill nothing here: the in-process tests must.
 """
 
 from __future__ import annotations
@@ -109,9 +109,10 @@ def scratch_copy(module: str) -> Path:
 
 def mutmut(scratch: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     # One torch thread per worker: the workers are the parallelism, and the machine is shared.
-    # A test's CLI subprocess imports the mutated copy too (it inherits which mutant is active).
-    mutated = os.pathsep.join([str(scratch / "mutants" / "src"), str(scratch / "mutants")])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": mutated}
+    # mutmut puts mutants/src first in its own processes. A test's CLI subprocess gets the plain
+    # copy (a mutated module there would look for mutmut's config in the test's temp directory).
+    plain = os.pathsep.join([str(scratch / "src"), str(scratch)])
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": plain}
     return subprocess.run(["nice", "-n", "19", sys.executable, "-m", "mutmut", *args], cwd=scratch, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -120,10 +121,6 @@ def run_module(module: str, *, max_children: int, minutes: float, fresh: bool) -
     scratch = scratch_copy(module)
     if fresh:
         shutil.rmtree(scratch / "mutants", ignore_errors=True)
-    # mutants/src must exist when the interpreter starts, or `typedexp` is found elsewhere (an
-    # installed copy) first. mutmut copies src/ the same way (mtimes kept) and skips what exists.
-    if not (scratch / "mutants" / "src").exists():
-        shutil.copytree(scratch / "src", scratch / "mutants" / "src", copy_function=shutil.copy2)
     finished, error = True, ""
     try:
         done = mutmut(scratch, "run", "--max-children", str(max_children), timeout=minutes * 60)

@@ -627,7 +627,7 @@ def test_the_progress_bar_counts_every_step_and_shows_the_loss() -> None:
     fit(model, SGD().build(model.parameters()), data, epochs=2, batch_size=30,
         settings=TrainerSettings(progress=Progress.on, log_every=1), tracker=RecordingTracker(),
         generator=torch.Generator().manual_seed(0), console=Console(file=screen, force_terminal=True, width=120),
-        resume_from=engine_loop.LoopPosition(2, 0, 3))
+        resume_from=LoopPosition(2, 0, 3))
     assert re.search(r"(?<![\d.])3/3(?![\d.])", screen.getvalue())
 
 
