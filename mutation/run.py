@@ -161,6 +161,8 @@ def main() -> int:
         print(rows[-1], flush=True)
         for name in result.unlisted:
             print(f"    survived, not in {EQUIVALENT.name}: {name}")
+        for name in sorted(result.equivalent & set(result.statuses) - set(result.survivors)):
+            print(f"    killed now, remove from {EQUIVALENT.name}: {name}")
             if options.show:
                 print(mutmut(ROOT / ".mutation" / module.replace("/", "."), "show", name).stdout)
     print(f"\n{'module':<18} {'mutants':>7} {'killed':>6} {'survived':>8} {'equivalent':>10} {'score':>6}  (target {TARGET:.0%})")
