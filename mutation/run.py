@@ -161,7 +161,8 @@ def main() -> int:
         print(rows[-1], flush=True)
         for name in result.unlisted:
             print(f"    survived, not in {EQUIVALENT.name}: {name}")
-        for name in sorted(result.equivalent & set(result.statuses) - set(result.survivors)):
+        killed = {name for name, status in result.statuses.items() if status in ("killed", "timeout")}
+        for name in sorted(result.equivalent & killed):
             print(f"    killed now, remove from {EQUIVALENT.name}: {name}")
             if options.show:
                 print(mutmut(ROOT / ".mutation" / module.replace("/", "."), "show", name).stdout)
