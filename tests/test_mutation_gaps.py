@@ -270,7 +270,7 @@ from typedexp.engine.checkpoint import (  # noqa: E402
     restore_rng_states,
     rng_states,
 )
-from typedexp.engine.settings import BestMode, Progress  # noqa: E402
+from typedexp.engine.settings import BestMode, Precision, Progress  # noqa: E402
 from typedexp.errors import CheckpointError, Interrupted, TrainingDiverged  # noqa: E402
 
 
@@ -510,6 +510,7 @@ def test_a_run_killed_mid_epoch_resumes_in_process_to_the_same_weights_and_point
         training(tmp_path / "run", CrashingTracker(crash_at=4))
     saved = read_checkpoint(tmp_path / "run" / "last.pt").position
     assert (saved.epoch, saved.batch, saved.step) == (1, 3, 3) and saved.window is not None and saved.window[2] == 64
+    assert saved.latest == reference.points[0][2]  # the step-2 point, the last logged before it
     resumed = RecordingTracker()
     model, _ = training(tmp_path / "run", resumed, resume=True)
     assert resumed.points == [point for point in reference.points if point[0] > 3]
@@ -579,6 +580,7 @@ def test_training_batches_are_augmented_only_when_the_data_asks(tmp_path: Path) 
     original = Augmentation.__call__
 
     def recording(self: Augmentation, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        assert isinstance(generator, torch.Generator)  # the run's data generator, not the global RNG
         out = original(self, images, generator)
         seen.append(out)
         return out
@@ -622,6 +624,11 @@ def test_the_progress_bar_counts_every_step_and_shows_the_loss() -> None:
         generator=torch.Generator().manual_seed(0), console=Console(file=screen, force_terminal=True, width=120))
     shown = screen.getvalue()
     assert re.search(r"(?<![\d.])4/4(?![\d.])", shown) and re.search(r"epoch 2/2 loss \d\.\d{4}", shown)
+    screen = io.StringIO()  # auto: shown because this console is a terminal
+    fit(model, SGD().build(model.parameters()), data, epochs=1, batch_size=40,
+        settings=TrainerSettings(progress=Progress.auto, log_every=1), tracker=RecordingTracker(),
+        generator=torch.Generator().manual_seed(0), console=Console(file=screen, force_terminal=True, width=120))
+    assert re.search(r"(?<![\d.])2/2(?![\d.])", screen.getvalue())
     # A resumed run's bar counts only the steps left: here 2 epochs of 3 batches, from step 3.
     screen = io.StringIO()
     fit(model, SGD().build(model.parameters()), data, epochs=2, batch_size=30,
@@ -713,3 +720,31 @@ def test_model_difference_lists_every_name_on_each_side() -> None:
     assert model_difference({}, a) == (
         "the checkpoint's model has other layers (only here: 0.weight, 0.bias; only in the checkpoint: -)"
     )
+
+
+def test_a_mid_epoch_position_without_a_window_starts_an_empty_one() -> None:
+    data = FakeData(num_samples=100).load()  # 80 training images: 2 batches of 40
+    model = MLP(hidden=(4,)).build(data.input_shape, data.num_classes)
+    tracker = RecordingTracker()
+    result = fit(model, SGD().build(model.parameters()), data, epochs=1, batch_size=40,
+                 settings=TrainerSettings(progress=Progress.off), tracker=tracker,
+                 generator=torch.Generator().manual_seed(0),
+                 resume_from=LoopPosition(1, 1, 1, order=torch.randperm(80)))
+    assert result.steps == 2 and tracker.points[0][0] == 2  # only the second batch was trained
+
+
+def test_bf16_steps_clip_the_gradient_norm_too() -> None:
+    data = FakeData(num_samples=64, noise=5.0).load()
+
+    def first_update(clip: float | None) -> float:
+        seed_everything(0)
+        model = MLP(hidden=(32,)).build(data.input_shape, data.num_classes)
+        before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+        settings = TrainerSettings(progress=Progress.off, max_batches=1, clip_grad_norm=clip,
+                                   precision=Precision.bf16)
+        fit(model, SGD(lr=1.0, momentum=0.0).build(model.parameters()), data, epochs=1, batch_size=64,
+            settings=settings, tracker=RecordingTracker(), generator=torch.Generator().manual_seed(0))
+        return float((torch.cat([p.detach().flatten() for p in model.parameters()]) - before).norm())
+
+    assert first_update(None) > 0.01
+    assert first_update(0.01) == pytest.approx(0.01, rel=1e-3)
