@@ -161,11 +161,11 @@ def main() -> int:
         print(rows[-1], flush=True)
         for name in result.unlisted:
             print(f"    survived, not in {EQUIVALENT.name}: {name}")
+            if options.show:
+                print(mutmut(ROOT / ".mutation" / module.replace("/", "."), "show", name).stdout)
         killed = {name for name, status in result.statuses.items() if status in ("killed", "timeout")}
         for name in sorted(result.equivalent & killed):
             print(f"    killed now, remove from {EQUIVALENT.name}: {name}")
-            if options.show:
-                print(mutmut(ROOT / ".mutation" / module.replace("/", "."), "show", name).stdout)
     print(f"\n{'module':<18} {'mutants':>7} {'killed':>6} {'survived':>8} {'equivalent':>10} {'score':>6}  (target {TARGET:.0%})")
     print("\n".join(rows))
     return 1 if failed else 0
