@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from tests.helpers import QUICK, run_cli
-from typedexp import ConfigError, launch
+from typedexp import launch
 from typedexp.data import Augmentation
 from typedexp.models import CNN
 
@@ -56,13 +56,6 @@ def test_precision_and_layout_flags_train_on_cpu(workdir: Path, flags: list[str]
     result = launch(["model=cnn", "dataset=fake", "dataset.channels=3", "dataset.height=16",
                      "dataset.width=16", *flags, *QUICK])
     assert torch.isfinite(torch.tensor(result.metrics["train/loss"]))
-
-
-def test_fp16_needs_cuda(workdir: Path) -> None:
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    with pytest.raises(ConfigError, match="trainer.precision=fp16 needs CUDA"):
-        launch(["trainer.precision=fp16", *QUICK])
 
 
 def test_a_bad_norm_lists_the_valid_ones(workdir: Path) -> None:

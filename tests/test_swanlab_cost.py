@@ -5,6 +5,7 @@ and the local dashboard writer asking its database once per batch."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 import threading
@@ -78,8 +79,7 @@ def test_finish_hands_over_every_pending_point_before_closing_the_run() -> None:
     tracker = SwanLabTracker(run, flush_every_s=3600)  # the thread never wakes on its own
     for metrics, step in POINTS[:5]:
         tracker.log(metrics, step=step, epoch=1)
-    time.sleep(0.05)
-    assert run.logged == []
+    assert run.logged == []  # nothing to wait for: only finish can hand these over now
     tracker.finish(RunOutcome.aborted, "interrupted")
     assert [step for step, _, _ in run.logged] == [1, 2, 3, 4, 5]
     assert run.finished == [("aborted", 5)]
@@ -97,10 +97,10 @@ def test_zero_interval_hands_each_point_over_at_once_on_the_calling_thread() -> 
 def test_a_hand_off_failure_becomes_one_warning_on_the_next_log() -> None:
     run = FakeRun(fail_with=OSError("No space left on device"))
     warnings: list[str] = []
-    guarded = GuardedTracker(SwanLabTracker(run, flush_every_s=0.01), warn=warnings.append)
+    tracker = SwanLabTracker(run, flush_every_s=0.01)
+    guarded = GuardedTracker(tracker, warn=warnings.append)
     guarded.log({"train/loss": 1.0}, step=1, epoch=1)
-    wait_until(lambda: run.attempts == 1)
-    time.sleep(0.05)  # the thread records the failure right after the attempt
+    wait_until(lambda: tracker._failure is not None)  # recorded by the thread right after the attempt
     guarded.log({"train/loss": 0.9}, step=2, epoch=1)
     guarded.log({"train/loss": 0.8}, step=3, epoch=1)
     guarded.finish(RunOutcome.success)
@@ -205,3 +205,44 @@ def test_local_writer_batches_write_the_same_files_as_swanlab(tmp_path: Path) ->
     assert written["batched"] == written["swanlab"]
     logs = [text for path, text in written["swanlab"].items() if path.endswith(".log")]
     assert any('"index": 5, "data": 9.5' in text for text in logs)  # the repeated step was rewritten
+
+
+# Run in a fresh interpreter: the patches are process-wide, so any earlier test that started a
+# local run would leave them installed and hide a `start` that no longer installs them.
+PATCH_PROBE = """
+import json, sys
+from swanlab.deprecated.local import LocalCallbacker
+from swanlab.sdk.internal.probe_python.environment import requirements
+from typedexp.tracking import RunOutcome, SwanLabMode, SwanLabTracking
+from typedexp.tracking.swanlab_patches import installed_requirements, write_scalars
+
+def installed():
+    flush = LocalCallbacker.__dict__["on_scalar_flush"]
+    return {
+        "snapshot": getattr(requirements.get, "__typedexp_patched__", False),
+        "writer": getattr(flush, "__wrapped__", flush) is write_scalars,
+        "once_per_flush": LocalCallbacker.__dict__.get("__typedexp_patched__", False)
+        and LocalCallbacker._check_exp_status.__name__ == "check_unless_checked",
+    }
+
+seen = {"before": installed()}
+for mode in ("offline", "local"):
+    tracking = SwanLabTracking(mode=SwanLabMode(mode), log_dir=sys.argv[1], flush_every_s=0)
+    tracker = tracking.start(config={}, run_name=mode, run_dir=sys.argv[1])
+    seen[mode] = installed()
+    seen[mode + "_snapshot_is_ours"] = requirements.get() == installed_requirements()
+    tracker.finish(RunOutcome.success)
+print(json.dumps(seen))
+"""
+
+
+def test_the_real_swanlab_tracker_installs_its_patches_when_it_starts(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", PATCH_PROBE, str(tmp_path / "sl")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["before"] == {"snapshot": False, "writer": False, "once_per_flush": False}
+    # offline: the snapshot patch only; local also gets the dashboard writer's two patches.
+    assert seen["offline"] == {"snapshot": True, "writer": False, "once_per_flush": False}
+    assert seen["local"] == {"snapshot": True, "writer": True, "once_per_flush": True}
+    assert seen["offline_snapshot_is_ours"] and seen["local_snapshot_is_ours"]
