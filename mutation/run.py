@@ -137,7 +137,7 @@ def run_module(module: str, *, max_children: int, minutes: float, fresh: bool) -
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("modules", nargs="*", help=f"any of {', '.join(MODULES)} (default: all)")
     parser.add_argument("--max-children", type=int, default=2)
     parser.add_argument("--minutes", type=float, default=20.0, help="stop a module's run after this long")

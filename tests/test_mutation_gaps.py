@@ -42,7 +42,7 @@ def test_out_of_range_model_fields_name_the_field_and_the_range(make: Callable[[
 
 
 def test_the_edges_of_each_range_are_accepted() -> None:
-    accepted = [MLP(dropout=0.0), MLP(dropout=0.99), MLP(norm_groups=1), MLP(hidden=(1,))]
+    accepted: list[object] = [MLP(dropout=0.0), MLP(dropout=0.99), MLP(norm_groups=1), MLP(hidden=(1,))]
     accepted += [CNN(kernel_size=1), CNN(kernel_size=3), CNN(channels=(1,))]
     assert len(accepted) == 7  # each constructed without a ConfigError
     # A CNN without hidden Linears: the conv stages, then the classifier.
@@ -234,7 +234,7 @@ def test_out_of_range_optimizer_fields_name_the_field_and_the_range(make: Callab
 
 
 def test_the_edges_of_each_optimizer_range_are_accepted() -> None:
-    accepted = [SGD(lr=0.0, momentum=0.0, weight_decay=0.0), SGD(momentum=1.0, nesterov=True)]
+    accepted: list[object] = [SGD(lr=0.0, momentum=0.0, weight_decay=0.0), SGD(momentum=1.0, nesterov=True)]
     accepted += [Adam(lr=0.0, beta1=0.0, beta2=0.0, eps=0.0, weight_decay=0.0), AdamW(beta1=0.999999)]
     assert len(accepted) == 4  # each constructed without a ConfigError
 
