@@ -384,7 +384,8 @@ def test_a_best_value_is_read_back_as_a_float(tmp_path: Path) -> None:
     saver.save(LoopPosition(1, 0, 0))
     good = torch.load(saver.last, weights_only=True)
     assert read_checkpoint(write(tmp_path / "int.pt", {**good, "best_value": 2})).best_value == 2.0
-    assert read_checkpoint(write(tmp_path / "str.pt", {**good, "best_value": "x"})).best_value is None
+    with pytest.raises(CheckpointError, match=r"a malformed checkpoint \(best_value='x' is not a number\)"):
+        read_checkpoint(write(tmp_path / "str.pt", {**good, "best_value": "x"}))
 
 
 def test_model_difference_names_the_layers_or_the_shapes() -> None:
@@ -409,7 +410,8 @@ def test_restore_refuses_another_model_or_optimizer_naming_the_file(tmp_path: Pa
     other = checkpointer(tmp_path / "groups")
     first, *rest = other.model.parameters()
     other.optimizer = torch.optim.SGD([{"params": [first]}, {"params": rest}], lr=0.1)  # two groups, not one
-    with pytest.raises(CheckpointError, match=f"^resume={re.escape(str(saver.last))}: the checkpoint's optimizer state does not fit"):
+    expected = "a malformed checkpoint \\(the optimizer has 1 parameter groups, this run's 2\\)"
+    with pytest.raises(CheckpointError, match=f"^resume={re.escape(str(saver.last))}: {expected}"):
         other.restore(read_checkpoint(saver.last))
 
 

@@ -199,9 +199,11 @@ def transcript(block: Block) -> list[tuple[str, list[str]]]:
 def as_pattern(shown: str) -> re.Pattern[str]:
     """What ``shown`` promises: ``…`` any text, a decimal any number, a path's date/time any digits."""
     pattern = ""
-    for part in re.split(r"(…|\.\.\.|\d{4}-\d\d-\d\d|\d\d-\d\d-\d\d-\d+|\d+\.\d+)", shown):
+    for part in re.split(r"(…|\.\.\.|\d{4}-\d\d-\d\d|\d\d-\d\d-\d\d-\d+|\d+(?:\.\d+)? m?s\b|\d+\.\d+)", shown):
         if part in ("…", "..."):
             pattern += ".*"
+        elif re.fullmatch(r"\d+(?:\.\d+)? m?s", part):  # a duration: "1.4 s", or "112 ms" below a second
+            pattern += r"\d+(?:\.\d+)? m?s"
         elif re.fullmatch(r"\d+\.\d+", part):
             pattern += r"\d+\.\d+"
         elif re.fullmatch(r"\d{4}-\d\d-\d\d|\d\d-\d\d-\d\d-\d+", part):
