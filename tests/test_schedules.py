@@ -3,7 +3,9 @@ step or per epoch), it is logged as train/lr, and a run killed mid-epoch resumes
 
 from __future__ import annotations
 
+import math
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,91 @@ def test_a_killed_scheduled_run_resumes_bit_exactly(tmp_path: Path) -> None:
     longer = run_cli(["resume=run", "epochs=3"], tmp_path)
     assert longer.returncode == 2
     assert "its learning-rate schedule spans the run's 2 epochs; resume with epochs=2" in longer.stderr
+
+
+# Independent of the specs' own code: each curve from its formula, each range at its edges.
+def lrs_of(spec: ScheduleSpec, *, epochs: int = 3, per_epoch: int = 10, base_lr: float = 0.1) -> list[float]:
+    """The lr the optimizer holds before each of the run's steps (index = steps taken so far)."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=base_lr)
+    schedule = spec.build(optimizer, epochs=epochs, steps_per_epoch=per_epoch)
+    assert schedule is not None
+    seen = []
+    for step in range(epochs * per_epoch):
+        seen.append(float(optimizer.param_groups[0]["lr"]))
+        optimizer.step()
+        if schedule.per_step:
+            schedule.scheduler.step()
+        elif (step + 1) % per_epoch == 0:
+            schedule.scheduler.step()
+    return seen
+
+
+def test_step_decay_is_gamma_to_the_completed_periods() -> None:
+    seen = lrs_of(StepDecay(every_epochs=2, gamma=0.5), epochs=5, per_epoch=4)
+    expected = [0.1 * 0.5 ** ((step // 4) // 2) for step in range(20)]
+    assert seen == pytest.approx(expected)
+    assert StepDecay().every_epochs == 10 and StepDecay().gamma == 0.1
+
+
+def test_cosine_follows_the_half_cosine_down_to_its_floor() -> None:
+    total = 30
+    seen = lrs_of(Cosine(min_ratio=0.2))
+    floor = 0.02
+    expected = [floor + (0.1 - floor) * (1 + math.cos(math.pi * step / total)) / 2 for step in range(total)]
+    assert seen == pytest.approx(expected)
+    assert Cosine().min_ratio == 0.0
+
+
+def test_one_cycle_starts_at_a_25th_peaks_at_max_lr_where_the_warmup_ends() -> None:
+    seen = lrs_of(OneCycle(max_lr=0.4, warmup_fraction=0.25), epochs=4, per_epoch=10)
+    assert seen[0] == pytest.approx(0.4 / 25)  # OneCycleLR starts at max_lr / div_factor (25)
+    assert max(seen) == pytest.approx(0.4) and seen.index(max(seen)) == round(0.25 * 40) - 1
+    assert seen[-1] < seen[0] / 100  # it ends far below where it started
+    assert (OneCycle().max_lr, OneCycle().warmup_fraction) == (0.1, 0.3)
+
+
+def test_warmup_cosine_rises_linearly_then_follows_the_cosine() -> None:
+    total, warmup = 40, 8  # warmup_fraction 0.2 of 40 steps
+    seen = lrs_of(WarmupCosine(warmup_fraction=0.2, min_ratio=0.1), epochs=4, per_epoch=10)
+    rising = [0.1 * (step + 1) / (warmup + 1) for step in range(warmup)]
+    falling = [
+        0.1 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup))))
+        for step in range(warmup, total)
+    ]
+    assert seen == pytest.approx(rising + falling)
+    assert (WarmupCosine().warmup_fraction, WarmupCosine().min_ratio) == (0.05, 0.0)
+
+
+def test_warmup_cosine_without_warmup_starts_at_the_full_lr() -> None:
+    seen = lrs_of(WarmupCosine(warmup_fraction=0.0), epochs=1, per_epoch=10)
+    assert seen[0] == pytest.approx(0.1) and seen[-1] < seen[1] < seen[0]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: StepDecay(every_epochs=0), "schedule.every_epochs=0: must be >= 1"),
+        (lambda: StepDecay(gamma=0.0), r"schedule.gamma=0.0: must be in \(0, 1\]"),
+        (lambda: StepDecay(gamma=1.5), r"schedule.gamma=1.5: must be in \(0, 1\]"),
+        (lambda: Cosine(min_ratio=-0.1), r"schedule.min_ratio=-0.1: must be in \[0, 1\)"),
+        (lambda: Cosine(min_ratio=1.0), r"schedule.min_ratio=1.0: must be in \[0, 1\)"),
+        (lambda: OneCycle(max_lr=0.0), "schedule.max_lr=0.0: must be > 0"),
+        (lambda: OneCycle(max_lr=-1.0), "schedule.max_lr=-1.0: must be > 0"),
+        (lambda: OneCycle(warmup_fraction=0.0), r"schedule.warmup_fraction=0.0: must be in \(0, 1\)"),
+        (lambda: OneCycle(warmup_fraction=1.0), r"schedule.warmup_fraction=1.0: must be in \(0, 1\)"),
+        (lambda: WarmupCosine(warmup_fraction=1.0), r"schedule.warmup_fraction=1.0: must be in \[0, 1\)"),
+        (lambda: WarmupCosine(min_ratio=-0.5), r"schedule.min_ratio=-0.5: must be in \[0, 1\)"),
+        (lambda: WarmupCosine(warmup_fraction=-0.1), r"schedule.warmup_fraction=-0.1: must be in \[0, 1\)"),
+    ],
+)
+def test_each_schedule_range_is_refused_naming_the_field(make: Callable[[], object], message: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{message}$"):
+        make()
+
+
+def test_the_edges_of_each_schedule_range_are_accepted() -> None:
+    accepted: list[object] = [StepDecay(every_epochs=1, gamma=1.0), StepDecay(gamma=1e-9)]
+    accepted += [Cosine(min_ratio=0.0), Cosine(min_ratio=0.999), OneCycle(max_lr=1e-9, warmup_fraction=0.999)]
+    accepted += [OneCycle(warmup_fraction=1e-9), WarmupCosine(warmup_fraction=0.0, min_ratio=0.0)]
+    accepted += [WarmupCosine(warmup_fraction=0.999, min_ratio=0.999)]
+    assert len(accepted) == 8  # each constructed without a ConfigError
