@@ -283,3 +283,128 @@ def test_error_lines_never_show_what_an_environment_interpolation_resolved_to(tm
     assert done.returncode == 2
     assert len(done.stderr_lines) == 1 and done.stderr_lines[0].startswith("typedexp: error: optim.lr=***")
     assert "not-a-number" not in done.stderr
+
+
+# In process, rule by rule (the CLI routes above run in subprocesses).
+NONE = AllowList()
+TYPED = AllowList.parse(["mylib.Net"])
+
+
+def rules(typed: AllowList = NONE) -> Rules:
+    own = AllowList(frozenset({"typedexp.models.MLP"})) | typed
+    return Rules(typed, own, AllowList(frozenset({"hydra.Launcher"})) | typed)
+
+
+@pytest.mark.parametrize(
+    ("node", "message"),
+    [
+        ({"hydra": {"job_logging": {"handlers": {"h": {"class": "tempfile.mkdtemp"}}}}},
+         r"^hydra.job_logging.handlers.h.class=tempfile.mkdtemp: refused, configs may only build allowed objects "
+         r"\(logging's own handlers and formatters and what allowed_targets=\[...\] names"),
+        ({"hydra": {"hydra_logging": {"formatters": {"f": {"()": "os.system"}}}}},
+         r"^hydra.hydra_logging.formatters.f.\(\)=os.system: refused, .*\(os is never allowed\)$"),
+        ({"hydra": {"job_logging": {"handlers": {"h": {"stream": "ext://os.environ"}}}}},
+         r"^hydra.job_logging.handlers.h.stream=ext://os.environ: refused, a logging config may only name "
+         r"ext://sys.stdout or ext://sys.stderr$"),
+        ({"hydra": {"job_logging": {"handlers": {"h": {"filename": "/tmp/x.log"}}}}},
+         r"^hydra.job_logging.handlers.h.filename=/tmp/x.log: refused, log files are written inside the run "
+         r"directory \(start the path with \$\{hydra.runtime.output_dir\}/, no \.\.\)$"),
+        ({"hydra": {"job_logging": {"handlers": {"h": {"filename": "${hydra.runtime.output_dir}/../x.log"}}}}},
+         r"log files are written inside the run directory"),
+        ({"hydra": {"job_logging": {"handlers": {"h": {"filename": 3}}}}}, r"h.filename=3: refused"),
+        ({"hydra": {"job": {"env_set": {"LD_PRELOAD": "x.so"}}}},
+         r"^hydra.job.env_set.LD_PRELOAD: refused, a config may only set CUBLAS_WORKSPACE_CONFIG, CUDA_LAUNCH_BLOCKING, "
+         r"CUDA_VISIBLE_DEVICES, MKL_NUM_THREADS, NCCL_DEBUG, OMP_NUM_THREADS, PYTORCH_CUDA_ALLOC_CONF, "
+         r"TOKENIZERS_PARALLELISM; export other variables in your shell$"),
+        ({"hydra": {"sweeper": {"params": {"hydra.verbose": "true,false"}}}},
+         r"^hydra.sweeper.params.hydra.verbose: refused, a sweep cannot vary Hydra's settings or allowed_targets$"),
+        ({"hydra": {"sweeper": {"params": {"+allowed_targets": "[a.b]"}}}}, r"a sweep cannot vary"),
+        ({"hydra": {"callbacks": {"c": {"_target_": "mylib.Net"}}}},
+         r"^hydra.callbacks.c._target_=mylib.Net: refused, .*the launchers, sweepers and callbacks installed Hydra "
+         r"plugins register and what allowed_targets=\[...\] names on the command line; add allowed_targets=\[mylib.Net\]"),
+        ({"model": {"_target_": "${oc.env:NO_SUCH_VARIABLE_HERE}"}},
+         r"a target must be a qualified name written out, not an interpolation or a value"),
+        ({"model": {"_target_": 3}}, r"^model._target_=3: refused"),
+        ({"allowed_targets": ["mylib.Net"], "model": {"_target_": "typedexp.models.MLP"}},
+         r"^allowed_targets=\['mylib.Net'\] is set by a config file or a run directory"),
+    ],
+)
+def test_each_rule_refuses_with_its_line(node: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        check_composed(OmegaConf.create(node), rules())
+
+
+def test_what_each_rule_lets_through() -> None:
+    fine = {
+        "allowed_targets": ["mylib.Net"],
+        "model": {"_target_": "mylib.Net", "inner": {"_target_": "typedexp.models.MLP"}},
+        "hydra": {
+            "launcher": {"_target_": "hydra.Launcher"},
+            "callbacks": {"c": {"_target_": "mylib.Net"}},
+            "job_logging": {
+                "formatters": {"f": {"()": "colorlog.ColoredFormatter"}},
+                "handlers": {
+                    "console": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
+                    "file": {"class": "logging.FileHandler", "filename": "${hydra.runtime.output_dir}/job.log"},
+                    "other": {"class": "logging.handlers.RotatingFileHandler", "filename": "${hydra:runtime.output_dir}/a.log"},
+                },
+            },
+            "job": {"env_set": {"CUDA_VISIBLE_DEVICES": "0", "OMP_NUM_THREADS": "2"}},
+            "sweeper": {"params": {"optim.lr": "0.1,0.01"}},
+        },
+    }
+    check_composed(OmegaConf.create(fine), rules(TYPED))
+    check_composed(OmegaConf.create({"model": {"_target_": "typedexp.models.MLP"}, "allowed_targets": []}), rules())
+    check_composed(OmegaConf.create({"model": {"_target_": "typedexp.models.MLP", "x": "???"}}), rules())
+
+
+def test_a_dict_made_by_an_interpolation_is_checked() -> None:
+    created = {"model": {"_target_": "typedexp.models.MLP", "extra": "${oc.create:{_target_: mylib.Evil}}"}}
+    with pytest.raises(ConfigError, match=r"^model.extra._target_=mylib.Evil: refused"):
+        check_composed(OmegaConf.create(created), rules())
+    listed = {"layers": [{"_zen_target": "mylib.Evil"}]}
+    with pytest.raises(ConfigError, match=r"^layers\[0\]._zen_target=mylib.Evil: refused"):
+        check_composed(OmegaConf.create(listed), rules())
+
+
+def test_registered_targets_split_the_store_s_groups_from_hydra_s() -> None:
+    from hydra.core.plugins import Plugins
+
+    from typedexp.config_guard import registered_targets
+    from typedexp.store import register_configs
+
+    register_configs()
+    Plugins.instance()  # Hydra's plugins register their configs when Hydra starts, as it has by then
+    own, plugins = registered_targets()
+    assert {"typedexp.models.MLP", "typedexp.optim.SGD", "typedexp.experiment.Experiment"} <= own.names
+    assert "hydra._internal.core_plugins.basic_launcher.BasicLauncher" in plugins.names
+    assert not any(name.startswith("hydra.") for name in own.names)
+    assert not any(name.startswith("typedexp.") for name in plugins.names)
+
+
+def test_allow_list_union_and_entries() -> None:
+    both = AllowList.parse(["a.b.C"]) | AllowList.parse(["d.e.*"])
+    assert both.entries() == ["a.b.C", "d.e.*"]
+    assert both.permits("d.e.F") and both.permits("a.b.C") and not both.permits("a.b.D")
+    assert not AllowList.parse(["torch.*"]).permits("torch.load")  # never allowed, even listed
+    with pytest.raises(ConfigError, match=r"^allowed_targets: os.system is refused \(os is never allowed\)$"):
+        AllowList.parse(["os.system"])
+    with pytest.raises(ConfigError, match=r"^allowed_targets: 'a..b' is not a qualified name"):
+        AllowList.parse(["a..b"])
+
+
+def test_secret_variables_are_those_named_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typedexp.safety.secrets import is_secret_variable, mask_report, remember_env_value, secrets_by_variable
+
+    for name in ("SWANLAB_API_KEY", "GITHUB_TOKEN", "db_password", "CLIENT_SECRET", "KEY"):
+        assert is_secret_variable(name), name
+    for name in ("HOME", "KEYS_DIR", "TOKENIZERS_PARALLELISM", "SECRETARY"):
+        assert not is_secret_variable(name), name
+    monkeypatch.setenv("SHORT_TOKEN", "12345")
+    monkeypatch.setenv("LONG_TOKEN", "123456")
+    found = secrets_by_variable()
+    assert "LONG_TOKEN" in found and "SHORT_TOKEN" not in found
+    remember_env_value("ab")  # too short to mask in every line
+    remember_env_value("/some/dir")
+    remember_env_value(None)
+    assert mask_report("ab /some/dir 123456") == "ab *** ***"
