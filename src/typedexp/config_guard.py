@@ -74,34 +74,41 @@ class Rules:
     plugins: AllowList  # what the hydra node may name
 
 
-def leaves(node: DictConfig | ListConfig, path: str, depth: int = 0) -> Iterator[tuple[str, object, object]]:
-    """``(where, key, value)`` for every leaf, with interpolations resolved where they resolve now.
+def leaves(node: DictConfig | ListConfig, path: str, depth: int = 0) -> Iterator[tuple[str, object, object, object]]:
+    """``(where, key, value, text)`` for every leaf, with interpolations resolved where they resolve now.
 
     Hydra resolves the config before it instantiates, so a dict reached through an interpolation
     (``${oc.create:...}``) is walked like any other. An interpolation that does not resolve yet
-    (``${hydra:runtime.output_dir}``) is given as its text.
+    (``${hydra:runtime.output_dir}``) is given as its text. ``text`` is the leaf as written
+    (``${...}`` for an interpolation), for rules about how a value is spelled.
     """
     if depth > MAX_DEPTH:
         start = ".".join(path.split(".")[:4])
         raise ConfigError(f"{start}...: the config nests more than {MAX_DEPTH} levels deep (an interpolation loop?)")
     keys: list[Any] = list(node.keys()) if isinstance(node, DictConfig) else list(range(len(node)))
+    written: object = None
     for key in keys:
         where = f"{path}[{key}]" if isinstance(node, ListConfig) else f"{path}.{key}" if path else str(key)
         if OmegaConf.is_missing(node, key):
             continue
+        if OmegaConf.is_interpolation(node, key):
+            if written is None:
+                written = OmegaConf.to_container(node, resolve=False)
+            text = written[key] if isinstance(written, (dict, list)) else None
+        else:
+            text = None
         try:
             value = node[key]
         except Exception:  # does not resolve before the job runs: check its text instead
-            container = OmegaConf.to_container(node, resolve=False)
-            value = container[key] if isinstance(container, (dict, list)) else None
+            value = text
         if isinstance(value, (DictConfig, ListConfig)):
             yield from leaves(value, where, depth + 1)
         else:
-            yield where, key, value
+            yield where, key, value, value if text is None else text
 
 
 def targets_in(node: DictConfig | ListConfig) -> set[str]:
-    return {str(value) for _, key, value in leaves(node, "") if key in TARGET_KEYS and isinstance(value, str)}
+    return {str(value) for _, key, value, _ in leaves(node, "") if key in TARGET_KEYS and isinstance(value, str)}
 
 
 def registered_targets() -> tuple[AllowList, AllowList]:
@@ -133,17 +140,17 @@ def check_composed(cfg: DictConfig, rules: Rules) -> None:
             f"line (or launch()'s overrides) can extend the allow-list: type {SETTING}=[...] yourself "
             "if you trust what it names"
         )
-    for where, key, value in leaves(cfg, ""):
+    for where, key, value, text in leaves(cfg, ""):
         if where.startswith("hydra."):
-            check_hydra_leaf(where, key, value, rules)
+            check_hydra_leaf(where, key, value, text, rules)
         elif key in TARGET_KEYS or where.rpartition(".")[2].startswith(WRAPPER_KEY):
             refuse_unless_permitted(value, rules.own, where, what="typedexp's own configs, specs registered from Python")
 
 
-def check_hydra_leaf(where: str, key: object, value: object, rules: Rules) -> None:
+def check_hydra_leaf(where: str, key: object, value: object, text: object, rules: Rules) -> None:
     section = where.split(".")[1] if where.count(".") >= 1 else ""
     if section in LOGGING_NODES:
-        check_logging_leaf(where, key, value, rules)
+        check_logging_leaf(where, key, value, text, rules)
     elif key in TARGET_KEYS:
         refuse_unless_permitted(
             value, rules.plugins, where, what="the launchers, sweepers and callbacks installed Hydra plugins register"
@@ -157,16 +164,16 @@ def check_hydra_leaf(where: str, key: object, value: object, rules: Rules) -> No
         raise ConfigError(f"{where}: refused, a sweep cannot vary Hydra's settings or {SETTING}")
 
 
-def check_logging_leaf(where: str, key: object, value: object, rules: Rules) -> None:
+def check_logging_leaf(where: str, key: object, value: object, text: object, rules: Rules) -> None:
     if key in LOGGING_CALLABLE_KEYS:
         refuse_unless_permitted(value, LOGGING_CLASSES | rules.typed, where, what="logging's own handlers and formatters")
     elif isinstance(value, str) and value.startswith("ext://") and value not in LOG_STREAMS:
         raise ConfigError(f"{where}={value}: refused, a logging config may only name {' or '.join(LOG_STREAMS)}")
-    elif key == "filename" and (
-        not isinstance(value, str) or not value.startswith(RUN_DIR_PREFIXES) or ".." in value.split("/")
+    elif key == "filename" and (  # as written: the run dir is only known when the job starts
+        not isinstance(text, str) or not text.startswith(RUN_DIR_PREFIXES) or ".." in text.split("/")
     ):
         raise ConfigError(
-            f"{where}={value}: refused, log files are written inside the run directory "
+            f"{where}={text}: refused, log files are written inside the run directory "
             f"(start the path with {RUN_DIR_PREFIXES[0]}, no ..)"
         )
 
