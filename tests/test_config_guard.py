@@ -323,7 +323,7 @@ def rules(typed: AllowList = NONE) -> Rules:
          r"^hydra.callbacks.c._target_=mylib.Net: refused, .*the launchers, sweepers and callbacks installed Hydra "
          r"plugins register and what allowed_targets=\[...\] names on the command line; add allowed_targets=\[mylib.Net\]"),
         ({"model": {"_target_": "${oc.env:NO_SUCH_VARIABLE_HERE}"}},
-         r"a target must be a qualified name written out, not an interpolation or a value"),
+         r"\(a target must be a qualified name written out, not an interpolation or a value\)$"),
         ({"model": {"_target_": 3}}, r"^model._target_=3: refused"),
         ({"allowed_targets": ["mylib.Net"], "model": {"_target_": "typedexp.models.MLP"}},
          r"^allowed_targets=\['mylib.Net'\] is set by a config file or a run directory"),

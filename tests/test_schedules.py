@@ -186,3 +186,17 @@ def test_the_edges_of_each_schedule_range_are_accepted() -> None:
     accepted += [OneCycle(warmup_fraction=1e-9), WarmupCosine(warmup_fraction=0.0, min_ratio=0.0)]
     accepted += [WarmupCosine(warmup_fraction=0.999, min_ratio=0.999)]
     assert len(accepted) == 8  # each constructed without a ConfigError
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: StepDecay(gamma=math.nan),
+        lambda: Cosine(min_ratio=math.nan),
+        lambda: OneCycle(max_lr=math.inf),
+        lambda: WarmupCosine(min_ratio=math.nan),
+    ],
+)
+def test_nan_and_inf_are_refused_as_not_finite_naming_the_schedule(make: Callable[[], object]) -> None:
+    with pytest.raises(ConfigError, match=r"^schedule\.\w+=(nan|inf): must be a finite number$"):
+        make()
