@@ -408,3 +408,119 @@ def test_secret_variables_are_those_named_so(monkeypatch: pytest.MonkeyPatch) ->
     remember_env_value("/some/dir")
     remember_env_value(None)
     assert mask_report("ab /some/dir 123456") == "ab *** ***"
+
+
+def test_nesting_is_allowed_to_the_limit_and_refused_past_it() -> None:
+    from typedexp.config_guard import MAX_DEPTH
+
+    def nested(levels: int) -> dict[str, object]:
+        node: dict[str, object] = {"leaf": 1}
+        for _ in range(levels):
+            node = {"n": node}
+        return node
+
+    check_composed(OmegaConf.create(nested(MAX_DEPTH)), rules())
+    with pytest.raises(ConfigError, match="nests more than 64 levels"):
+        check_composed(OmegaConf.create(nested(MAX_DEPTH + 1)), rules())
+
+
+def test_the_exact_lines_for_a_task_target_and_a_copied_allow_list() -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_composed(OmegaConf.create({"model": {"_target_": "mylib.Evil"}}), rules())
+    assert str(caught.value) == (
+        "model._target_=mylib.Evil: refused, configs may only build allowed objects (typedexp's own configs, "
+        "specs registered from Python and what allowed_targets=[...] names on the command line; "
+        "add allowed_targets=[mylib.Evil] to allow it)"
+    )
+    with pytest.raises(ConfigError) as caught:
+        check_composed(OmegaConf.create({"allowed_targets": ["mylib.Net"]}), rules())
+    assert str(caught.value) == (
+        "allowed_targets=['mylib.Net'] is set by a config file or a run directory; only the command line "
+        "(or launch()'s overrides) can extend the allow-list: type allowed_targets=[...] yourself if you trust "
+        "what it names"
+    )
+    with pytest.raises(ConfigError) as caught:
+        check_composed(OmegaConf.create({"model": {"_target_": "${oc.env:NO_SUCH_VARIABLE_HERE}"}}), rules())
+    assert str(caught.value).startswith("model._target_=${oc.env:NO_SUCH_VARIABLE_HERE}: refused")
+
+
+def test_wrappers_are_checked_at_any_depth_and_only_targets_are_collected() -> None:
+    from typedexp.config_guard import targets_in
+
+    deep = {"a": {"m": {"_target_": "typedexp.models.MLP", "_zen_wrappers": ["tempfile.mkdtemp"]}}}
+    with pytest.raises(ConfigError, match=r"^a.m._zen_wrappers\[0\]=tempfile.mkdtemp: refused"):
+        check_composed(OmegaConf.create(deep), rules())
+    found = targets_in(OmegaConf.create({"m": {"_target_": "x.Y", "act": "relu", "n": {"_zen_target": "x.Z"}}}))
+    assert found == {"x.Y", "x.Z"}
+
+
+def test_the_secret_masks_longest_first_whatever_their_spelling(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typedexp.safety.secrets import remember_env_value, report_secrets, secret_values
+
+    monkeypatch.setenv("A_KEY", "zzzzzz")
+    monkeypatch.setenv("B_TOKEN", "azzzzzzb")  # holds A_KEY's value; sorts after it by spelling
+    assert secret_values()[:2] == ["azzzzzzb", "zzzzzz"]
+    assert mask("azzzzzzb") == "***"
+    remember_env_value("yyy")  # exactly the shortest remembered length
+    remember_env_value("ayyyb")
+    assert report_secrets().index("ayyyb") < report_secrets().index("yyy")
+    from typedexp.safety.secrets import mask_report
+
+    assert mask_report("ayyyb yyy") == "*** ***"
+
+
+def test_redact_masks_every_string_in_containers_and_leaves_values_alone_without_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in [name for name in __import__("os").environ if name.upper().endswith(("KEY", "TOKEN", "SECRET", "PASSWORD"))]:
+        monkeypatch.delenv(name)
+    value = {"a": ["x"], "b": {"c": "y"}}
+    assert redact(value) is value  # nothing to mask: the same object back
+    monkeypatch.setenv("MY_SECRET", SECRET)
+    assert redact({"a": [f"x{SECRET}"], "b": {"c": SECRET}, "d": (SECRET, 3)}) == {
+        "a": ["x***"], "b": {"c": "***"}, "d": ["***", 3]
+    }
+
+
+def test_the_refusal_of_a_typed_secret_names_the_key_and_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typedexp.safety import refuse_secrets_in_overrides
+
+    monkeypatch.setenv("MY_TOKEN", SECRET)
+    refuse_secrets_in_overrides(["tracker.description=harmless"])
+    with pytest.raises(ConfigError) as caught:
+        refuse_secrets_in_overrides(["epochs=3", f"tracker.description=a=b{SECRET}"])
+    assert str(caught.value) == (
+        "tracker.description: the value contains MY_TOKEN; secrets are never put in configs "
+        "(Hydra saves overrides in .hydra/); read it from the environment instead"
+    )
+
+
+def test_stdout_masks_the_secrets_it_was_made_with_and_stderr_also_environment_values(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typedexp.safety.secrets import remember_env_value
+
+    monkeypatch.setenv("MY_TOKEN", SECRET)
+    out, err = MaskingStream(sys.stdout, reports=False), MaskingStream(sys.stderr, reports=True)
+    remember_env_value("/home/someone/data")
+    monkeypatch.setenv("LATER_TOKEN", "set-after-the-stream-was-made")
+    out.write(f"{SECRET} /home/someone/data set-after-the-stream-was-made\n")
+    err.write(f"{SECRET} /home/someone/data\n")
+    captured = capsys.readouterr()
+    assert captured.out == "*** /home/someone/data set-after-the-stream-was-made\n"  # secrets read once
+    assert captured.err == "*** ***\n"
+
+
+def test_every_log_record_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from typedexp.safety.secrets import mask_log_records
+
+    monkeypatch.setenv("MY_TOKEN", SECRET)
+    original = logging.getLogRecordFactory()
+    try:
+        mask_log_records()
+        record = logging.getLogger("typedexp.test").makeRecord("t", logging.INFO, "f", 1, "key %s", (SECRET,), None)
+        assert record.getMessage() == "key ***"
+    finally:
+        logging.setLogRecordFactory(original)
