@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import tomllib
+from secrets import token_hex
 from pathlib import Path
 
 from dataclasses import dataclass
@@ -461,12 +462,13 @@ def test_the_secret_masks_longest_first_whatever_their_spelling(monkeypatch: pyt
     monkeypatch.setenv("B_TOKEN", "azzzzzzb")  # holds A_KEY's value; sorts after it by spelling
     assert secret_values()[:2] == ["azzzzzzb", "zzzzzz"]
     assert mask("azzzzzzb") == "***"
-    remember_env_value("yyy")  # exactly the shortest remembered length
-    remember_env_value("ayyyb")
-    assert report_secrets().index("ayyyb") < report_secrets().index("yyy")
+    short = token_hex(2)[:3]  # exactly the shortest remembered length; new in this process
+    remember_env_value(short)
+    remember_env_value(f"a{short}b")
+    assert report_secrets().index(f"a{short}b") < report_secrets().index(short)
     from typedexp.safety.secrets import mask_report
 
-    assert mask_report("ayyyb yyy") == "*** ***"
+    assert mask_report(f"a{short}b {short}") == "*** ***"
 
 
 def test_redact_masks_every_string_in_containers_and_leaves_values_alone_without_secrets(
@@ -502,6 +504,7 @@ def test_stdout_masks_the_secrets_it_was_made_with_and_stderr_also_environment_v
 
     monkeypatch.setenv("MY_TOKEN", SECRET)
     out, err = MaskingStream(sys.stdout, reports=False), MaskingStream(sys.stderr, reports=True)
+    assert (out.encoding, err.isatty()) == (sys.stdout.encoding, sys.stderr.isatty())  # the rest is the stream's
     remember_env_value("/home/someone/data")
     monkeypatch.setenv("LATER_TOKEN", "set-after-the-stream-was-made")
     out.write(f"{SECRET} /home/someone/data set-after-the-stream-was-made\n")
