@@ -504,7 +504,7 @@ def test_stdout_masks_the_secrets_it_was_made_with_and_stderr_also_environment_v
 
     monkeypatch.setenv("MY_TOKEN", SECRET)
     out, err = MaskingStream(sys.stdout, reports=False), MaskingStream(sys.stderr, reports=True)
-    assert (out.encoding, err.isatty()) == (sys.stdout.encoding, sys.stderr.isatty())  # the rest is the stream's
+    assert (out.encoding, err.fileno) == (sys.stdout.encoding, sys.stderr.fileno)  # the rest is the stream's
     remember_env_value("/home/someone/data")
     monkeypatch.setenv("LATER_TOKEN", "set-after-the-stream-was-made")
     out.write(f"{SECRET} /home/someone/data set-after-the-stream-was-made\n")
