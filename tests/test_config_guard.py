@@ -309,7 +309,7 @@ def rules(typed: AllowList = NONE) -> Rules:
          r"ext://sys.stdout or ext://sys.stderr$"),
         ({"hydra": {"job_logging": {"handlers": {"h": {"filename": "/tmp/x.log"}}}}},
          r"^hydra.job_logging.handlers.h.filename=/tmp/x.log: refused, log files are written inside the run "
-         r"directory \(start the path with \$\{hydra.runtime.output_dir\}/, no \.\.\)$"),
+         r"directory \(start the path with \$\{hydra\.runtime\.output_dir\}/, no \.\.\)$"),
         ({"hydra": {"job_logging": {"handlers": {"h": {"filename": "${hydra.runtime.output_dir}/../x.log"}}}}},
          r"log files are written inside the run directory"),
         ({"hydra": {"job_logging": {"handlers": {"h": {"filename": 3}}}}}, r"h.filename=3: refused"),
