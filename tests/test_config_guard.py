@@ -462,7 +462,7 @@ def test_the_secret_masks_longest_first_whatever_their_spelling(monkeypatch: pyt
     monkeypatch.setenv("B_TOKEN", "azzzzzzb")  # holds A_KEY's value; sorts after it by spelling
     assert secret_values()[:2] == ["azzzzzzb", "zzzzzz"]
     assert mask("azzzzzzb") == "***"
-    short = "z" + token_hex(1)  # 3 characters, the shortest remembered; sorts after longer ones by spelling
+    short = "z" + token_hex(1)  # 3 characters, the shortest remembered; by spelling it sorts before the longer
     remember_env_value(short)
     remember_env_value(f"a{short}b")
     assert report_secrets().index(f"a{short}b") < report_secrets().index(short)
