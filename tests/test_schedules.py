@@ -3,7 +3,9 @@ step or per epoch), it is logged as train/lr, and a run killed mid-epoch resumes
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +15,9 @@ import torch
 
 from tests.helpers import run_cli, run_signalled
 from typedexp import ConfigError, Cosine, OneCycle, StepDecay, WarmupCosine, launch
-from typedexp.engine.checkpoint import read_checkpoint
+from typedexp.engine import LRSchedule, TrainerSettings
+from typedexp.engine.checkpoint import Checkpointer, LoopPosition, read_checkpoint
+from typedexp.errors import CheckpointError, Interrupted
 from typedexp.schedules import OPTIONS, NoSchedule, ScheduleSpec
 from typedexp.tracking.jsonl import read_metrics
 
@@ -200,3 +204,50 @@ def test_the_edges_of_each_schedule_range_are_accepted() -> None:
 def test_nan_and_inf_are_refused_as_not_finite_naming_the_schedule(make: Callable[[], object]) -> None:
     with pytest.raises(ConfigError, match=r"^schedule\.\w+=(nan|inf): must be a finite number$"):
         make()
+
+
+def checkpointer_with(directory: Path, spec: ScheduleSpec | None) -> tuple[Checkpointer, LRSchedule | None]:
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    schedule = None if spec is None else spec.build(optimizer, epochs=2, steps_per_epoch=5)
+    saver = Checkpointer(
+        directory, model=model, optimizer=optimizer, generator=torch.Generator().manual_seed(0),
+        settings=TrainerSettings(), config={"seed": 0}, scheduler=None if schedule is None else schedule.scheduler,
+    )
+    return saver, schedule
+
+
+def test_a_checkpoint_carries_the_scheduler_and_restores_it(tmp_path: Path) -> None:
+    saver, schedule = checkpointer_with(tmp_path / "a", WarmupCosine(warmup_fraction=0.2))
+    assert schedule is not None
+    for _ in range(3):
+        saver.optimizer.step()
+        schedule.scheduler.step()
+    saver.save(LoopPosition(1, 3, 3))
+    saved = read_checkpoint(saver.last)
+    assert saved.scheduler is not None and saved.scheduler["last_epoch"] == 3
+    resumed, fresh = checkpointer_with(tmp_path / "b", WarmupCosine(warmup_fraction=0.2))
+    assert fresh is not None
+    resumed.restore(saved)
+    assert fresh.scheduler.last_epoch == 3
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(saver.optimizer.param_groups[0]["lr"])
+    plain, _ = checkpointer_with(tmp_path / "c", None)
+    plain.save(LoopPosition(1, 3, 3))
+    assert read_checkpoint(plain.last).scheduler is None
+    other = "a malformed checkpoint (it was saved with another schedule setting (with or without a schedule)); "
+    with pytest.raises(CheckpointError, match=re.escape(f"resume={saver.last}: {other}")):
+        checkpointer_with(tmp_path / "d", None)[0].restore(saved)
+    with pytest.raises(CheckpointError, match=re.escape(f"resume={plain.last}: {other}")):
+        checkpointer_with(tmp_path / "e", Cosine())[0].restore(read_checkpoint(plain.last))
+    broken = dataclasses.replace(saved, scheduler={"last_epoch": 3})  # LambdaLR's lr_lambdas missing
+    with pytest.raises(CheckpointError, match=re.escape(f"resume={saver.last}: a malformed checkpoint (its scheduler state does not fit ('lr_lambdas'))")):
+        checkpointer_with(tmp_path / "f", WarmupCosine())[0].restore(broken)
+
+
+def test_a_stop_names_the_epoch_it_stopped_in_or_the_one_it_finished(tmp_path: Path) -> None:
+    saver, _ = checkpointer_with(tmp_path, None)
+    saver.stop_signal = signal.SIGTERM
+    with pytest.raises(Interrupted, match=r"^interrupted by SIGTERM at epoch 3, step 12; "):
+        saver.save(LoopPosition(3, 2, 12))
+    with pytest.raises(Interrupted, match=r"^interrupted by SIGTERM at the end of epoch 2, step 10; "):
+        saver.save(LoopPosition(3, 0, 10))

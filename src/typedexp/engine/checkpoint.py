@@ -316,9 +316,10 @@ class Checkpointer:
         difference = model_difference(checkpoint.model, self.model.state_dict())
         if difference is not None:
             raise CheckpointError(f"resume={checkpoint.path}: {difference}")
-        problem = rng_problem(checkpoint.rng, self.generator) or optimizer_problem(checkpoint.optimizer, self.optimizer)
-        if (checkpoint.scheduler is None) != (self.scheduler is None):
-            problem = problem or "it was saved with another schedule setting (with or without a schedule)"
+        # The schedule first: a scheduler also adds its own fields to the optimizer's state.
+        with_schedule = (checkpoint.scheduler is None) != (self.scheduler is None)
+        problem = "it was saved with another schedule setting (with or without a schedule)" if with_schedule else None
+        problem = problem or rng_problem(checkpoint.rng, self.generator) or optimizer_problem(checkpoint.optimizer, self.optimizer)
         if problem is not None:
             raise malformed(checkpoint.path, problem)
         self.model.load_state_dict(checkpoint.model)
