@@ -9,15 +9,11 @@ the run, because they are the user's to fix.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping
 
 from typedexp.errors import TypedexpError
+from typedexp.report import warn
 from typedexp.tracking.base import RunOutcome, Tracker
-
-
-def warn(message: str) -> None:
-    print(f"typedexp: warning: {message}", file=sys.stderr, flush=True)
 
 
 def _describe(exc: BaseException) -> str:
