@@ -29,9 +29,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP_INSTALL) -e .
 	touch $@
 
+# The dev install includes the joblib and submitit launchers: tests/test_launchers.py runs sweeps
+# under both. Ray (the `ray` extra) stays out: it downgrades cloudpickle (see pyproject.toml).
+DEV_EXTRAS := dev,joblib,slurm
+
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(INSTALL_TORCH)
-	$(PIP_INSTALL) -e '.[dev]'
+	$(PIP_INSTALL) -e '.[$(DEV_EXTRAS)]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -59,7 +63,7 @@ bench: install-dev
 	$(BIN)/python -m benchmarks.sweep
 
 $(VENV)/.installed-mutation: pyproject.toml | $(BIN)/python
-	$(PIP_INSTALL) -e '.[dev,mutation]'
+	$(PIP_INSTALL) -e '.[$(DEV_EXTRAS),mutation]'
 	touch $@ $(VENV)/.installed $(VENV)/.installed-dev
 
 # Mutation score per module (mutmut; tens of minutes on 2 cores, not part of `make test`).
