@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def _main(args: list[str]) -> None:
     from typedexp.config_guard import config_guard, require_supported_hydra
-    from typedexp.preflight import flags_first, overrides_in, typed_allow_list
+    from typedexp.preflight import flags_first, overrides_in, typed_allow_list, typed_launcher_settings
     from typedexp.store import register_configs
 
     mask_secrets_in_output()
@@ -146,10 +146,11 @@ def _main(args: list[str]) -> None:
         require_supported_hydra()  # the config guard refuses to run unchecked
         refuse_unsafe_flags(args)
         typed = typed_allow_list(overrides_in(args))  # before resume= adds a run's saved overrides
+        typed_launcher = typed_launcher_settings(overrides_in(args))
     except TypedexpError as exc:
         print_error(str(exc))
         sys.exit(USER_ERROR_EXIT)
-    with config_guard(typed):  # every config composed from here on is checked (README: Safety)
+    with config_guard(typed, typed_launcher):  # every config composed from here on is checked (README: Safety)
         run_hydra(flags_first(args))  # -m, --cfg job, --help may come after the overrides
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import hydra
@@ -37,6 +37,7 @@ from omegaconf.resolvers import oc
 
 from typedexp.errors import ConfigError
 from typedexp.safety.allowlist import SETTING, AllowList, refuse_unless_permitted
+from typedexp.safety.launchers import SECTION as LAUNCHER, check_launcher_leaf, flatten
 from typedexp.safety.secrets import remember_env_value
 
 SUPPORTED_HYDRA = "1.3."  # pyproject pins hydra-core>=1.3,<1.4; tests/test_config_guard.py checks both
@@ -72,6 +73,10 @@ class Rules:
     typed: AllowList  # allowed_targets as typed on the command line or given to launch()
     own: AllowList  # what the task's nodes may name
     plugins: AllowList  # what the hydra node may name
+    # hydra.launcher's leaves as typed on the command line or given to launch() ({"setup[0]": "..."})
+    typed_launcher: dict[str, str] = field(default_factory=dict)
+    # What the installed plugins registered, flattened, for each launcher class (_target_)
+    launcher_defaults: dict[str, tuple[dict[str, str], ...]] = field(default_factory=dict)
 
 
 def leaves(node: DictConfig | ListConfig, path: str, depth: int = 0) -> Iterator[tuple[str, object, object, object]]:
@@ -131,6 +136,19 @@ def registered_targets() -> tuple[AllowList, AllowList]:
     return AllowList(frozenset(own)), AllowList(frozenset(plugins))
 
 
+def registered_launchers() -> dict[str, tuple[dict[str, str], ...]]:
+    """The configs installed plugins register in ``hydra/launcher``, flattened, by ``_target_``."""
+    store = ConfigStore.instance()
+    found: dict[str, tuple[dict[str, str], ...]] = {}
+    for item in store.list("hydra/launcher"):  # Hydra itself registers `basic` there
+        node = store.load(f"hydra/launcher/{item}").node
+        written = OmegaConf.to_container(node, resolve=False) if isinstance(node, DictConfig) else None
+        if isinstance(written, dict) and isinstance(written.get("_target_"), str):
+            target = str(written["_target_"])
+            found[target] = (*found.get(target, ()), flatten(written, ""))
+    return found
+
+
 def check_composed(cfg: DictConfig, rules: Rules) -> None:
     """Raise a one-line ``ConfigError`` for anything in ``cfg`` that could run code not allowed."""
     composed = cfg.get(SETTING) if SETTING in cfg else None
@@ -140,7 +158,13 @@ def check_composed(cfg: DictConfig, rules: Rules) -> None:
             f"line (or launch()'s overrides) can extend the allow-list: type {SETTING}=[...] yourself "
             "if you trust what it names"
         )
+    launcher_target = str(OmegaConf.select(cfg, f"{LAUNCHER}._target_", default=""))
     for where, key, value, text in leaves(cfg, ""):
+        if where.startswith(f"{LAUNCHER}."):
+            check_launcher_leaf(
+                where.removeprefix(f"{LAUNCHER}."), value, text, target=launcher_target,
+                typed=rules.typed_launcher, defaults=rules.launcher_defaults.get(launcher_target, ()),
+            )
         if where.startswith("hydra."):
             check_hydra_leaf(where, key, value, text, rules)
         elif key in TARGET_KEYS or where.rpartition(".")[2].startswith(WRAPPER_KEY):
@@ -187,19 +211,23 @@ def require_supported_hydra() -> None:
 
 
 @contextmanager
-def config_guard(typed: AllowList) -> Iterator[None]:
-    """Check every config Hydra composes inside this block (see the module's docstring)."""
+def config_guard(typed: AllowList, typed_launcher: dict[str, str] | None = None) -> Iterator[None]:
+    """Check every config Hydra composes inside this block (see the module's docstring).
+
+    ``typed_launcher`` is ``hydra.launcher``'s leaves as the person typed them
+    (``preflight.typed_launcher_settings``): the only source of a launcher field that runs commands.
+    """
     require_supported_hydra()
     original: Callable[..., DictConfig] = ConfigLoaderImpl.load_configuration
-    found: list[tuple[AllowList, AllowList]] = []  # plugins register while Hydra starts: read once, then
+    found: list[Rules] = []  # plugins register while Hydra starts: read once, then
 
     # Any: the wrapper takes whatever Hydra's own method takes and passes it on unchanged.
     def load_checked(loader: ConfigLoaderImpl, *args: Any, **kwargs: Any) -> DictConfig:
         cfg = original(loader, *args, **kwargs)
         if not found:
-            found.append(registered_targets())
-        own, plugins = found[0]
-        check_composed(cfg, Rules(typed, own | typed, plugins | typed))
+            own, plugins = registered_targets()
+            found.append(Rules(typed, own | typed, plugins | typed, dict(typed_launcher or {}), registered_launchers()))
+        check_composed(cfg, found[0])
         return cfg
 
     # Any: oc.env's own arguments (key, default), passed on unchanged.

@@ -17,7 +17,7 @@ from typedexp.error_messages import describe, user_message
 from typedexp.errors import ConfigError, TypedexpError, find_user_error
 from typedexp.experiment import Experiment
 from typedexp.guards import check_known_fields
-from typedexp.preflight import prepare_overrides, typed_allow_list
+from typedexp.preflight import prepare_overrides, typed_allow_list, typed_launcher_settings
 from typedexp.resume import merge
 from typedexp.safety.secrets import mask_report
 from typedexp.store import APP_NAME, differences, experiment_config, plain, register_configs
@@ -105,7 +105,7 @@ def launch(
         all_overrides.append(f"hydra.run.dir={quoted_value(str(output_dir))}")
     typed = typed_allow_list(all_overrides)
     try:
-        with config_guard(typed):
+        with config_guard(typed, typed_launcher_settings(all_overrides)):
             all_overrides = prepare_overrides(all_overrides)  # secrets, resume=, reused dirs
             job = hydra_zen_launch(
                 experiment_config(),

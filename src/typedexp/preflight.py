@@ -24,6 +24,7 @@ from typedexp.resume import plan_resume
 from typedexp.store import APP_NAME
 from typedexp.safety import AllowList, refuse_secrets_in_overrides
 from typedexp.safety.allowlist import SETTING
+from typedexp.safety.launchers import SECTION as LAUNCHER, flatten
 
 # Flags after which Hydra prints something and exits without creating a run directory.
 NO_RUN_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")
@@ -154,3 +155,31 @@ def flags_first(argv: Sequence[str]) -> list[str]:
                 flags.append(tokens[index])
         index += 1
     return flags + overrides
+
+
+def typed_launcher_settings(overrides: Sequence[str]) -> dict[str, str]:
+    """``hydra.launcher``'s leaves as the person typed them, before ``resume=`` adds a run's overrides.
+
+    ``{"setup[0]": "module load cuda"}`` for ``hydra.launcher.setup=['module load cuda']``: the only
+    source the config guard accepts for a launcher field that runs commands (safety/launchers.py).
+    A sweep (``a,b``) is not one value and counts as not typed.
+    """
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException:
+        return {}  # Hydra reports the syntax error itself, in one line
+    typed: dict[str, str] = {}
+    prefix = f"{LAUNCHER}."
+    for override in parsed:
+        key = override.key_or_group
+        if not key.startswith(prefix) or override.is_sweep_override() or override.is_delete():
+            continue
+        path = key.removeprefix(prefix)
+        typed = {name: text for name, text in typed.items() if not within(name, path)}  # replaced
+        typed.update(flatten(override.value(), path))
+    return typed
+
+
+def within(name: str, path: str) -> bool:
+    """Whether leaf ``name`` lies in ``path`` (``setup[0]`` in ``setup``; not ``setup_x``)."""
+    return name == path or name.startswith((f"{path}.", f"{path}["))
