@@ -14,6 +14,7 @@ import os
 import re
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -98,11 +99,13 @@ def test_submitit_slurm_hands_sbatch_a_script_with_the_resources_and_the_command
 @pytest.mark.skipif(RAY_MISSING, reason="hydra-ray-launcher is not installed (pip install 'typedexp[ray]'; kept out of dev)")
 @pytest.mark.slow
 def test_a_ray_sweep_runs_on_a_local_ray_and_reports_the_failed_job(tmp_path: Path) -> None:
-    # Ray writes under the home directory and the system temp directory: both point into tmp_path.
-    env = {"HOME": str(tmp_path / "home"), "TMPDIR": str(tmp_path / "tmp"), "RAY_TMPDIR": str(tmp_path / "ray")}
-    for directory in env.values():
-        Path(directory).mkdir()
-    done = run_cli(["-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2", *SWEEP], tmp_path, env=env)
+    # Ray writes under the home directory and the system temp directory: both point into temp dirs.
+    # Its session dir holds Unix sockets, whose paths must stay under ~107 bytes: a short one for it.
+    with tempfile.TemporaryDirectory(prefix="ray", dir="/tmp") as short:
+        env = {"HOME": str(tmp_path / "home"), "TMPDIR": str(tmp_path / "tmp"), "RAY_TMPDIR": short}
+        for directory in (env["HOME"], env["TMPDIR"]):
+            Path(directory).mkdir()
+        done = run_cli(["-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2", *SWEEP], tmp_path, env=env)
     check_sweep_with_one_failed_job(done, tmp_path)
 
 
