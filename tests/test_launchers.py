@@ -19,10 +19,6 @@ from pathlib import Path
 
 import pytest
 
-# Installed by `make install-dev` (the joblib and slurm extras): these tests must run in CI.
-import hydra_plugins.hydra_joblib_launcher  # noqa: F401
-import hydra_plugins.hydra_submitit_launcher  # noqa: F401
-
 from tests import fake_slurm
 from tests.helpers import QUICK, CliRun, run_cli, run_main
 
@@ -30,6 +26,12 @@ SWEEP = [*QUICK, "dataset=digits", "optim.lr=0.1,-1,0.01"]  # job 1 fails: a neg
 BAD_JOB_LINE = "optim.lr=-1.0: must be >= 0"
 SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
 RAY_MISSING = importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None
+
+
+def test_the_launchers_ci_runs_are_installed() -> None:
+    # `make install-dev` installs the joblib and slurm extras: the sweeps below must run in CI, not skip.
+    for plugin in ("hydra_plugins.hydra_joblib_launcher", "hydra_plugins.hydra_submitit_launcher"):
+        assert importlib.util.find_spec(plugin) is not None, f"{plugin} missing: pip install -e '.[dev,joblib,slurm]'"
 
 
 def sweep_dir(cwd: Path) -> Path:
