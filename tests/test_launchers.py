@@ -86,6 +86,8 @@ def test_submitit_slurm_hands_sbatch_a_script_with_the_resources_and_the_command
     sweep = check_sweep_with_one_failed_job(done, tmp_path)
     (script,) = (tmp_path / "sbatch").glob("sbatch-*.sh")
     text = script.read_text()
+    job_id = script.stem.removeprefix("sbatch-")  # submitit keeps the script it submitted in the sweep dir
+    assert (sweep / ".submitit" / job_id / f"{job_id}_submission.sh").read_text() == text
     flags = dict(re.findall(r"^#SBATCH --([\w-]+)(?:=(.*))?$", text, re.M))
     assert flags["partition"] == "gpu" and flags["gpus-per-node"] == "2"
     assert flags["time"] == "30" and flags["mem"] == "16GB"
@@ -205,3 +207,12 @@ def test_the_allow_list_holds_for_every_job_of_a_sweep_under_a_launcher(tmp_path
     assert done.stderr_lines[-1].startswith("typedexp: error: model._target_=tempfile.mkdtemp: refused")
     assert not list(tmp_path.rglob("pwned*"))
     assert not list(tmp_path.glob("multirun/*/*/0/model.pt"))  # refused before any job ran
+
+
+def test_a_sweep_and_a_config_printout_together_are_one_line_not_a_traceback(tmp_path: Path) -> None:
+    done = run_main(["-m", "hydra/launcher=joblib", "--cfg", "hydra"], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr_lines == [
+        "typedexp: error: --cfg and -m cannot be used together (Hydra does one of them); to see a sweep's config, "
+        "drop -m and the sweep's commas: typedexp --cfg hydra hydra/launcher=joblib"
+    ]

@@ -117,10 +117,21 @@ def mask_secrets_in_output() -> None:
         mask_log_records()
 
 
+# Hydra does one of these per command, and raises a bare ValueError (a traceback) for two of them.
+MODE_FLAGS = {"-m": "-m", "--multirun": "-m", "-r": "--run", "--run": "--run", "-c": "--cfg", "--cfg": "--cfg",
+              "-i": "--info", "--info": "--info", "-sc": "--shell-completion", "--shell-completion": "--shell-completion"}
+
+
 def refuse_unsafe_flags(argv: Sequence[str]) -> None:
     # Hydra's rerun unpickles .hydra/config.pickle: a run directory from elsewhere could run code.
     if any(arg.startswith("--experimental-rerun") for arg in argv):
         raise TypedexpError("--experimental-rerun is refused (it unpickles a file); continue a run with resume=<run dir>")
+    modes = sorted({MODE_FLAGS[arg] for arg in argv if arg in MODE_FLAGS})
+    if len(modes) > 1:
+        raise TypedexpError(
+            f"{' and '.join(modes)} cannot be used together (Hydra does one of them); to see a sweep's config, "
+            "drop -m and the sweep's commas: typedexp --cfg hydra hydra/launcher=joblib"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
