@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
 import re
 import shlex
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,6 +23,9 @@ import pytest
 
 from tests import fake_slurm
 from tests.helpers import QUICK, CliRun, run_cli, run_main
+from typedexp.config_guard import active_job_guard, config_guard
+from typedexp.safety import AllowList
+from typedexp.store import register_configs
 
 SWEEP = [*QUICK, "dataset=digits", "optim.lr=0.1,-1,0.01"]  # job 1 fails: a negative learning rate
 BAD_JOB_LINE = "optim.lr=-1.0: must be >= 0"
@@ -216,3 +221,45 @@ def test_a_sweep_and_a_config_printout_together_are_one_line_not_a_traceback(tmp
         "typedexp: error: --cfg and -m cannot be used together (Hydra does one of them); to see a sweep's config, "
         "drop -m and the sweep's commas: typedexp --cfg hydra hydra/launcher=joblib"
     ]
+
+
+JOB_PROCESS = """
+import pickle, sys
+from hydra import compose, initialize
+from typedexp.config_guard import guarding
+from typedexp.store import APP_NAME, register_configs
+
+print("before:", guarding())
+with open(sys.argv[1], "rb") as file:
+    pickle.load(file)  # as a launcher's job process unpickles the task it runs
+print("after:", guarding())
+register_configs()
+with initialize(version_base="1.3", config_path=None):
+    for overrides in (["model.hidden=[8]", "hydra.launcher.backend=loky"], ["model._target_=tempfile.mkdtemp"],
+                      ["hydra.launcher.backend=dask"]):
+        try:
+            compose(config_name=APP_NAME, overrides=["hydra/launcher=joblib", *overrides], return_hydra_config=True)
+            print("composed:", overrides[0])
+        except Exception as exc:
+            print("refused:", str(exc).split(":")[0])
+"""
+
+
+def test_the_task_carries_the_guard_into_the_job_processes_that_compose_again(tmp_path: Path) -> None:
+    # joblib's workers and submitit's jobs compose each job's config in their own process; the
+    # guard's rules travel with the task, and unpickling them installs the same check there.
+    register_configs()
+    with config_guard(AllowList(), {"backend": "loky"}):
+        job_guard = active_job_guard()
+    assert job_guard is not None
+    (tmp_path / "guard.pkl").write_bytes(pickle.dumps(job_guard))
+    (tmp_path / "job.py").write_text(JOB_PROCESS)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent / "src"), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "job.py", "guard.pkl"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines() == [
+        "before: False",
+        "after: True",
+        "composed: model.hidden=[8]",
+        "refused: model._target_=tempfile.mkdtemp",
+        "refused: hydra.launcher.backend=dask",  # the typed value (loky) holds; another is refused
+    ], done.stderr

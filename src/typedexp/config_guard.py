@@ -210,6 +210,82 @@ def require_supported_hydra() -> None:
         )
 
 
+GUARD_MARK = "__typedexp_checked__"  # set on the wrapper, so a process can tell it is guarded
+
+
+def checked_loader(original: Callable[..., DictConfig], typed: AllowList, typed_launcher: dict[str, str]) -> Callable[..., DictConfig]:
+    """``original`` (Hydra's ``load_configuration``) with every config it returns checked."""
+    found: list[Rules] = []  # plugins register while Hydra starts: read once, then
+
+    # Any: the wrapper takes whatever Hydra's own method takes and passes it on unchanged.
+    def load_checked(loader: ConfigLoaderImpl, *args: Any, **kwargs: Any) -> DictConfig:
+        cfg = original(loader, *args, **kwargs)
+        if not found:
+            own, plugins = registered_targets()
+            found.append(Rules(typed, own | typed, plugins | typed, dict(typed_launcher), registered_launchers()))
+        check_composed(cfg, found[0])
+        return cfg
+
+    setattr(load_checked, GUARD_MARK, True)
+    return load_checked
+
+
+def guarding() -> bool:
+    """Whether this process checks the configs Hydra composes."""
+    return bool(getattr(ConfigLoaderImpl.load_configuration, GUARD_MARK, False))
+
+
+# Any: oc.env's own arguments (key, default), passed on unchanged.
+def env_remembered(*args: Any) -> Any:
+    value = oc.env(*args)
+    remember_env_value(value)  # so that error lines can mask it (safety/secrets.py)
+    return value
+
+
+@dataclass(frozen=True)
+class JobProcessGuard:
+    """The guard's rules, as they travel with the task to the processes that run sweep jobs.
+
+    joblib's workers and submitit's jobs compose each job's config again in their own process
+    (hydra_joblib_launcher's ``execute_job``, hydra_submitit_launcher's ``__call__``), where the
+    wrapper this module put on Hydra's loader in the launching process does not exist. Hydra's
+    sweeper has checked those configs in the launching process already, but files can change
+    before a queued Slurm job starts. The task carries this object; unpickling it in the job
+    process (which happens before the launcher composes the job's config) installs the same check
+    there, for the life of that process, and ``confirm`` refuses to run a job whose config was
+    composed unchecked.
+    """
+
+    typed: tuple[str, ...]  # allowed_targets' entries, as typed
+    typed_launcher: tuple[tuple[str, str], ...]  # hydra.launcher's leaves, as typed
+
+    # object: pickle's reduce value, a callable and its arguments.
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return guard_job_process, (self.typed, self.typed_launcher)
+
+    def confirm(self) -> None:
+        if not guarding():
+            raise ConfigError("this job's config was composed without typedexp's config guard; refused")
+
+
+def guard_job_process(typed: tuple[str, ...], typed_launcher: tuple[tuple[str, str], ...]) -> JobProcessGuard:
+    """Check every config this process composes from now on (see ``JobProcessGuard``)."""
+    if not guarding():
+        require_supported_hydra()
+        original: Callable[..., DictConfig] = ConfigLoaderImpl.load_configuration
+        setattr(ConfigLoaderImpl, "load_configuration", checked_loader(original, AllowList.parse(typed), dict(typed_launcher)))
+        OmegaConf.register_new_resolver("oc.env", env_remembered, replace=True)
+    return JobProcessGuard(typed, typed_launcher)
+
+
+_ACTIVE: list[JobProcessGuard] = []  # the innermost config_guard block's rules
+
+
+def active_job_guard() -> JobProcessGuard | None:
+    """The rules of the ``config_guard`` block this runs in, for a task to carry to job processes."""
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
 @contextmanager
 def config_guard(typed: AllowList, typed_launcher: dict[str, str] | None = None) -> Iterator[None]:
     """Check every config Hydra composes inside this block (see the module's docstring).
@@ -219,27 +295,12 @@ def config_guard(typed: AllowList, typed_launcher: dict[str, str] | None = None)
     """
     require_supported_hydra()
     original: Callable[..., DictConfig] = ConfigLoaderImpl.load_configuration
-    found: list[Rules] = []  # plugins register while Hydra starts: read once, then
-
-    # Any: the wrapper takes whatever Hydra's own method takes and passes it on unchanged.
-    def load_checked(loader: ConfigLoaderImpl, *args: Any, **kwargs: Any) -> DictConfig:
-        cfg = original(loader, *args, **kwargs)
-        if not found:
-            own, plugins = registered_targets()
-            found.append(Rules(typed, own | typed, plugins | typed, dict(typed_launcher or {}), registered_launchers()))
-        check_composed(cfg, found[0])
-        return cfg
-
-    # Any: oc.env's own arguments (key, default), passed on unchanged.
-    def env_remembered(*args: Any) -> Any:
-        value = oc.env(*args)
-        remember_env_value(value)  # so that error lines can mask it (safety/secrets.py)
-        return value
-
-    setattr(ConfigLoaderImpl, "load_configuration", load_checked)
+    setattr(ConfigLoaderImpl, "load_configuration", checked_loader(original, typed, dict(typed_launcher or {})))
     OmegaConf.register_new_resolver("oc.env", env_remembered, replace=True)
+    _ACTIVE.append(JobProcessGuard(tuple(typed.entries()), tuple(sorted((typed_launcher or {}).items()))))
     try:
         yield
     finally:
+        _ACTIVE.pop()
         setattr(ConfigLoaderImpl, "load_configuration", original)
         OmegaConf.register_new_resolver("oc.env", oc.env, replace=True)  # as OmegaConf registers it

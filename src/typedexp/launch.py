@@ -12,7 +12,7 @@ from hydra_zen import instantiate
 from hydra_zen import launch as hydra_zen_launch
 from omegaconf import DictConfig
 
-from typedexp.config_guard import config_guard
+from typedexp.config_guard import active_job_guard, config_guard
 from typedexp.error_messages import describe, user_message
 from typedexp.errors import ConfigError, TypedexpError, find_user_error
 from typedexp.experiment import Experiment
@@ -35,8 +35,12 @@ def guarded_task() -> Callable[[DictConfig], RunResult | Failure]:
     """The task Hydra runs: the config built into an ``Experiment`` and run, with exceptions
     returned as ``Failure``."""
 
+    job_guard = active_job_guard()  # travels with the task to joblib's and submitit's job processes
+
     def run(cfg: DictConfig) -> RunResult | Failure:
         try:
+            if job_guard is not None:
+                job_guard.confirm()
             check_known_fields(cfg)  # what it may build was checked when Hydra composed it
             experiment = instantiate(cfg)  # Any: Hydra builds it from the composed config
             if not isinstance(experiment, Experiment):

@@ -113,10 +113,7 @@ def check_launcher_leaf(
     if path == "_target_" or path in PLAIN_FIELDS.get(target, frozenset()):
         return  # the target has its own rule (config_guard)
     text = as_text(written)
-    if path in typed:
-        if typed[path] == text:
-            return
-    elif any(default.get(path) == text for default in defaults):
+    if typed.get(path) == text or any(default.get(path) == text for default in defaults):
         return
     raise ConfigError(
         f"{where}={text}: refused, a launcher setting that can run commands or send jobs elsewhere comes "
