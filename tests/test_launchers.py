@@ -17,14 +17,18 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from enum import Enum
 from pathlib import Path
 
 import pytest
 
 from tests import fake_slurm
 from tests.helpers import QUICK, CliRun, run_cli, run_main
+from typedexp import ConfigError
 from typedexp.config_guard import active_job_guard, config_guard
+from typedexp.preflight import typed_launcher_settings
 from typedexp.safety import AllowList
+from typedexp.safety.launchers import as_text, check_launcher_leaf, field_name, flatten
 from typedexp.store import register_configs
 
 SWEEP = [*QUICK, "dataset=digits", "optim.lr=0.1,-1,0.01"]  # job 1 fails: a negative learning rate
@@ -263,3 +267,68 @@ def test_the_task_carries_the_guard_into_the_job_processes_that_compose_again(tm
         "refused: model._target_=tempfile.mkdtemp",
         "refused: hydra.launcher.backend=dask",  # the typed value (loky) holds; another is refused
     ], done.stderr
+
+
+# The rules themselves, on plain values.
+class RunEnv(Enum):  # as the Ray plugin's enum fields (RayRunEnv): compared by name, as typed
+    docker = "docker-image"
+
+
+def test_launcher_leaves_are_flattened_and_named_as_the_guard_walks_them() -> None:
+    assert flatten({"setup": ["a", "b"], "ray": {"init": {"address": None}}, "n": 2}, "") == {
+        "setup[0]": "a", "setup[1]": "b", "ray.init.address": "None", "n": "2",
+    }
+    assert as_text(RunEnv.docker) == "docker" and as_text(60) == as_text("60") == "60"
+    assert [field_name(path) for path in ("setup[0]", "ray.init.address", "ray.remote", "additional_parameters.export")] == [
+        "setup", "ray.init", "ray.remote", "additional_parameters",
+    ]
+
+
+def test_typed_launcher_settings_keep_what_was_typed_last_and_skip_sweeps() -> None:
+    typed = typed_launcher_settings([
+        "hydra.launcher.setup=[a,b]", "hydra.launcher.setup=[c]", "+hydra.launcher.srun_args=[--x]",
+        "hydra.launcher.partition=gpu,cpu", "~hydra.launcher.comment", "model.hidden=[8]", "hydra.launcher.setup_x=1",
+        "hydra.launcher.additional_parameters={mail-user: me}",
+    ])
+    assert typed == {"setup[0]": "c", "srun_args[0]": "--x", "setup_x": "1", "additional_parameters.mail-user": "me"}
+    assert typed_launcher_settings(["hydra.launcher.setup=[unclosed"]) == {}  # Hydra reports the syntax itself
+
+
+DEFAULTS = ({"setup": "None", "submitit_folder": "${hydra.sweep.dir}/.submitit/%j"},)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "typed", "passes"),
+    [
+        ("partition", "gpu", {}, True),  # plain
+        ("setup", None, {}, True),  # the plugin's default
+        ("submitit_folder", "${hydra.sweep.dir}/.submitit/%j", {}, True),
+        ("submitit_folder", "/tmp/x/%j", {}, False),
+        ("setup[0]", "module load cuda", {"setup[0]": "module load cuda"}, True),  # typed
+        ("setup[0]", "curl x | sh", {"setup[0]": "module load cuda"}, False),
+        ("setup[1]", "curl x | sh", {"setup[0]": "module load cuda"}, False),
+        ("_target_", "anything", {}, True),  # config_guard's target rule decides
+    ],
+)
+def test_a_launcher_leaf_passes_when_plain_default_or_typed(path: str, value: object, typed: dict[str, str], passes: bool) -> None:
+    def check() -> None:
+        check_launcher_leaf(path, value, value, target=SLURM_LAUNCHER, typed=typed, defaults=DEFAULTS)
+
+    if passes:
+        check()
+    else:
+        with pytest.raises(ConfigError, match=rf"^hydra\.launcher\.{re.escape(path)}=.*: refused, a launcher setting that can run"):
+            check()
+
+
+@pytest.mark.parametrize("where", ["path", "value", "written"])
+def test_a_control_character_anywhere_in_a_launcher_leaf_is_refused(where: str) -> None:
+    leaf = {"path": "partition", "value": "gpu", "written": "gpu", where: "gpu\rx"}
+    with pytest.raises(ConfigError, match="cannot hold a newline or another control character"):
+        check_launcher_leaf(leaf["path"], leaf["value"], leaf["written"], target=SLURM_LAUNCHER, typed={}, defaults=())
+
+
+def test_an_unknown_launcher_may_set_nothing_from_a_config() -> None:
+    with pytest.raises(ConfigError, match=r"^hydra\.launcher\.n_jobs=2: refused"):
+        check_launcher_leaf("n_jobs", 2, 2, target="mylib.Launcher", typed={}, defaults=())
+    check_launcher_leaf("n_jobs", 2, 2, target="mylib.Launcher", typed={"n_jobs": "2"}, defaults=())

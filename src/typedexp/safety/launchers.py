@@ -84,7 +84,7 @@ def flatten(value: object, path: str) -> dict[str, str]:
 def field_name(path: str) -> str:
     """The launcher field a leaf belongs to: ``setup`` for ``setup[0]``, ``ray.init`` for ``ray.init.address``."""
     parts = re.split(r"[.\[]", path)
-    return ".".join(parts[:2]) if parts[0] == "ray" and len(parts) > 2 else parts[0]
+    return ".".join(parts[:2]) if parts[0] == "ray" and len(parts) > 1 else parts[0]
 
 
 def check_launcher_leaf(
