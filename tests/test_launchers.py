@@ -292,6 +292,8 @@ def test_typed_launcher_settings_keep_what_was_typed_last_and_skip_sweeps() -> N
     ])
     assert typed == {"setup[0]": "c", "srun_args[0]": "--x", "setup_x": "1", "additional_parameters.mail-user": "me"}
     assert typed_launcher_settings(["hydra.launcher.setup=[unclosed"]) == {}  # Hydra reports the syntax itself
+    whole = typed_launcher_settings(["hydra.launcher.comment=x", "hydra.launcher={setup: [a], nodes: 2}"])
+    assert whole == {"setup[0]": "a", "nodes": "2"}
 
 
 DEFAULTS = ({"setup": "None", "submitit_folder": "${hydra.sweep.dir}/.submitit/%j"},)

@@ -169,17 +169,16 @@ def typed_launcher_settings(overrides: Sequence[str]) -> dict[str, str]:
     except HydraException:
         return {}  # Hydra reports the syntax error itself, in one line
     typed: dict[str, str] = {}
-    prefix = f"{LAUNCHER}."
     for override in parsed:
         key = override.key_or_group
-        if not key.startswith(prefix) or override.is_sweep_override() or override.is_delete():
+        if not (key == LAUNCHER or key.startswith(f"{LAUNCHER}.")) or override.is_sweep_override() or override.is_delete():
             continue
-        path = key.removeprefix(prefix)
+        path = key.removeprefix(LAUNCHER).removeprefix(".")  # "" for the whole node
         typed = {name: text for name, text in typed.items() if not within(name, path)}  # replaced
         typed.update(flatten(override.value(), path))
     return typed
 
 
 def within(name: str, path: str) -> bool:
-    """Whether leaf ``name`` lies in ``path`` (``setup[0]`` in ``setup``; not ``setup_x``)."""
-    return name == path or name.startswith((f"{path}.", f"{path}["))
+    """Whether leaf ``name`` lies in ``path`` (``setup[0]`` in ``setup``; not ``setup_x``; all in "")."""
+    return not path or name == path or name.startswith((f"{path}.", f"{path}["))
