@@ -31,7 +31,10 @@ from typing import Any
 
 import hydra
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.core_plugins.importlib_resources_config_source import ImportlibResourcesConfigSource
+from hydra._internal.sources_registry import SourcesRegistry
 from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.resolvers import oc
 
@@ -64,6 +67,9 @@ ENV_SETTABLE = frozenset(
         "MKL_NUM_THREADS", "PYTORCH_CUDA_ALLOC_CONF", "NCCL_DEBUG", "TOKENIZERS_PARALLELISM",
     }
 )
+# Where a search path entry came from, as Hydra names it to its config sources: these three are
+# typed by a user or written in a config file; Hydra, the app and installed plugins add the rest.
+USER_SEARCH_PATHS = ("hydra.searchpath in command-line", "hydra.searchpath in main", "command-line")
 MAX_DEPTH = 64  # an interpolation can point back at its parent; no real config nests this deep
 
 
@@ -186,6 +192,23 @@ def require_supported_hydra() -> None:
         )
 
 
+class PackageConfigsChecked(ImportlibResourcesConfigSource):
+    """Hydra's ``pkg://`` config source, refusing packages a user or a config file named.
+
+    Reading configs from ``pkg://name`` imports the package ``name`` (its ``__init__`` runs), and
+    ``python -m`` puts the working directory first on the import path: a ``hydra.searchpath`` in
+    a shared YAML file could run a ``.py`` file lying beside it, before any config is composed.
+    """
+
+    def __init__(self, provider: str, path: str) -> None:
+        if provider in USER_SEARCH_PATHS:
+            raise ConfigError(
+                f"{provider.replace(' in command-line', '').replace(' in main', '')}: {path} refused, "
+                "reading configs from a package imports it; use file://<directory> (or --config-dir) instead"
+            )
+        super().__init__(provider, path)
+
+
 @contextmanager
 def config_guard(typed: AllowList) -> Iterator[None]:
     """Check every config Hydra composes inside this block (see the module's docstring)."""
@@ -208,10 +231,18 @@ def config_guard(typed: AllowList) -> Iterator[None]:
         remember_env_value(value)  # so that error lines can mask it (safety/secrets.py)
         return value
 
+    Plugins.instance()  # registers Hydra's own config sources first, so that ours replaces one
+    sources = SourcesRegistry.instance().types
+    package_source = sources.get("pkg")
     setattr(ConfigLoaderImpl, "load_configuration", load_checked)
     OmegaConf.register_new_resolver("oc.env", env_remembered, replace=True)
+    sources["pkg"] = PackageConfigsChecked
     try:
         yield
     finally:
+        if package_source is None:
+            sources.pop("pkg", None)
+        else:
+            sources["pkg"] = package_source
         setattr(ConfigLoaderImpl, "load_configuration", original)
         OmegaConf.register_new_resolver("oc.env", oc.env, replace=True)  # as OmegaConf registers it
