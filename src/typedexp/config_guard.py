@@ -7,7 +7,7 @@ line, a preset, a ``--config-dir`` file, a dict-valued override or the overrides
 re-applies, so the check runs on the composed config, whatever it came from: Hydra's
 ``ConfigLoaderImpl.load_configuration`` is the one function that composes every config (the
 run's, a sweep's and each sweep job's), and it returns before Hydra sets up logging, callbacks,
-the launcher or the sweeper. What may be named (README: Safety):
+the launcher or the sweeper. What may be named (docs/safety.md):
 
 - in the task's nodes: every target registered in Hydra's ConfigStore from Python (typedexp's
   own store, and your code's if it registers specs), plus ``allowed_targets`` typed on the
