@@ -53,7 +53,7 @@ typecheck: install-dev
 	$(BIN)/python -m mypy
 	$(BIN)/basedpyright
 
-# Every measured claim in README's Performance section; a few minutes on 2 cores.
+# Every measured claim in benchmarks/README.md; a few minutes on 2 cores.
 bench: install-dev
 	$(BIN)/python -m benchmarks.engine_parity
 	$(BIN)/python -m benchmarks.engine_overhead

@@ -34,7 +34,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "optim": ("tests/test_features_take_effect.py", "tests/test_configs.py", "tests/test_mutation_gaps.py"),
     "data/tensors": ("tests/test_datasets.py", "tests/test_engine.py", "tests/test_mutation_gaps.py"),
     "data/augment": ("tests/test_augment_and_flags.py", "tests/test_mutation_gaps.py"),
-    "engine/loop": ("tests/test_engine.py", "tests/test_features_take_effect.py", "tests/test_resume.py",
+    "engine/loop": ("tests/test_engine.py", "tests/test_features_take_effect.py", "tests/test_resume.py", "tests/test_schedules.py",
                     "tests/test_mutation_gaps.py"),
     "engine/checkpoint": ("tests/test_resume.py", "tests/test_features_take_effect.py", "tests/test_mutation_gaps.py",
                           "tests/test_unclear_errors.py", "tests/test_schedules.py", "tests/test_run_dirs.py"),

@@ -20,12 +20,21 @@ import torch
 from hydra.core.config_store import ConfigStore
 from hydra_zen import builds
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.core_plugins.importlib_resources_config_source import ImportlibResourcesConfigSource
+from hydra._internal.sources_registry import SourcesRegistry
 from omegaconf import OmegaConf
 
 from tests.helpers import QUICK, run_cli
 from typedexp import ConfigError, launch
 from typedexp.models import MLP
-from typedexp.config_guard import SUPPORTED_HYDRA, Rules, check_composed, config_guard, require_supported_hydra
+from typedexp.config_guard import (
+    SUPPORTED_HYDRA,
+    PackageConfigsChecked,
+    Rules,
+    check_composed,
+    config_guard,
+    require_supported_hydra,
+)
 from typedexp.safety import AllowList
 from typedexp.safety.secrets import MaskingStream, mask, redact
 
@@ -200,6 +209,48 @@ def test_the_guard_wraps_hydra_s_loader_only_inside_the_block() -> None:
     with config_guard(AllowList()):
         assert ConfigLoaderImpl.load_configuration is not original
     assert ConfigLoaderImpl.load_configuration is original
+
+
+def test_the_guard_puts_hydra_s_package_config_source_back_after_the_block() -> None:
+    sources = SourcesRegistry.instance().types
+    with config_guard(AllowList()):
+        assert sources["pkg"] is PackageConfigsChecked
+    # Hydra's plugin scan loads its core plugins' modules again: the same class, another object.
+    restored = sources["pkg"]
+    assert (restored.__module__, restored.__qualname__) == (
+        ImportlibResourcesConfigSource.__module__, ImportlibResourcesConfigSource.__qualname__)
+
+
+# A module beside a shared config file: `python -m` puts the working directory on the import path.
+IMPORT_MARKS = "from pathlib import Path\nPath('imported').touch()\n"
+
+
+def test_a_config_file_cannot_import_a_package_through_its_search_path(tmp_path: Path) -> None:
+    (tmp_path / "sidecar.py").write_text(IMPORT_MARKS)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "exp.yaml").write_text(
+        "defaults:\n  - typedexp\n  - _self_\nhydra:\n  searchpath:\n    - pkg://sidecar\n"
+    )
+    done = run_cli(["-cd", "shared", "-cn", "exp", *QUICK], tmp_path)
+    assert done.returncode == 2 and not (tmp_path / "imported").exists()
+    assert done.stderr_lines == [
+        "typedexp: error: hydra.searchpath: pkg://sidecar refused, reading configs from a package imports it; "
+        "use file://<directory> (or --config-dir) instead"
+    ]
+
+
+def test_a_typed_package_search_path_is_refused_and_a_directory_works(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (workdir / "sidecar_typed.py").write_text(IMPORT_MARKS)
+    monkeypatch.syspath_prepend(str(workdir))
+    with pytest.raises(ConfigError, match=r"^hydra.searchpath: pkg://sidecar_typed refused"):
+        launch([*QUICK[1:], "hydra.searchpath=[pkg://sidecar_typed]"])
+    assert not (workdir / "imported").exists() and "sidecar_typed" not in sys.modules
+    (workdir / "more" / "model").mkdir(parents=True)
+    (workdir / "more" / "model" / "tiny.yaml").write_text("_target_: typedexp.models.MLP\nhidden: [3]\n")
+    result = launch([*QUICK[1:], f"hydra.searchpath=[file://{workdir / 'more'}]", "model=tiny"])
+    assert OmegaConf.load(result.run_dir / ".hydra" / "config.yaml").model.hidden == [3]
 
 
 def test_the_hydra_version_gate_matches_the_pin_and_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -371,12 +371,70 @@ def test_each_unusable_checkpoint_is_refused_with_its_reason(tmp_path: Path) -> 
         (write(tmp_path / "noconfig.pt", {k: v for k, v in good.items() if k != "config"}),
          "the checkpoint's 'config' is missing or malformed"),
         (write(tmp_path / "nopos.pt", {**good, "position": {"epoch": 1}}), "the checkpoint's 'position' is malformed"),
+        (write(tmp_path / "notensor.pt", {**good, "model": {**good["model"], "0.weight": [1.0]}}),
+         r"a malformed checkpoint \(the model state holds values that are not tensors\)"),
+        (write(tmp_path / "schedlist.pt", {**good, "scheduler": [1]}),
+         r"a malformed checkpoint \(the scheduler state is not a mapping\)"),
     ]
+    bad_extras: list[dict[str, object]] = [
+        {"metrics_bytes": -1}, {"metrics_bytes": "12"}, {"metrics_bytes": None}, {"tracker_id": 5},
+        {"tracker_id": ["run"]},
+    ]
+    for number, extra in enumerate(bad_extras):
+        cases.append((write(tmp_path / f"extra{number}.pt", {**good, "extra": extra}),
+                      r"a malformed checkpoint \(extra.metrics_bytes or extra.tracker_id is malformed\)"))
     (tmp_path / "garbage.pt").write_bytes(b"\x00" * 10)
     cases.append((tmp_path / "garbage.pt", r"not a readable checkpoint \(truncated or corrupt: "))
     for path, reason in cases:
         with pytest.raises(CheckpointError, match=f"^resume={re.escape(str(path))}: {reason}"):
             read_checkpoint(path)
+
+
+def test_extra_may_leave_out_the_metrics_size_and_the_tracker_run(tmp_path: Path) -> None:
+    saver = checkpointer(tmp_path)
+    saver.save(LoopPosition(1, 0, 0))
+    good = torch.load(saver.last, weights_only=True)
+    for extra in ({}, {"tracker_id": None}, {"metrics_bytes": 0, "tracker_id": "run-1"}):
+        assert read_checkpoint(write(tmp_path / "extra.pt", {**good, "extra": extra})).extra == extra
+
+
+def test_optimizer_parameter_ids_must_be_distinct_ints_one_per_parameter(tmp_path: Path) -> None:
+    saver = checkpointer(tmp_path)
+    saver.save(LoopPosition(1, 0, 0))
+    good = torch.load(saver.last, weights_only=True)
+    count = len(good["optimizer"]["param_groups"][0]["params"])
+    wrong = "optimizer.param_groups' parameter lists do not match this model"
+    for ids in ([[0]] * count, [0] * count, [str(i) for i in range(count)], list(range(count - 1)), [True, *range(1, count)]):
+        optimizer = {**good["optimizer"], "param_groups": [{**good["optimizer"]["param_groups"][0], "params": ids}]}
+        path = write(tmp_path / "ids.pt", {**good, "optimizer": optimizer})
+        with pytest.raises(CheckpointError, match=f"a malformed checkpoint \\({re.escape(wrong)}\\)"):
+            checkpointer(tmp_path / "other").restore(read_checkpoint(path))
+    # Two groups that name the same parameter: each list alone is fine, together they are not.
+    other = checkpointer(tmp_path / "groups")
+    first, second, *rest = other.model.parameters()
+    other.optimizer = torch.optim.SGD([{"params": [first, second]}, {"params": rest}], lr=0.1)
+    groups = other.optimizer.state_dict()["param_groups"]
+    shared = [{**groups[0], "params": [0, 1]}, {**groups[1], "params": list(range(1, 1 + len(rest)))}]
+    path = write(tmp_path / "shared.pt", {**good, "optimizer": {"state": {}, "param_groups": shared}})
+    with pytest.raises(CheckpointError, match=re.escape(wrong)):
+        other.restore(read_checkpoint(path))
+
+
+def test_an_optimizer_that_refuses_its_state_is_named_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saver = checkpointer(tmp_path)
+    saver.save(LoopPosition(1, 0, 0))
+    other = checkpointer(tmp_path / "other")
+
+    def refuse(state: object) -> None:
+        raise ValueError("loaded state dict has a different number of parameter groups")
+
+    monkeypatch.setattr(other.optimizer, "load_state_dict", refuse)
+    expected = (f"resume={saver.last}: the checkpoint's optimizer state does not fit "
+                "(loaded state dict has a different number of parameter groups)")
+    with pytest.raises(CheckpointError, match=f"^{re.escape(expected)}$"):
+        other.restore(read_checkpoint(saver.last))
 
 
 def test_a_best_value_is_read_back_as_a_float(tmp_path: Path) -> None:

@@ -7,6 +7,10 @@ from typing import BinaryIO
 
 import pytest
 import torch
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from omegaconf import OmegaConf
 
 from tests.helpers import RecordingTracker, run_cli, run_signalled
 from typedexp import ConfigError, launch
@@ -17,6 +21,7 @@ from typedexp.engine.settings import BestMode, Progress
 from typedexp.errors import CheckpointError, TrainingDiverged
 from typedexp.models import MLP
 from typedexp.optim import SGD
+from typedexp.resume import quoted, quoted_value
 from typedexp.tracking.jsonl import read_metrics
 
 FAST = ["tracker=disabled", "trainer.progress=off", "dataset=fake", "dataset.num_samples=400"]
@@ -232,3 +237,14 @@ def test_best_mode_is_typed() -> None:
     assert TrainerSettings(best_mode=BestMode.min).best_mode is BestMode.min
     with pytest.raises(ConfigError, match="checkpoint_every=0"):
         TrainerSettings(checkpoint_every=0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=1))
+def test_a_quoted_value_reads_back_as_exactly_its_text(text: str) -> None:
+    """Paths and values pass through Hydra's override grammar and OmegaConf unchanged: a '${' in a
+    run dir's name must not become an interpolation, nor a backslash an escape."""
+    for expected in (text, "/" + text):
+        written = quoted_value(expected) if expected == text else quoted(expected)
+        parsed = OverridesParser.create().parse_override(f"key={written}").value()
+        assert OmegaConf.create({"key": parsed}).key == expected

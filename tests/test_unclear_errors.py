@@ -90,6 +90,7 @@ def writes_to_dev_full(monkeypatch: pytest.MonkeyPatch, matches: Callable[[Path]
     [
         ("metrics.jsonl", "run"),
         (".last.pt", "run/checkpoints"),  # the checkpoint's temp file, renamed once complete
+        (".best.pt", "run/checkpoints"),  # best.pt's temp file, copied from last.pt
         (".model.pt", "run"),  # model.pt's temp file, likewise
     ],
 )

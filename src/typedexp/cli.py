@@ -161,7 +161,7 @@ def _main(args: list[str]) -> None:
     except TypedexpError as exc:
         print_error(str(exc))
         sys.exit(USER_ERROR_EXIT)
-    with config_guard(typed, typed_launcher):  # every config composed from here on is checked (README: Safety)
+    with config_guard(typed, typed_launcher):  # every config composed from here on is checked (docs/safety.md)
         run_hydra(flags_first(args))  # -m, --cfg job, --help may come after the overrides
 
 

@@ -7,7 +7,7 @@ line, a preset, a ``--config-dir`` file, a dict-valued override or the overrides
 re-applies, so the check runs on the composed config, whatever it came from: Hydra's
 ``ConfigLoaderImpl.load_configuration`` is the one function that composes every config (the
 run's, a sweep's and each sweep job's), and it returns before Hydra sets up logging, callbacks,
-the launcher or the sweeper. What may be named (README: Safety):
+the launcher or the sweeper. What may be named (docs/safety.md):
 
 - in the task's nodes: every target registered in Hydra's ConfigStore from Python (typedexp's
   own store, and your code's if it registers specs), plus ``allowed_targets`` typed on the
@@ -31,7 +31,10 @@ from typing import Any
 
 import hydra
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.core_plugins.importlib_resources_config_source import ImportlibResourcesConfigSource
+from hydra._internal.sources_registry import SourcesRegistry
 from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.resolvers import oc
 
@@ -65,6 +68,9 @@ ENV_SETTABLE = frozenset(
         "MKL_NUM_THREADS", "PYTORCH_CUDA_ALLOC_CONF", "NCCL_DEBUG", "TOKENIZERS_PARALLELISM",
     }
 )
+# Where a search path entry came from, as Hydra names it to its config sources: these three are
+# typed by a user or written in a config file; Hydra, the app and installed plugins add the rest.
+USER_SEARCH_PATHS = ("hydra.searchpath in command-line", "hydra.searchpath in main", "command-line")
 MAX_DEPTH = 64  # an interpolation can point back at its parent; no real config nests this deep
 
 
@@ -213,6 +219,23 @@ def require_supported_hydra() -> None:
 GUARD_MARK = "__typedexp_checked__"  # set on the wrapper, so a process can tell it is guarded
 
 
+class PackageConfigsChecked(ImportlibResourcesConfigSource):
+    """Hydra's ``pkg://`` config source, refusing packages a user or a config file named.
+
+    Reading configs from ``pkg://name`` imports the package ``name`` (its ``__init__`` runs), and
+    ``python -m`` puts the working directory first on the import path: a ``hydra.searchpath`` in
+    a shared YAML file could run a ``.py`` file lying beside it, before any config is composed.
+    """
+
+    def __init__(self, provider: str, path: str) -> None:
+        if provider in USER_SEARCH_PATHS:
+            raise ConfigError(
+                f"{provider.replace(' in command-line', '').replace(' in main', '')}: {path} refused, "
+                "reading configs from a package imports it; use file://<directory> (or --config-dir) instead"
+            )
+        super().__init__(provider, path)
+
+
 def checked_loader(original: Callable[..., DictConfig], typed: AllowList, typed_launcher: dict[str, str]) -> Callable[..., DictConfig]:
     """``original`` (Hydra's ``load_configuration``) with every config it returns checked."""
     found: list[Rules] = []  # plugins register while Hydra starts: read once, then
@@ -240,6 +263,28 @@ def env_remembered(*args: Any) -> Any:
     value = oc.env(*args)
     remember_env_value(value)  # so that error lines can mask it (safety/secrets.py)
     return value
+
+
+def install(typed: AllowList, typed_launcher: dict[str, str]) -> Callable[[], None]:
+    """Check every config this process composes from now on; returns what undoes it."""
+    require_supported_hydra()
+    original: Callable[..., DictConfig] = ConfigLoaderImpl.load_configuration
+    Plugins.instance()  # registers Hydra's own config sources first, so that ours replaces one
+    sources = SourcesRegistry.instance().types
+    package_source = sources.get("pkg")
+    setattr(ConfigLoaderImpl, "load_configuration", checked_loader(original, typed, typed_launcher))
+    OmegaConf.register_new_resolver("oc.env", env_remembered, replace=True)
+    sources["pkg"] = PackageConfigsChecked
+
+    def undo() -> None:
+        if package_source is None:
+            sources.pop("pkg", None)
+        else:
+            sources["pkg"] = package_source
+        setattr(ConfigLoaderImpl, "load_configuration", original)
+        OmegaConf.register_new_resolver("oc.env", oc.env, replace=True)  # as OmegaConf registers it
+
+    return undo
 
 
 @dataclass(frozen=True)
@@ -271,10 +316,7 @@ class JobProcessGuard:
 def guard_job_process(typed: tuple[str, ...], typed_launcher: tuple[tuple[str, str], ...]) -> JobProcessGuard:
     """Check every config this process composes from now on (see ``JobProcessGuard``)."""
     if not guarding():
-        require_supported_hydra()
-        original: Callable[..., DictConfig] = ConfigLoaderImpl.load_configuration
-        setattr(ConfigLoaderImpl, "load_configuration", checked_loader(original, AllowList.parse(typed), dict(typed_launcher)))
-        OmegaConf.register_new_resolver("oc.env", env_remembered, replace=True)
+        install(AllowList.parse(typed), dict(typed_launcher))  # for the life of the job process
     return JobProcessGuard(typed, typed_launcher)
 
 
@@ -293,14 +335,10 @@ def config_guard(typed: AllowList, typed_launcher: dict[str, str] | None = None)
     ``typed_launcher`` is ``hydra.launcher``'s leaves as the person typed them
     (``preflight.typed_launcher_settings``): the only source of a launcher field that runs commands.
     """
-    require_supported_hydra()
-    original: Callable[..., DictConfig] = ConfigLoaderImpl.load_configuration
-    setattr(ConfigLoaderImpl, "load_configuration", checked_loader(original, typed, dict(typed_launcher or {})))
-    OmegaConf.register_new_resolver("oc.env", env_remembered, replace=True)
+    undo = install(typed, dict(typed_launcher or {}))
     _ACTIVE.append(JobProcessGuard(tuple(typed.entries()), tuple(sorted((typed_launcher or {}).items()))))
     try:
         yield
     finally:
         _ACTIVE.pop()
-        setattr(ConfigLoaderImpl, "load_configuration", original)
-        OmegaConf.register_new_resolver("oc.env", oc.env, replace=True)  # as OmegaConf registers it
+        undo()

@@ -38,9 +38,9 @@ class Experiment:
     epochs: int = 15  # passes over the training split; 15 reaches >= 0.95 val acc on digits
     batch_size: int = 64  # examples per optimizer step
     seed: int = 0  # seeds model initialisation and the data order
-    resume: Optional[str] = None  # a checkpoint file or run dir, or "auto" (README: Checkpoints)
+    resume: Optional[str] = None  # a checkpoint file or run dir, or "auto" (docs/runs.md)
     # Names configs may build beyond typedexp's own (mylib.models.ResNet, mylib.models.*); only
-    # the command line or launch() can set it (README: Safety).
+    # the command line or launch() can set it (docs/safety.md).
     allowed_targets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

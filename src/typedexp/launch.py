@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from typedexp.errors import ConfigError, TypedexpError, find_user_error
 from typedexp.experiment import Experiment
 from typedexp.guards import check_known_fields
 from typedexp.preflight import prepare_overrides, typed_allow_list, typed_launcher_settings
-from typedexp.resume import merge
+from typedexp.resume import merge, quoted_value
 from typedexp.safety.secrets import mask_report
 from typedexp.store import APP_NAME, differences, experiment_config, plain, register_configs
 from typedexp.task import RunResult, run_experiment
@@ -50,18 +49,6 @@ def guarded_task() -> Callable[[DictConfig], RunResult | Failure]:
             return Failure(exc)
 
     return run
-
-
-def quoted_value(text: str) -> str:
-    """``text`` as a quoted Hydra override value that reads back as exactly ``text``.
-
-    Inside quotes Hydra's grammar only treats a quote, ``${`` (an interpolation) and the
-    backslashes right before them (or before the closing quote) specially, so those backslashes
-    are doubled and the quote and ``${`` escaped: ``out,a``, ``it's``, ``a b=c``, ``日本`` all
-    parse back unchanged.
-    """
-    doubled = re.sub(r"(\\+)(?='|\$\{|$)", lambda run: run.group(1) * 2, text)
-    return "'" + doubled.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
 def check_overrides(overrides: object) -> list[str]:

@@ -27,7 +27,7 @@ from typedexp.session import may_differ
 
 KEY = "resume"
 OUTPUTS = Path("outputs")  # where Hydra's default run directories live (configs.HYDRA_SETTINGS)
-_PLAIN = re.compile(r"^[\w./\-:+@~]+$")
+_PLAIN = re.compile(r"[\w./\-:+@~]+", re.ASCII)  # what Hydra reads unquoted
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,20 @@ class ResumePlan:
 
 
 def quoted(value: str) -> str:
-    """``value`` as one Hydra override value (quoted if it holds characters Hydra parses)."""
-    if _PLAIN.match(value):
-        return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """``value`` as one Hydra override value: as it is where Hydra reads it back unchanged."""
+    return value if _PLAIN.fullmatch(value) else quoted_value(value)
+
+
+def quoted_value(text: str) -> str:
+    """``text`` as a quoted Hydra override value that reads back as exactly ``text``.
+
+    Inside quotes Hydra's grammar only treats a quote, ``${`` (an interpolation) and the
+    backslashes right before them (or before the closing quote) specially, so those backslashes
+    are doubled and the quote and ``${`` escaped: ``out,a``, ``it's``, ``a b=c``, ``日本`` all
+    parse back unchanged.
+    """
+    doubled = re.sub(r"(\\+)(?='|\$\{|\Z)", lambda run: run.group(1) * 2, text)
+    return "'" + doubled.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
 def _line(override: Override) -> str:

@@ -1,7 +1,7 @@
 """A run directory's layout and its guards: what marks a run, no symlinks, one writer at a time.
 
 Plain Python (no Hydra, no torch), so the engine, the trackers and the pre-Hydra checks can all
-use it. The rules, which README's "Safety" section states for users:
+use it. The rules, which docs/safety.md states for users:
 
 - **A run writes only inside its run directory** (and the tracker's log directory). The directory
   you name must be a real directory, not a symlink; the folders above it may be symlinks (that is

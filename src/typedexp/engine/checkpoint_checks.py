@@ -116,12 +116,15 @@ def optimizer_problem(saved: Mapping[str, object], optimizer: torch.optim.Optimi
     shapes: dict[object, torch.Size] = {}
     for group, mine, params in zip(groups, current["param_groups"], optimizer.param_groups):
         ids = group.get("params")
-        if not (isinstance(ids, list) and len(ids) == len(mine["params"])):
+        # torch saves each parameter as a distinct int id; anything else cannot map to this model.
+        if not (isinstance(ids, list) and len(ids) == len(mine["params"]) and distinct_ints(ids)):
             return "optimizer.param_groups' parameter lists do not match this model"
         shapes.update({saved_id: param.shape for saved_id, param in zip(ids, params["params"])})
         for key, value in mine.items():
             if key != "params" and _number(value) and not _number(group.get(key)):
                 return f"optimizer hyper-parameter {key}={group.get(key)!r} is not a finite number"
+    if len(shapes) != sum(len(params["params"]) for params in optimizer.param_groups):  # an id in two groups
+        return "optimizer.param_groups' parameter lists do not match this model"
     for param_id, entry in state.items():
         if param_id not in shapes or not isinstance(entry, dict):
             return f"optimizer.state[{param_id!r}] belongs to no parameter of this model"
@@ -133,3 +136,7 @@ def optimizer_problem(saved: Mapping[str, object], optimizer: torch.optim.Optimi
             elif value is not None and not _number(value):  # SGD keeps momentum_buffer=None at 0
                 return f"optimizer.state[{param_id}].{name} is not a tensor or a number"
     return None
+
+
+def distinct_ints(values: list[object]) -> bool:
+    return all(type(value) is int for value in values) and len(set(values)) == len(values)
