@@ -28,7 +28,7 @@ from typedexp import ConfigError
 from typedexp.config_guard import active_job_guard, config_guard
 from typedexp.preflight import typed_launcher_settings
 from typedexp.safety import AllowList
-from typedexp.safety.launchers import as_text, check_launcher_leaf, field_name, flatten
+from typedexp.safety.launchers import as_text, check_launcher_leaf, flatten, override_key
 from typedexp.store import register_configs
 
 SWEEP = [*QUICK, "dataset=digits", "optim.lr=0.1,-1,0.01"]  # job 1 fails: a negative learning rate
@@ -230,6 +230,7 @@ def test_a_sweep_and_a_config_printout_together_are_one_line_not_a_traceback(tmp
 JOB_PROCESS = """
 import pickle, sys
 from hydra import compose, initialize
+from hydra.core.singleton import Singleton
 from typedexp.config_guard import guarding
 from typedexp.store import APP_NAME, register_configs
 
@@ -238,9 +239,12 @@ with open(sys.argv[1], "rb") as file:
     pickle.load(file)  # as a launcher's job process unpickles the task it runs
 print("after:", guarding())
 register_configs()
+# What a launcher's job process does next with the launching process's state: Hydra registers its
+# plugins again, its own `pkg://` config source among them.
+Singleton.set_state(Singleton.get_state())
 with initialize(version_base="1.3", config_path=None):
     for overrides in (["model.hidden=[8]", "hydra.launcher.backend=loky"], ["model._target_=tempfile.mkdtemp"],
-                      ["hydra.launcher.backend=dask"]):
+                      ["hydra.launcher.backend=dask"], ["hydra.searchpath=[pkg://json]"]):
         try:
             compose(config_name=APP_NAME, overrides=["hydra/launcher=joblib", *overrides], return_hydra_config=True)
             print("composed:", overrides[0])
@@ -266,6 +270,7 @@ def test_the_task_carries_the_guard_into_the_job_processes_that_compose_again(tm
         "composed: model.hidden=[8]",
         "refused: model._target_=tempfile.mkdtemp",
         "refused: hydra.launcher.backend=dask",  # the typed value (loky) holds; another is refused
+        "refused: hydra.searchpath",  # a package named as a config source is not imported
     ], done.stderr
 
 
@@ -279,8 +284,8 @@ def test_launcher_leaves_are_flattened_and_named_as_the_guard_walks_them() -> No
         "setup[0]": "a", "setup[1]": "b", "ray.init.address": "None", "n": "2",
     }
     assert as_text(RunEnv.docker) == "docker" and as_text(60) == as_text("60") == "60"
-    assert [field_name(path) for path in ("setup[0]", "ray.init.address", "ray.remote", "additional_parameters.export")] == [
-        "setup", "ray.init", "ray.remote", "additional_parameters",
+    assert [override_key(path) for path in ("setup[0]", "ray.init.address", "ray.cluster.setup_commands[2]", "a.b")] == [
+        "setup", "ray.init.address", "ray.cluster.setup_commands", "a.b",
     ]
 
 

@@ -236,6 +236,14 @@ class PackageConfigsChecked(ImportlibResourcesConfigSource):
         super().__init__(provider, path)
 
 
+# Job processes (joblib, submitit) restore the launching process's SourcesRegistry, which holds this
+# class for `pkg`, and then Hydra registers its own plugins again: the registry refuses a class of
+# another name for the same scheme ("pkg is already registered with a different class") and keeps
+# one of the same name. So this class takes the name of the one it stands in for, and job
+# processes keep it. (Pickling finds it by its qualified name, which is unchanged.)
+PackageConfigsChecked.__name__ = ImportlibResourcesConfigSource.__name__
+
+
 def checked_loader(original: Callable[..., DictConfig], typed: AllowList, typed_launcher: dict[str, str]) -> Callable[..., DictConfig]:
     """``original`` (Hydra's ``load_configuration``) with every config it returns checked."""
     found: list[Rules] = []  # plugins register while Hydra starts: read once, then

@@ -81,10 +81,9 @@ def flatten(value: object, path: str) -> dict[str, str]:
     return {key: text for part in nested for key, text in part.items()}
 
 
-def field_name(path: str) -> str:
-    """The launcher field a leaf belongs to: ``setup`` for ``setup[0]``, ``ray.init`` for ``ray.init.address``."""
-    parts = re.split(r"[.\[]", path)
-    return ".".join(parts[:2]) if parts[0] == "ray" and len(parts) > 1 else parts[0]
+def override_key(path: str) -> str:
+    """The key a person types to set the leaf at ``path``: ``setup`` for ``setup[0]`` (a list is typed whole)."""
+    return path.partition("[")[0]
 
 
 def check_launcher_leaf(
@@ -117,6 +116,6 @@ def check_launcher_leaf(
         return
     raise ConfigError(
         f"{where}={text}: refused, a launcher setting that can run commands or send jobs elsewhere comes "
-        f"only from the command line (or launch()'s overrides); type {SECTION}.{field_name(path)}=... yourself "
+        f"only from the command line (or launch()'s overrides); type {SECTION}.{override_key(path)}=... yourself "
         "if you trust it (docs/launchers.md lists what a config file may set)"
     )
