@@ -262,8 +262,8 @@ def test_the_task_carries_the_guard_into_the_job_processes_that_compose_again(tm
     assert job_guard is not None
     (tmp_path / "guard.pkl").write_bytes(pickle.dumps(job_guard))
     (tmp_path / "job.py").write_text(JOB_PROCESS)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent / "src"), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "job.py", "guard.pkl"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    # The job process imports typedexp as the tests' subprocesses do (tests/helpers.run_module).
+    done = subprocess.run([sys.executable, "job.py", "guard.pkl"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.stdout.splitlines() == [
         "before: False",
         "after: True",
