@@ -56,7 +56,8 @@ def sbatch(record_dir: Path, script: Path) -> None:
 
 def run(script: Path, job_id: str, tasks: int) -> None:
     """Run each array task of ``script`` once submitit has put its pickle in place."""
-    folder = shlex.split(script.read_text().splitlines()[-1])[-1]  # `... -m submitit.core._submit FOLDER`
+    (command,) = [line for line in script.read_text().splitlines() if "submitit.core._submit" in line]
+    folder = shlex.split(command)[-1]  # `srun ... python -u -m submitit.core._submit FOLDER`
     for task in range(tasks):
         task_id = f"{job_id}_{task}" if tasks > 1 else job_id
         submitted = Path(folder.replace("%j", task_id)) / f"{task_id}_submitted.pkl"

@@ -104,7 +104,8 @@ def test_submitit_slurm_hands_sbatch_a_script_with_the_resources_and_the_command
     assert flags["job-name"] == "typedexp"
     assert "\n# setup\nexport TYPEDEXP_SETUP=typed-by-me\n" in text
     # The job runs this interpreter on submitit's pickled job, through srun, as the script's last line.
-    command = shlex.split(text.strip().splitlines()[-1])
+    (line,) = [line for line in text.splitlines() if line.startswith("srun ")]
+    command = shlex.split(line)
     assert command[:2] == ["srun", "--unbuffered"]
     assert command[-5:] == [sys.executable, "-u", "-m", "submitit.core._submit", str(sweep / ".submitit" / "%j")]
 
@@ -339,3 +340,19 @@ def test_an_unknown_launcher_may_set_nothing_from_a_config() -> None:
     with pytest.raises(ConfigError, match=r"^hydra\.launcher\.n_jobs=2: refused"):
         check_launcher_leaf("n_jobs", 2, 2, target="mylib.Launcher", typed={}, defaults=())
     check_launcher_leaf("n_jobs", 2, 2, target="mylib.Launcher", typed={"n_jobs": "2"}, defaults=())
+
+
+def test_the_exact_lines_of_the_launcher_refusals() -> None:
+    with pytest.raises(ConfigError) as typed_only:
+        check_launcher_leaf("setup[0]", "curl x | sh", "curl x | sh", target=SLURM_LAUNCHER, typed={}, defaults=DEFAULTS)
+    assert str(typed_only.value) == (
+        "hydra.launcher.setup[0]=curl x | sh: refused, a launcher setting that can run commands or send jobs "
+        "elsewhere comes only from the command line (or launch()'s overrides); type hydra.launcher.setup=... "
+        "yourself if you trust it (docs/launchers.md lists what a config file may set)"
+    )
+    with pytest.raises(ConfigError) as control:
+        check_launcher_leaf("qos", "a\nb", "a\nb", target=SLURM_LAUNCHER, typed={}, defaults=DEFAULTS)
+    assert str(control.value) == (
+        "hydra.launcher.qos='a\\nb': refused, a launcher setting cannot hold a newline or another control "
+        "character (it would end the #SBATCH line it is written into)"
+    )
