@@ -32,6 +32,7 @@ from typedexp.safety.launchers import as_text, check_launcher_leaf, flatten, ove
 from typedexp.store import register_configs
 
 SWEEP = [*QUICK, "dataset=digits", "optim.lr=0.1,-1,0.01"]  # job 1 fails: a negative learning rate
+TRACKED_SWEEP = [*(arg for arg in SWEEP if not arg.startswith("tracker=")), "tracker=offline"]
 BAD_JOB_LINE = "optim.lr=-1.0: must be >= 0"
 SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
 RAY_MISSING = importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None
@@ -63,10 +64,16 @@ def check_sweep_with_one_failed_job(done: CliRun, cwd: Path) -> Path:
     return sweep
 
 
+def tracked_runs(cwd: Path) -> list[Path]:
+    """The SwanLab runs that offline tracking wrote (its default log dir, swanlog/ in the cwd)."""
+    return sorted((cwd / "swanlog").glob("run-*"))
+
+
 @pytest.mark.slow
 def test_a_joblib_sweep_runs_each_job_in_a_worker_and_reports_the_failed_one(tmp_path: Path) -> None:
-    done = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *SWEEP], tmp_path)
+    done = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TRACKED_SWEEP], tmp_path)
     check_sweep_with_one_failed_job(done, tmp_path)
+    assert len(tracked_runs(tmp_path)) == 2  # one SwanLab run per finished job, written from the workers
     assert "Joblib.Parallel(n_jobs=2,backend=loky" in done.stdout
     # The worker's stderr is this terminal: its line came as the job failed, then once more at the end.
     assert done.stderr_lines.count(f"typedexp: error: {BAD_JOB_LINE}") == 1
@@ -74,8 +81,9 @@ def test_a_joblib_sweep_runs_each_job_in_a_worker_and_reports_the_failed_one(tmp
 
 @pytest.mark.slow
 def test_a_submitit_local_sweep_reports_the_failed_job_that_printed_into_its_log(tmp_path: Path) -> None:
-    done = run_cli(["-m", "hydra/launcher=submitit_local", *SWEEP], tmp_path)
+    done = run_cli(["-m", "hydra/launcher=submitit_local", *TRACKED_SWEEP], tmp_path)
     sweep = check_sweep_with_one_failed_job(done, tmp_path)
+    assert len(tracked_runs(tmp_path)) == 2
     # Each job ran in a submitit process whose output went to its log files, not to this terminal.
     errors = [path.read_text() for path in (sweep / ".submitit").glob("*/*_log.err")]
     assert len(errors) == 3 and sum(f"typedexp: error: {BAD_JOB_LINE}" in text for text in errors) == 1
