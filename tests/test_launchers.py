@@ -17,19 +17,29 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.sources_registry import SourcesRegistry
+from omegaconf import OmegaConf
+from omegaconf.resolvers import oc
 
 from tests import fake_slurm
 from tests.helpers import QUICK, CliRun, run_cli, run_main
 from typedexp import ConfigError
-from typedexp.config_guard import active_job_guard, config_guard
+from typedexp.config_guard import (
+    JobProcessGuard, Rules, active_job_guard, check_composed, config_guard, guard_job_process, guarding,
+    registered_launchers,
+)
 from typedexp.preflight import typed_launcher_settings
 from typedexp.safety import AllowList
 from typedexp.safety.launchers import as_text, check_launcher_leaf, flatten, override_key
-from typedexp.store import register_configs
+from typedexp.safety.secrets import mask_report
+from typedexp.store import APP_NAME, register_configs
 
 SWEEP = [*QUICK, "dataset=digits", "optim.lr=0.1,-1,0.01"]  # job 1 fails: a negative learning rate
 TRACKED_SWEEP = [*(arg for arg in SWEEP if not arg.startswith("tracker=")), "tracker=offline"]
@@ -364,3 +374,87 @@ def test_the_exact_lines_of_the_launcher_refusals() -> None:
         "hydra.launcher.qos='a\\nb': refused, a launcher setting cannot hold a newline or another control "
         "character (it would end the #SBATCH line it is written into)"
     )
+
+
+# The job-process guard, in this process (the sweeps above check it where it runs: other processes).
+@pytest.fixture
+def restored_hydra() -> Iterator[None]:
+    """Put back what ``guard_job_process`` installs for good in a job process."""
+    loader, sources = ConfigLoaderImpl.load_configuration, dict(SourcesRegistry.instance().types)
+    try:
+        yield
+    finally:
+        setattr(ConfigLoaderImpl, "load_configuration", loader)
+        SourcesRegistry.instance().types.clear()
+        SourcesRegistry.instance().types.update(sources)
+        OmegaConf.register_new_resolver("oc.env", oc.env, replace=True)
+
+
+def compose_job(overrides: list[str]) -> str:
+    with initialize(version_base="1.3", config_path=None):
+        try:
+            compose(config_name=APP_NAME, overrides=overrides, return_hydra_config=True)
+        except Exception as exc:
+            return f"refused: {exc}"
+    return "composed"
+
+
+def test_a_job_process_guard_installs_the_rules_it_carries_once(restored_hydra: None, workdir: Path) -> None:
+    register_configs()
+    assert not guarding() and active_job_guard() is None  # outside any block, this process is unguarded
+    typed, launcher = ("mylib.Net",), (("setup[0]", "module load cuda"),)
+    job_guard = guard_job_process(typed, launcher)
+    assert job_guard == JobProcessGuard(typed, launcher) and guarding()
+    installed = ConfigLoaderImpl.load_configuration
+    assert guard_job_process((), ()) == JobProcessGuard((), ()) and ConfigLoaderImpl.load_configuration is installed
+    slurm = ["hydra/launcher=submitit_slurm", "allowed_targets=[mylib.Net]"]
+    assert compose_job([*slurm, "hydra.launcher.setup=['module load cuda']"]) == "composed"
+    assert compose_job([*slurm, "hydra.launcher.setup=['curl x | sh']"]).startswith("refused: hydra.launcher.setup[0]=curl x")
+    assert compose_job(["hydra/launcher=submitit_slurm"]).startswith("refused: allowed_targets=")  # typed: mylib.Net
+    job_guard.confirm()
+
+
+def test_confirm_refuses_a_job_composed_without_the_guard() -> None:
+    register_configs()
+    with config_guard(AllowList()):
+        job_guard = active_job_guard()
+        assert job_guard is not None
+        job_guard.confirm()
+    with pytest.raises(ConfigError) as refused:
+        job_guard.confirm()
+    assert str(refused.value) == "this job's config was composed without typedexp's config guard; refused"
+
+
+def test_environment_values_are_remembered_for_masking_only_inside_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    inside, after = f"inside-{os.getpid()}-value", f"after-{os.getpid()}-value"
+    monkeypatch.setenv("TYPEDEXP_TEST_INSIDE", inside)
+    monkeypatch.setenv("TYPEDEXP_TEST_AFTER", after)
+    register_configs()
+    with config_guard(AllowList()):
+        assert OmegaConf.create({"a": "${oc.env:TYPEDEXP_TEST_INSIDE}"}).a == inside
+    assert OmegaConf.create({"a": "${oc.env:TYPEDEXP_TEST_AFTER}"}).a == after
+    assert mask_report(f"{inside} {after}") == f"*** {after}"
+
+
+def test_the_registered_launcher_defaults_are_read_as_written() -> None:
+    register_configs()
+    defaults = registered_launchers()
+    (slurm,) = defaults[SLURM_LAUNCHER]
+    assert slurm["submitit_folder"] == "${hydra.sweep.dir}/.submitit/%j" and slurm["setup"] == "None"
+    assert "hydra._internal.core_plugins.basic_launcher.BasicLauncher" in defaults
+
+
+@pytest.mark.parametrize(
+    ("launcher", "words"),
+    [
+        # A newline that only an interpolation's resolved value holds.
+        ({"_target_": SLURM_LAUNCHER, "qos": "${newline}"}, "cannot hold a newline"),
+        # A launcher nothing registered: no defaults, nothing plain.
+        ({"_target_": "hydra.Launcher", "n_jobs": 2}, "hydra.launcher.n_jobs=2: refused"),
+    ],
+)
+def test_the_composed_launcher_is_checked_leaf_by_leaf(launcher: dict[str, object], words: str) -> None:
+    node = OmegaConf.create({"newline": "a\nb", "hydra": {"launcher": launcher}})
+    rules = Rules(AllowList(), AllowList(), AllowList(frozenset({"hydra.Launcher", SLURM_LAUNCHER})))
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        check_composed(node, rules)
