@@ -1,4 +1,4 @@
-"""Every fenced command and snippet in README.md and docs/*.md runs, read from the Markdown itself.
+"""Every fenced command and snippet in README.md, README.zh-CN.md and docs/*.md runs, read from the Markdown.
 
 What runs, by the block's fence:
 - ```` ```bash ````: each line, in order, in one fresh directory (later lines may use what earlier
