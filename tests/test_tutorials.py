@@ -4,6 +4,8 @@ test_readme runs every block it can run in this process. This file covers the tw
 cannot:
 - a ```` ```python ```` block followed by a ```` ```text ```` block: what the snippet prints must
   be exactly that text (run as a script would be, with ``__name__ == "__main__"``);
+- a ```` ```bash ```` block of one ``typedexp`` command followed by a ```` ```text ```` block: the
+  text is an excerpt of what the command prints (its lines, in a row);
 - a tutorial's project: its ```` ```python ```` blocks that start with ``# <package>/<file>.py``
   are written into a fresh directory, and the ``$ python -m <package> ...`` transcripts of the
   same tutorial run there, printing what the tutorial shows. The project must pass mypy --strict.
@@ -37,25 +39,27 @@ def fences(path: Path) -> list[tuple[str, str, int, int]]:
     return [(m["info"].strip(), m["body"], m.start(), m.end()) for m in FENCE.finditer(text)]
 
 
-def printed_snippets() -> list[tuple[str, str, str]]:
-    """(id, python source, expected output) for each python block directly followed by a text block."""
+def followed_by_text(language: str) -> list[tuple[str, str, str]]:
+    """(id, body, the text block's body) for each ``language`` block directly followed by a text block."""
     found = []
     for path in TUTORIALS:
         text = path.read_text(encoding="utf-8")
         blocks = fences(path)
         for (info, body, start, end), (next_info, next_body, next_start, _) in zip(blocks, blocks[1:]):
-            if info == "python" and next_info == "text" and not text[end:next_start].strip():
+            if info == language and next_info == "text" and not text[end:next_start].strip():
                 line = text.count("\n", 0, start) + 1
                 found.append((f"{path.name}:{line}", body, next_body))
     return found
 
 
-PRINTED = printed_snippets()
+PRINTED = followed_by_text("python")
+EXCERPTS = followed_by_text("bash")
 
 
 def test_each_tutorial_shows_printed_output_and_a_project() -> None:
     names = {where.partition(":")[0] for where, _, _ in PRINTED}
     assert {"tutorial-2-typed-configs.md", "tutorial-3-config-groups.md"} <= names
+    assert [where.partition(":")[0] for where, _, _ in EXCERPTS] == ["tutorial-3-config-groups.md"]
     assert {path.name for path in TUTORIALS if project_files(path)} >= {
         "tutorial-2-typed-configs.md",
         "tutorial-3-config-groups.md",
@@ -69,6 +73,20 @@ def test_a_snippet_prints_the_text_shown_under_it(workdir: Path, where: str, sou
     with contextlib.redirect_stdout(output):
         exec(compile(runnable, where, "exec", dont_inherit=True), {"__name__": "__main__"})
     assert output.getvalue().rstrip("\n") == expected.rstrip("\n")
+
+
+@pytest.mark.parametrize(("where", "command", "excerpt"), EXCERPTS, ids=[where for where, _, _ in EXCERPTS])
+def test_a_command_prints_the_excerpt_shown_under_it(workdir: Path, where: str, command: str, excerpt: str) -> None:
+    words = shlex.split(command, comments=True)
+    assert words[0] == "typedexp" and len(command.strip().splitlines()) == 1, f"{where}: one typedexp command"
+    done = subprocess.run(
+        [sys.executable, "-m", *words], cwd=workdir, env=project_env(workdir), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    printed = [line.rstrip() for line in done.stdout.splitlines()]
+    shown = [line.rstrip() for line in excerpt.splitlines()]
+    starts = [i for i in range(len(printed) - len(shown) + 1) if printed[i : i + len(shown)] == shown]
+    assert starts, f"{where}: not printed in a row by `{command.strip()}`:\n{done.stdout}"
 
 
 # --- the tutorials' projects ------------------------------------------------------------------
