@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,9 +128,8 @@ def run_sweep(label: str, src: Path, tracker: str, jobs: int, epochs: int, threa
     return sweep
 
 
-def median_of(sweeps: list[Sweep], value: object) -> float:
-    assert callable(value)
-    return statistics.median(float(value(sweep)) for sweep in sweeps)
+def median_of(sweeps: list[Sweep], value: Callable[[Sweep], float]) -> float:
+    return statistics.median(value(sweep) for sweep in sweeps)
 
 
 def rest(sweep: Sweep) -> list[Job]:

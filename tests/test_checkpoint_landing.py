@@ -1,4 +1,7 @@
-"""Checkpoints whose fsync and rename run on a thread (engine/atomic.py, ``Checkpointer(background=True)``)."""
+"""Checkpoints whose fsync and rename run on a thread (engine/atomic.py, ``Checkpointer(background=True)``).
+
+engine/atomic.py calls ``os.fsync`` through the module, so patching ``os.fsync`` slows or fails its disk.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import typedexp.engine.atomic as atomic
 from typedexp.data import FakeData
 from typedexp.engine import TrainerSettings, fit, seed_everything
 from typedexp.engine.checkpoint import Checkpointer, LoopPosition, read_checkpoint
@@ -43,7 +45,7 @@ def held_fsync(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
         assert release.wait(timeout=30), "the test never released fsync"
         real(fd)
 
-    monkeypatch.setattr(atomic.os, "fsync", slow)
+    monkeypatch.setattr(os, "fsync", slow)
     yield release
     release.set()
 
@@ -86,7 +88,7 @@ def test_a_full_disk_while_landing_is_one_error_at_the_next_save(tmp_path: Path,
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(atomic.os, "fsync", full)
+    monkeypatch.setattr(os, "fsync", full)
     saver.save(LoopPosition(1, 0, 1))
     with pytest.raises(ResourceError, match="no space left") as raised:
         saver.save(LoopPosition(1, 0, 2))
@@ -102,7 +104,7 @@ def test_fit_returns_only_once_its_last_checkpoint_landed(tmp_path: Path, monkey
         time.sleep(0.1)
         real(fd)
 
-    monkeypatch.setattr(atomic.os, "fsync", slow_disk)
+    monkeypatch.setattr(os, "fsync", slow_disk)
     data = FakeData(num_samples=200).load()
     generator = seed_everything(0)
     model = MLP(hidden=(8,)).build(data.input_shape, data.num_classes)

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import typedexp.task
 from tests.dataset_files import write_mnist
 from typedexp import launch
 from typedexp.data import MNIST, DataBundle, Digits, FakeData
 from typedexp.data.cache import forget, load_shared
 from typedexp.engine import TrainerSettings
+from typedexp.engine import prepare as real_prepare
 
 SHORT = ["epochs=1", "trainer.max_batches=2", "tracker=disabled"]
 
@@ -106,7 +106,6 @@ def test_jobs_in_one_process_share_the_load_but_not_the_tensors(workdir: Path, m
     """Three runs in one process, as a sweep's jobs: the first changes its data in place."""
     loads = counting_loads(monkeypatch, FakeData)
     seen: list[DataBundle] = []
-    real_prepare = typedexp.task.prepare
 
     def recording(net: torch.nn.Module, data: DataBundle, settings: TrainerSettings, device: torch.device) -> tuple[torch.nn.Module, DataBundle]:
         seen.append(data)
@@ -114,7 +113,7 @@ def test_jobs_in_one_process_share_the_load_but_not_the_tensors(workdir: Path, m
             data.train.images.add_(100.0)  # the first job spoils its own copy
         return real_prepare(net, data, settings, device)
 
-    monkeypatch.setattr(typedexp.task, "prepare", recording)
+    monkeypatch.setattr("typedexp.task.prepare", recording)  # what the task calls on the loaded data
     launch(["dataset=fake", "dataset.num_samples=300", "seed=1", *SHORT])
     launch(["dataset=fake", "dataset.num_samples=300", "seed=2", *SHORT])
     launch(["dataset=fake", "dataset.num_samples=300", "dataset.seed=5", *SHORT])

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -188,9 +188,9 @@ def test_the_snapshot_is_read_once_per_process(monkeypatch: pytest.MonkeyPatch) 
     reads: list[object] = []
     real = metadata.distributions
 
-    def counted(**kwargs: object) -> object:
-        reads.append(kwargs)
-        return real(**kwargs)  # type: ignore[arg-type]  # forwards what installed_requirements passes
+    def counted(*, path: list[str]) -> Iterable[metadata.Distribution]:
+        reads.append(path)
+        return real(path=path)
 
     installed_requirements()  # whatever an earlier test left, the snapshot is now current
     monkeypatch.setattr(metadata, "distributions", counted)
