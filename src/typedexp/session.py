@@ -66,7 +66,6 @@ def open_session(
         config=config,
         metrics_file=metrics_file,
         scheduler=None if schedule is None else schedule.scheduler,
-        background=True,  # fsync and rename each epoch's file while the next epoch trains
     )
     if resume is None:
         return Session(checkpointer)

@@ -11,9 +11,10 @@ code, so a checkpoint from elsewhere cannot run anything.
 
 from __future__ import annotations
 
-import contextlib
+import os
 import random
-from collections.abc import Iterator, Mapping
+import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,9 +22,8 @@ from typing import TYPE_CHECKING
 from typedexp.engine.checkpoint_checks import optimizer_problem, position_problem, rng_problem
 from typedexp.engine.settings import BestMode, TrainerSettings
 from typedexp.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
-from typedexp.engine.atomic import Landing, copy_atomically, write_unsynced
-from typedexp.engine.atomic import make_dir as make_dir, write_atomically as write_atomically
-from typedexp.rundir import BEST as BEST, LAST as LAST
+from typedexp.resources import naming_full_disk
+from typedexp.rundir import BEST as BEST, LAST as LAST, exclusive_temp, symlink_refused
 
 if TYPE_CHECKING:
     import torch
@@ -111,6 +111,43 @@ def restore_rng_states(states: Mapping[str, object], generator: torch.Generator)
     if isinstance(cuda, list) and cuda and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda)
     generator.set_state(data_state)
+
+
+def write_atomically(payload: object, path: Path) -> None:
+    """``torch.save`` to a fresh temp file in the same directory, fsync, then rename over ``path``.
+
+    The temp file is created with ``O_EXCL`` under a random name, so it is never a file or symlink
+    someone planted; the rename replaces a symlink at ``path`` instead of writing through it.
+    """
+    import torch
+
+    make_dir(path.parent)
+    fd, temp = exclusive_temp(path)
+    try:
+        with naming_full_disk(path.parent), os.fdopen(fd, "wb") as file:
+            torch.save(payload, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)  # atomic on POSIX: readers see the old file or the new one
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def copy_atomically(source: Path, target: Path) -> None:
+    fd, temp = exclusive_temp(target)
+    try:
+        with naming_full_disk(target.parent), os.fdopen(fd, "wb") as copy, source.open("rb") as original:
+            shutil.copyfileobj(original, copy)
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def make_dir(directory: Path) -> None:
+    """``mkdir -p``, refusing a symlink where the directory should be (files would land elsewhere)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if directory.is_symlink():
+        raise symlink_refused(directory)
 
 
 def read_checkpoint(path: Path) -> Checkpoint:
@@ -224,13 +261,8 @@ class Checkpointer:
         config: Mapping[str, object],
         metrics_file: Path | None = None,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-        background: bool = False,
     ) -> None:
         self.directory = directory
-        # background=True: each file's fsync and rename run on a thread while training goes on
-        # (engine/atomic.py); the next save, a stop and ``settle()`` wait for it.
-        self.background = background
-        self._landing = Landing()
         self.model, self.optimizer, self.generator = model, optimizer, generator
         self.scheduler = scheduler
         self.settings = settings
@@ -259,21 +291,11 @@ class Checkpointer:
         improved = epoch_end and self._improves(position.latest)
         if improved:
             self.best_value = position.latest[self.settings.best_metric]
-        self.settle()  # the previous file lands first; a failure to land it is raised here
-        written = write_unsynced(self._payload(position), self.last)
-
-        def land() -> None:
-            written.land()
-            if improved:
-                copy_atomically(self.last, self.best)
-
-        if self.background:
-            self._landing.start(land)
-        else:
-            land()
+        write_atomically(self._payload(position), self.last)
         self.saved = self.last
+        if improved:
+            copy_atomically(self.last, self.best)
         if self.stop_signal is not None:
-            self.settle()
             import signal
 
             name = signal.Signals(self.stop_signal).name
@@ -285,10 +307,6 @@ class Checkpointer:
                 f"interrupted by {name} at {where}, step {position.step}; "
                 f"saved {self.last}; continue with: typedexp resume={run_dir}",
             )
-
-    def settle(self) -> None:
-        """Return once the last saved file is on disk under its name; raise why it is not."""
-        self._landing.wait()
 
     def restore(self, checkpoint: Checkpoint) -> LoopPosition:
         """Load ``checkpoint`` into the model, optimizer and RNGs; return where to carry on.
@@ -384,13 +402,3 @@ class Checkpointer:
         if self.metrics_file is None or not self.metrics_file.exists():
             return 0
         return self.metrics_file.stat().st_size
-
-
-@contextlib.contextmanager
-def settled(checkpoints: Checkpointer | None) -> Iterator[None]:
-    """Wait, when the block ends (raising or not), for the last checkpoint to land on disk."""
-    try:
-        yield
-    finally:
-        if checkpoints is not None:
-            checkpoints.settle()

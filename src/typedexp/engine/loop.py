@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from typedexp.engine.checkpoint import Checkpointer, LoopPosition, settled
+from typedexp.engine.checkpoint import Checkpointer, LoopPosition
 from typedexp.engine.progress import TrainingProgress, wants_progress
 from typedexp.engine.settings import Precision, TrainerSettings
 from typedexp.errors import TrainingDiverged
@@ -185,8 +185,7 @@ def fit(
     started = time.perf_counter()
     total = epochs * batches_per_epoch - step
     index_to_device = device.type != "cpu"  # the order lives on the CPU: a no-op `.to` costs ~1.5 µs a step
-    # settled: the last checkpoint is on disk, under its name, before fit returns or raises.
-    with settled(checkpoints), TrainingProgress(total, enabled=enabled, console=console) as progress:
+    with TrainingProgress(total, enabled=enabled, console=console) as progress:
         for epoch in range(start.epoch, epochs + 1):
             model.train()
             first_batch = 0

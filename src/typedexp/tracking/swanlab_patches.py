@@ -55,7 +55,7 @@ def installed_requirements() -> str:
     """``pip list --format=freeze`` of this interpreter's environment, without starting pip.
 
     Reading every package's metadata costs about 30 ms of CPU here, at every ``swanlab.init``:
-    a sweep job's largest single cost after Hydra's composition. The list is kept for the process
+    about a third of what starting SwanLab costs a sweep job. The list is kept for the process
     and read again when ``sys.path`` or the mtime of one of its directories changes, which
     installing, upgrading or removing a package does (pip adds or removes a ``*.dist-info``
     directory, or a ``.pth`` file for an editable install).
@@ -65,7 +65,7 @@ def installed_requirements() -> str:
     key = tuple((entry, _mtime_ns(entry)) for entry in paths)
     with _snapshot_lock:
         if _snapshot is None or _snapshot[0] != key:
-            _snapshot = (key, _read_requirements(paths))
+            _snapshot = (key, read_installed(paths))
         return _snapshot[1]
 
 
@@ -76,9 +76,10 @@ def _mtime_ns(entry: str) -> int:
         return -1
 
 
-def _read_requirements(paths: list[str]) -> str:
+def read_installed(paths: list[str] | None = None) -> str:
+    """The list read afresh (``installed_requirements`` keeps it); ``paths`` default to this interpreter's."""
     lines: dict[str, str] = {}  # pip's canonical name -> "Name==version"; the first on sys.path wins
-    for distribution in metadata.distributions(path=paths):
+    for distribution in metadata.distributions(path=_interpreter_paths() if paths is None else paths):
         name = distribution.metadata["Name"]
         if name:
             lines.setdefault(re.sub(r"[-_.]+", "-", name).lower(), f"{name}=={distribution.version}")
