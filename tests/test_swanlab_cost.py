@@ -10,8 +10,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
@@ -181,6 +182,34 @@ def test_the_environment_snapshot_in_a_run_is_what_pip_lists(workdir: Path, monk
     ).stdout
     assert recorded == pip == installed_requirements()
     assert "torch==" in recorded and "swanlab==" in recorded
+
+
+def test_the_snapshot_is_read_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[object] = []
+    real = metadata.distributions
+
+    def counted(*, path: list[str]) -> Iterable[metadata.Distribution]:
+        reads.append(path)
+        return real(path=path)
+
+    installed_requirements()  # whatever an earlier test left, the snapshot is now current
+    monkeypatch.setattr(metadata, "distributions", counted)
+    first, second = installed_requirements(), installed_requirements()
+    assert reads == [] and first == second and "torch==" in first
+
+
+def test_installing_a_package_refreshes_the_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = installed_requirements()
+    assert "typedexp-probe-package" not in before
+    # What pip leaves behind: a *.dist-info directory with the package's METADATA.
+    info = tmp_path / "typedexp_probe_package-1.2.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: typedexp-probe-package\nVersion: 1.2\n")
+    assert "typedexp-probe-package==1.2\n" in installed_requirements()
+    (info / "METADATA").unlink()
+    info.rmdir()  # and uninstalling removes it again
+    assert installed_requirements() == before
 
 
 def scalar(key: str, step: int, number: float) -> ScalarRecord:

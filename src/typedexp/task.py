@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from typedexp import rundir
+from typedexp.data.cache import load_shared
 from typedexp.engine import count_batches, fit, prepare, resolve_device, seed_everything
 from typedexp.engine.checkpoint import malformed, write_atomically
 from typedexp.engine.checkpoint_checks import resume_problem
@@ -109,7 +110,7 @@ def _train(experiment: Experiment, config: dict[str, object], run_dir: Path) -> 
     device = resolve_device(trainer.device)
     # Absurd sizes fail inside torch's allocator; these name the fields that asked for them.
     with naming_sizes("loading the dataset", size_fields("dataset", dataset)):
-        data = dataset.load()
+        data = load_shared(dataset)  # a sweep's jobs with the same dataset load it once (data/cache.py)
     if trainer.overfit_batches is not None:
         data = data.first_train(trainer.overfit_batches * batch_size)
     model_sizes = size_fields("model", model)
