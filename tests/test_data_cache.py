@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from tests.dataset_files import write_mnist
+from tests.helpers import run_main
 from typedexp import launch
 from typedexp.data import MNIST, DataBundle, Digits, FakeData
+from typedexp.data import cache
 from typedexp.data.cache import forget, load_shared
 from typedexp.engine import TrainerSettings
 from typedexp.engine import prepare as real_prepare
@@ -103,7 +105,7 @@ def test_a_users_spec_is_loaded_every_time(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_jobs_in_one_process_share_the_load_but_not_the_tensors(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Three runs in one process, as a sweep's jobs: the first changes its data in place."""
+    """A sweep's three jobs in one process (Hydra's basic launcher): the first changes its data in place."""
     loads = counting_loads(monkeypatch, FakeData)
     seen: list[DataBundle] = []
 
@@ -114,11 +116,17 @@ def test_jobs_in_one_process_share_the_load_but_not_the_tensors(workdir: Path, m
         return real_prepare(net, data, settings, device)
 
     monkeypatch.setattr("typedexp.task.prepare", recording)  # what the task calls on the loaded data
-    launch(["dataset=fake", "dataset.num_samples=300", "seed=1", *SHORT])
-    launch(["dataset=fake", "dataset.num_samples=300", "seed=2", *SHORT])
-    launch(["dataset=fake", "dataset.num_samples=300", "dataset.seed=5", *SHORT])
+    done = run_main(["-m", "dataset=fake", "dataset.num_samples=300", "dataset.seed=0,0,5", *SHORT], workdir)
+    assert done.returncode == 0, done.stderr
     assert len(loads) == 2  # the second job reused the first's load; the third has other data
     fresh, other = FakeData(num_samples=300).load(), FakeData(num_samples=300, seed=5).load()
     assert_same(seen[1], fresh)
     assert_same(seen[2], other)
     assert not torch.equal(seen[1].train.images, seen[2].train.images)
+
+
+def test_a_single_run_keeps_no_copy_of_its_dataset(workdir: Path) -> None:
+    """Outside a sweep the kept bundle would only double the dataset's memory until exit."""
+    forget()
+    launch(["tracker=disabled", "epochs=1", "trainer.max_batches=1", "trainer.progress=off"])
+    assert load_shared.__module__ == cache.__name__ and cache._kept == []
