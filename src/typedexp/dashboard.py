@@ -178,10 +178,10 @@ def main(args: Sequence[str]) -> None:
                 f"http://{HOST}:{parsed.port} (Ctrl-C stops it)",
                 flush=True,
             )
-            serve(parsed)
+            serve(parsed)  # returns when uvicorn stopped on a signal that was ignored here
     except DashboardError as exc:
         print_error(str(exc))
         sys.exit(EXIT_ERROR)
     except (KeyboardInterrupt, _Stopped):
-        print("typedexp: dashboard stopped", flush=True)
-        sys.exit(0)
+        pass  # uvicorn has shut down gracefully and re-raised the signal
+    print("typedexp: dashboard stopped", flush=True)
