@@ -8,16 +8,20 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from typedexp import launch
 from typedexp.tracking.jsonl import read_metrics
 
 from tests.browser import find_chromium, headless_page
 from tests.helpers import run_cli
+from tests.test_media import pixels
 from tests.test_tracking import free_port, get_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,6 +134,15 @@ def test_dashboard_shows_both_runs_with_their_values_and_draws_their_charts(
             expected = {int(point["step"]): point[series] for point in points if series in point}
             assert {item["index"]: item["data"] for item in served} == pytest.approx(expected)
             assert len(expected) >= 3
+        # The sample grid is an image chart; SwanLab serves the same pixels as media/ in the run dir.
+        served_images = get_json(f"{url}/api/v1/experiment/{experiment['id']}/tag/val/samples")["list"]
+        assert isinstance(served_images, list) and [item["index"] for item in served_images] == [15]
+        (name,) = served_images[0]["data"]
+        query = urllib.parse.urlencode({"tag": "val/samples", "experiment_id": experiment["id"]})
+        with urllib.request.urlopen(f"{url}/api/v1/media/{name}?{query}", timeout=10) as response:
+            served_png = tmp_path / f"served-{experiment['id']}.png"
+            served_png.write_bytes(response.read())
+        assert torch.equal(pixels(served_png), pixels(run_dir / "media" / "val-samples-epoch-003.png"))
     assert colors[0] != colors[1]
 
     chromium = find_chromium()
