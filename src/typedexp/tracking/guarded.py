@@ -48,7 +48,7 @@ class GuardedTracker:
 
     @property
     def view(self) -> str:
-        """How to look at the run ("swanlab watch swanlog"); empty without an external tracker."""
+        """How to look at the run ("typedexp dashboard"); empty without an external tracker."""
         value = getattr(self.inner, "view", "")
         return value if isinstance(value, str) else ""
 

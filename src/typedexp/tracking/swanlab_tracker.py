@@ -14,6 +14,7 @@ import contextlib
 import enum
 import os
 import re
+import shlex
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -155,7 +156,8 @@ class SwanLabTracking:
     def view_command(self, swanlab_run_dir: Path) -> str:
         """How to look at this run, for the line a run starts with."""
         if self.mode is SwanLabMode.local:
-            return f"tracker local: swanlab watch {self.log_dir}"
+            where = "" if self.log_dir == "swanlog" else f" --logdir {shlex.quote(self.log_dir)}"  # its default
+            return f"tracker local: typedexp dashboard{where}"
         if self.mode is SwanLabMode.offline:
             return f"tracker offline: swanlab sync {swanlab_run_dir}"
         return "tracker cloud: on swanlab.cn"
@@ -204,7 +206,7 @@ class SwanLabTracker:
     ) -> None:
         self.run = run
         self.flush_every_s = flush_every_s
-        self.view = view  # how to look at the run: "tracker local: swanlab watch swanlog"
+        self.view = view  # how to look at the run: "tracker local: typedexp dashboard"
         self._chatter = chatter
         self._pending: deque[tuple[dict[str, LogValue], int]] = deque()  # (metrics, step), oldest first
         self._failure: Exception | None = None  # the hand-off thread's error, raised on the next log
