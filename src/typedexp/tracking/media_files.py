@@ -57,7 +57,7 @@ class MediaFiles:
         fd, temp = exclusive_temp(target)
         try:
             with os.fdopen(fd, "wb") as file:
-                picture.image.save(file, format="PNG", pnginfo=picture.png_info())
+                picture.image.save(file, format="PNG", pnginfo=picture.png_info(), compress_level=1)  # zlib level 1: encoding is most of the ~10 ms a picture costs
             os.replace(temp, target)
         finally:
             temp.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ the counts, where each tile or cell is), so a test or a script can check the pix
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from typedexp.tracking.base import ConfusionMatrix, Media, PredictionSamples
 
 if TYPE_CHECKING:
-    from PIL import Image, PngImagePlugin
+    from PIL import Image, ImageFont, PngImagePlugin
 
 LAYOUT_KEY = "typedexp"  # the PNG text chunk holding the picture's layout and data as JSON
 TILE = 96  # px: the smallest side of a sample's picture (8x8 digits are scaled up 12x)
@@ -54,7 +55,7 @@ def render(media: Media) -> Picture:
 def prediction_grid(samples: PredictionSamples) -> Picture:
     """Tiles in rows of ceil(sqrt(K)), each image scaled up by a whole factor, captioned below."""
     import torch
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     count, channels, height, width = samples.images.shape
     scale = max(1, math.ceil(TILE / max(height, width)))  # nearest-neighbour: pixels stay sharp
@@ -64,7 +65,7 @@ def prediction_grid(samples: PredictionSamples) -> Picture:
     step_x, step_y = tile_w + PAD, tile_h + CAPTION + PAD
     grid = Image.new("RGB", (PAD + columns * step_x, PAD + rows * step_y), "white")
     draw = ImageDraw.Draw(grid)
-    font = ImageFont.load_default(size=11)
+    font = caption_font()
     # (K, C, H, W) in [0, 1] -> (K, H, W, 3) uint8; one channel is shown as grey, more as RGB.
     pixels = (samples.images[:, :3] * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
     if channels == 1:
@@ -93,7 +94,7 @@ def prediction_grid(samples: PredictionSamples) -> Picture:
 
 def confusion_heat_map(matrix: ConfusionMatrix) -> Picture:
     """Rows are true classes, columns predicted ones; darker blue is more examples."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     counts = matrix.counts
     classes = len(counts)
@@ -101,7 +102,7 @@ def confusion_heat_map(matrix: ConfusionMatrix) -> Picture:
     side = classes * cell
     image = Image.new("RGB", (MARGIN + side + PAD, MARGIN + side + PAD), "white")
     draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=11)
+    font = caption_font()
     most = max((value for row in counts for value in row), default=0) or 1
     for true, row in enumerate(counts):
         for predicted, value in enumerate(row):
@@ -123,6 +124,14 @@ def confusion_heat_map(matrix: ConfusionMatrix) -> Picture:
     }
     caption = f"validation split: {right} of {total} right; rows true class, columns predicted"
     return Picture(image, caption, layout)
+
+
+@functools.cache
+def caption_font() -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's bundled font at 11 px, loaded once per process (loading costs ~30 ms)."""
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=11)
 
 
 def shade(fraction: float) -> tuple[int, int, int]:
