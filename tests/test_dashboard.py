@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import pytest
 import torch
 
 from typedexp import launch
+from typedexp.dashboard import escapes
 from typedexp.tracking.jsonl import read_metrics
 
 from tests.browser import find_chromium, headless_page
@@ -144,6 +146,7 @@ def test_dashboard_shows_both_runs_with_their_values_and_draws_their_charts(
             served_png.write_bytes(response.read())
         assert torch.equal(pixels(served_png), pixels(run_dir / "media" / "val-samples-epoch-003.png"))
     assert colors[0] != colors[1]
+    refuses_what_swanboard_alone_serves(url, workdir, experiments[0]["id"])
 
     chromium = find_chromium()
     if chromium is None:
@@ -167,6 +170,35 @@ def test_dashboard_shows_both_runs_with_their_values_and_draws_their_charts(
     # text adds a few dozen; a blank or error page, none).
     for color in colors:
         assert pixels_near(shot, color, left=SIDEBAR) >= 300
+
+
+def status_of(request: urllib.request.Request) -> int:
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def refuses_what_swanboard_alone_serves(url: str, workdir: Path, experiment_id: int) -> None:
+    """swanboard's media route joins the URL path onto a media folder unchecked; a page from
+    another site whose name resolves to 127.0.0.1 (DNS rebinding) could otherwise use the API."""
+    (workdir / "secret.txt").write_text("not for the browser")  # 4 levels above sl/<run>/media/<kid>/
+    query = urllib.parse.urlencode({"tag": "val/samples", "experiment_id": experiment_id})
+    for path in ("..%2F..%2F..%2F..%2Fsecret.txt", "%2F" + str(workdir / "secret.txt").lstrip("/").replace("/", "%2F")):
+        assert status_of(urllib.request.Request(f"{url}/api/v1/media/{path}?{query}")) == 404, path
+    other_site = urllib.request.Request(f"{url}/api/v1/project", headers={"Host": "attacker.example"})
+    assert status_of(other_site) == 400
+    assert status_of(urllib.request.Request(f"{url}/api/v1/project".replace("127.0.0.1", "localhost"))) == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "escapes_"),
+    [("/api/v1/media/010-abc.png", False), ("/charts/", False), ("/api/v1/media/../x", True),
+     ("/api/v1/media//etc/passwd", True), ("/a/..", True), ("/", False)],
+)
+def test_paths_that_leave_a_folder_are_recognised(path: str, escapes_: bool) -> None:
+    assert escapes(path) is escapes_
 
 
 def test_dashboard_help_needs_no_hydra(workdir: Path) -> None:

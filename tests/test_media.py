@@ -94,8 +94,12 @@ def test_pictures_show_the_saved_models_predictions(workdir: Path) -> None:
         caption = drawn[y + tile_h : y + tile_h + 16, x : x + tile_w].reshape(-1, 3)
         ink = RIGHT if predicted[k] == labels[k] else WRONG
         other = WRONG if predicted[k] == labels[k] else RIGHT
-        near = lambda colour: int(((caption.int() - torch.tensor(colour)).abs().sum(dim=1) < 40).sum())  # noqa: E731
-        assert near(ink) > 10 and near(other) == 0
+        assert pixels_of(caption, ink) > 10 and pixels_of(caption, other) == 0
+
+
+def pixels_of(pixels: torch.Tensor, colour: tuple[int, int, int]) -> int:
+    """How many of the (N, 3) uint8 ``pixels`` are within 40 (summed over RGB) of ``colour``."""
+    return int(((pixels.int() - torch.tensor(colour)).abs().sum(dim=1) < 40).sum())
 
 
 def test_media_every_zero_draws_nothing(workdir: Path) -> None:

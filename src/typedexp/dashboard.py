@@ -30,10 +30,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from typedexp.errors import TypedexpError
 from typedexp.report import print_error
+
+if TYPE_CHECKING:  # starlette comes with swanlab[dashboard] (swanboard is a FastAPI app)
+    from starlette.applications import Starlette
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 HOST = "127.0.0.1"  # loopback only: the dashboard can delete and stop runs, and has no login
 DEFAULT_PORT = 5092  # SwanLab's own default port
@@ -151,12 +155,56 @@ def stop_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class NoEscapingPaths:
+    """Answers 404 to a request path with a ``..`` segment or an empty one (``//``).
+
+    swanboard's media route joins the rest of the URL path onto a run's media folder
+    (``os.path.join``, no check), so ``/api/v1/media/..%2F..%2F..%2Fetc%2Fpasswd`` (or an absolute
+    path after ``//``) served any file the user can read (seen with swanboard 0.1.10b2).
+    ``scope["path"]`` is already percent-decoded, so encoded slashes are caught too.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and isinstance(path, str) and escapes(path):
+            from starlette.responses import PlainTextResponse
+
+            await PlainTextResponse("not found", status_code=404)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def escapes(path: str) -> bool:
+    """Whether a decoded URL path could leave the folder a route joins it onto."""
+    segments = path.split("/")[1:]  # the path starts with "/"; a trailing "/" leaves one empty segment
+    return ".." in segments or "" in segments[:-1]
+
+
+def harden(app: Starlette) -> None:
+    """Two guards SwanLab's dashboard lacks, added through Starlette's public middleware API.
+
+    - ``NoEscapingPaths``: no file outside the runs' media folders (see its docstring).
+    - Only ``Host: 127.0.0.1`` or ``localhost``: a web page from another site that points its own
+      name at 127.0.0.1 (DNS rebinding) cannot read runs or delete them through your browser.
+    """
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    app.add_middleware(NoEscapingPaths)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=[HOST, "localhost"], www_redirect=False)
+
+
 def serve(args: DashboardArgs) -> None:
     """SwanLab's dashboard server, in this process, until Ctrl-C or SIGTERM."""
     # swanboard reads every run's metric files under SWANLAB_LOG_DIR, not under the path it is
     # given (without it, the run table shows "TypeError" for every value); `swanlab watch` sets it too.
     os.environ["SWANLAB_LOG_DIR"] = str(args.log_dir)
     from swanboard import SwanBoardRun
+    from swanboard.app import app  # the application SwanBoardRun.run hands to uvicorn
+
+    harden(app)
 
     try:
         SwanBoardRun.run(path=str(args.log_dir), host=HOST, port=args.port)
