@@ -15,6 +15,8 @@ from swanlab.sdk.internal.core_python.store import DataStoreReader
 
 from typedexp import ConfigError, Experiment, launch
 from typedexp.engine.media import displayable
+from typedexp.tracking.base import ConfusionMatrix
+from typedexp.tracking.media_files import MediaFiles
 from typedexp.tracking.render import LAYOUT_KEY, RIGHT, WRONG, shade
 
 from tests.test_tracking import only_run
@@ -134,3 +136,30 @@ def test_swanlab_receives_the_same_pictures(workdir: Path) -> None:
         theirs = next(swan_dir.rglob(name))
         assert torch.equal(pixels(theirs), pixels(ours))
         assert caption.endswith("(caption: predicted / true class)" if key == "val/samples" else "columns predicted")
+
+
+def test_a_resume_may_change_the_media_settings_and_draws_on(workdir: Path) -> None:
+    first = launch(["tracker=disabled", "epochs=2", "trainer.max_batches=3", "trainer.progress=off"])
+    resumed = launch([f"resume={first.run_dir}", "epochs=4", "trainer.media_every=1"])
+    assert resumed.run_dir == first.run_dir
+    assert sorted(path.name for path in (first.run_dir / "media").iterdir()) == [
+        "val-confusion-matrix.png",
+        "val-samples-epoch-002.png",  # the first run's last epoch
+        "val-samples-epoch-003.png",
+        "val-samples-epoch-004.png",
+    ]
+
+
+def test_pictures_that_cannot_be_written_cost_one_warning(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "media").symlink_to(elsewhere)  # planted before the run
+    warnings: list[str] = []
+    files = MediaFiles(tmp_path / "run" / "media", warn=warnings.append)
+    matrix = ConfusionMatrix("val/confusion_matrix", ((1, 0), (0, 1)))
+    for epoch in (1, 2):
+        files.log_media(matrix, step=epoch, epoch=epoch)
+    assert list(elsewhere.iterdir()) == []  # nothing written through the symlink
+    assert len(warnings) == 1 and "is a symlink" in warnings[0] and "training continues" in warnings[0]
+    assert files.written == []
