@@ -3,7 +3,9 @@ looked at in headless Chromium; and its one-line errors."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sqlite3
 import socket
 import subprocess
 import sys
@@ -216,11 +218,14 @@ def test_dashboard_help_needs_no_hydra(workdir: Path) -> None:
         (["--logdir", "empty"], "typedexp: error: --logdir empty: holds no tracker=local runs (no runs.swanlab)"),
         (["--logdir", "a-file"], "typedexp: error: --logdir a-file: not a directory"),
         (["--verbose"], "typedexp: error: dashboard: unrecognized arguments: --verbose"),
+        (["--logdir", "garbage"], "typedexp: error: --logdir garbage: runs.swanlab is not SwanLab's database"),
     ],
 )
 def test_dashboard_bad_arguments_are_one_line(workdir: Path, args: list[str], message: str) -> None:
     (workdir / "empty").mkdir()
     (workdir / "a-file").write_text("")
+    (workdir / "garbage").mkdir()
+    (workdir / "garbage" / "runs.swanlab").write_text("not a database")
     done = run_cli(["dashboard", *args], workdir)
     assert done.returncode == 2
     assert len(done.stderr_lines) == 1 and done.stderr_lines[0].startswith(message), done.stderr
@@ -230,7 +235,8 @@ def test_dashboard_bad_arguments_are_one_line(workdir: Path, args: list[str], me
 def test_dashboard_refuses_a_taken_port(workdir: Path) -> None:
     """SwanLab alone would move to another port and say so among its start-up lines."""
     (workdir / "sl").mkdir()
-    (workdir / "sl" / "runs.swanlab").write_bytes(b"")
+    with contextlib.closing(sqlite3.connect(workdir / "sl" / "runs.swanlab")) as database:
+        database.execute("CREATE TABLE experiment (id INTEGER)")  # the table the run count reads
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

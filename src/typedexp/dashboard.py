@@ -20,6 +20,7 @@ it, not a failure, so ``typedexp dashboard; next-command`` goes on as after any 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import signal
@@ -90,6 +91,7 @@ def parser() -> argparse.ArgumentParser:
 class DashboardArgs:
     log_dir: Path  # absolute
     port: int
+    runs: int  # experiments in the log dir's database
 
 
 def parse(args: Sequence[str]) -> DashboardArgs:
@@ -98,7 +100,8 @@ def parse(args: Sequence[str]) -> DashboardArgs:
     log_dir = namespace.logdir
     if not isinstance(port, int) or not isinstance(log_dir, str):  # argparse's Namespace is untyped
         raise TypeError("argparse returned unexpected types")
-    return DashboardArgs(check_log_dir(log_dir), port)
+    path = check_log_dir(log_dir)
+    return DashboardArgs(path, port, count_runs(path, log_dir))
 
 
 def check_log_dir(text: str) -> Path:
@@ -116,8 +119,18 @@ def check_log_dir(text: str) -> Path:
     return path
 
 
-def count_runs(log_dir: Path) -> int:
-    return sum(1 for run in log_dir.glob("run-*") if run.is_dir())
+def count_runs(log_dir: Path, text: str) -> int:
+    """The runs in SwanLab's database, read-only; a file that is not one is refused here, since
+    swanboard would stop with a traceback (sqlite3's "file is not a database")."""
+    import sqlite3
+
+    uri = f"{(log_dir / DATABASE).as_uri()}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as database:
+            (count,) = database.execute("SELECT count(*) FROM experiment").fetchone()
+    except sqlite3.Error as exc:
+        raise DashboardError(f"--logdir {text}: {DATABASE} is not SwanLab's database ({exc})") from None
+    return int(count)
 
 
 def check_port_free(port: int) -> None:
@@ -222,7 +235,7 @@ def main(args: Sequence[str]) -> None:
             parsed = parse(args)
             check_port_free(parsed.port)
             print(
-                f"typedexp: dashboard of {count_runs(parsed.log_dir)} runs in {parsed.log_dir} on "
+                f"typedexp: dashboard of {parsed.runs} runs in {parsed.log_dir} on "
                 f"http://{HOST}:{parsed.port} (Ctrl-C stops it)",
                 flush=True,
             )
