@@ -148,6 +148,16 @@ def test_dashboard_shows_both_runs_with_their_values_and_draws_their_charts(
             served_png.write_bytes(response.read())
         assert torch.equal(pixels(served_png), pixels(run_dir / "media" / "val-samples-epoch-003.png"))
     assert colors[0] != colors[1]
+    # The project's run table: each run's last value of each metric, in its own column.
+    table = get_json(f"{url}/api/v1/project/summaries")["summaries"]
+    assert isinstance(table, dict)
+    for run_dir in run_dirs:
+        (experiment,) = [e for e in experiments if e["description"] == f"typedexp run in {run_dir}"]
+        last: dict[str, float] = {}
+        for point in read_metrics(run_dir / "metrics.jsonl"):
+            last.update({key: value for key, value in point.items() if key not in ("step", "epoch")})
+        row = table[experiment["name"]]  # also the image charts' last file names
+        assert {key: row[key] for key in last} == pytest.approx(last)
     refuses_what_swanboard_alone_serves(url, workdir, experiments[0]["id"])
 
     chromium = find_chromium()

@@ -209,6 +209,47 @@ def harden(app: Starlette) -> None:
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=[HOST, "localhost"], www_redirect=False)
 
 
+# The swanboard whose run table reads a metric's folder by the metric's position (see below).
+SHIFTED_TABLE_VERSION = "0.1.10b2"
+
+
+def fix_run_table(log_dir: Path) -> bool:
+    """Make the project's run table read each metric's own folder; True if it was patched.
+
+    swanboard 0.1.10b2 builds the table (``controller.project.get_project_summary``) from
+    ``get_tag_dir(run_id, str(tag["sort"]))``: the metric's position among the run's metrics,
+    from 0. SwanLab 0.10's local writer names the folders from 1, so every column showed the
+    previous metric's last value (and the first "TypeError"); plain ``swanlab watch`` does too.
+    The replacement looks the position up in the database and returns the folder SwanLab wrote
+    (``tag.folder``, which each run's own page already uses). Only on that exact swanboard
+    (the version SwanLab's local mode requires): a fixed one is left alone.
+    """
+    from importlib.metadata import version
+
+    import swanboard.controller.project as project
+
+    if version("swanboard") != SHIFTED_TABLE_VERSION:
+        return False
+    original = project.get_tag_dir
+    database = f"{(log_dir / DATABASE).as_uri()}?mode=ro"
+
+    def get_tag_dir(run_id: str, position: str) -> str:
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(database, uri=True)) as db:
+            row = db.execute(
+                "SELECT tag.folder FROM tag JOIN experiment ON tag.experiment_id = experiment.id "
+                "WHERE experiment.run_id = ? AND tag.sort = ?",
+                (run_id, int(position)),
+            ).fetchone()
+        folder = row[0] if row is not None and isinstance(row[0], str) else position
+        return original(run_id, folder)
+
+    # The module looked the function up by name at import: replace the name there.
+    setattr(project, "get_tag_dir", get_tag_dir)
+    return True
+
+
 def serve(args: DashboardArgs) -> None:
     """SwanLab's dashboard server, in this process, until Ctrl-C or SIGTERM."""
     # swanboard reads every run's metric files under SWANLAB_LOG_DIR, not under the path it is
@@ -218,6 +259,7 @@ def serve(args: DashboardArgs) -> None:
     from swanboard.app import app  # the application SwanBoardRun.run hands to uvicorn
 
     harden(app)
+    fix_run_table(args.log_dir)
 
     try:
         SwanBoardRun.run(path=str(args.log_dir), host=HOST, port=args.port)
