@@ -1,13 +1,17 @@
 """``typedexp dashboard``: SwanLab's own local dashboard over every run in a SwanLab log directory.
 
-The server is SwanLab's (``swanboard.SwanBoardRun.run``, what ``swanlab watch`` runs); this module
-only checks the arguments first, so that a mistake is one ``typedexp: error:`` line instead of a
+The server is SwanLab's (``swanboard.SwanBoardRun.run``, what ``swanlab watch`` runs). This module
+checks the arguments first, so that a mistake is one ``typedexp: error:`` line instead of a
 server that starts on the wrong port or shows an empty project:
 
 - it binds 127.0.0.1 only (``swanlab watch`` takes any host);
 - a port that is taken is an error (``swanlab watch`` silently moves to another port);
 - a log directory without SwanLab's database (``runs.swanlab``, written by ``tracker=local``) is
-  an error (``swanboard`` logs one and serves an empty page).
+  an error (``swanboard`` logs one and serves an empty page; a file that is not a database
+  stopped it with a traceback).
+
+Then it closes two holes of swanboard 0.1.10b2 (``harden``: files outside the runs' media
+folders, foreign ``Host`` headers) and fixes its run table (``fix_run_table``), in this process.
 
 SwanLab 0.10 marks its local dashboard (``swanlab/deprecated/local.py``) as a transition that is
 no longer maintained; ``pyproject.toml`` pins ``swanlab[dashboard]<0.11``. docs/dashboard.md says
