@@ -58,6 +58,7 @@ bench: install-dev
 	$(BIN)/python -m benchmarks.data_path
 	$(BIN)/python -m benchmarks.sweep
 	$(BIN)/python -m benchmarks.job_parts
+	$(BIN)/python -m benchmarks.media_cost
 
 $(VENV)/.installed-mutation: pyproject.toml | $(BIN)/python
 	$(PIP_INSTALL) -e '.[dev,mutation]'

@@ -24,7 +24,7 @@ from typedexp import ConfigError, launch
 from typedexp.tracking import RunOutcome, SwanLabTracking
 from typedexp.tracking.guarded import GuardedTracker
 from typedexp.tracking.swanlab_patches import check_once_per_flush, installed_requirements, write_scalars_once_per_file
-from typedexp.tracking.swanlab_tracker import SwanLabTracker
+from typedexp.tracking.swanlab_tracker import LogValue, SwanLabTracker
 
 from tests.test_tracking import SHORT, only_run
 
@@ -42,12 +42,13 @@ class FakeRun:
     def id(self) -> str:
         return "fake-run"
 
-    def log(self, data: Mapping[str, float], step: int | None = None) -> None:
+    def log(self, data: Mapping[str, LogValue], step: int | None = None) -> None:
         self.attempts += 1
         if self.fail_with is not None:
             raise self.fail_with
         assert step is not None
-        self.logged.append((step, dict(data), threading.current_thread().name))
+        scalars = {key: value for key, value in data.items() if isinstance(value, float)}
+        self.logged.append((step, scalars, threading.current_thread().name))
 
     def finish(self, state: Literal["success", "crashed", "aborted"] = "success", error: str | None = None) -> None:
         self.finished.append((state, len(self.logged)))

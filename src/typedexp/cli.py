@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["INTERRUPTED_EXIT", "USER_ERROR_EXIT", "main", "print_error"]
 
 USER_ERROR_EXIT = 2
+DASHBOARD = "dashboard"  # `typedexp dashboard [--port N] [--logdir DIR]` (dashboard.py)
 
 
 def full_errors_wanted() -> bool:
@@ -84,8 +85,14 @@ def refuse_unsafe_flags(argv: Sequence[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``typedexp`` and ``python -m typedexp``; ``argv`` defaults to sys.argv[1:]."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == [DASHBOARD]:  # a subcommand, not an override (those always hold '='): no Hydra
+        from typedexp.dashboard import main as dashboard
+
+        dashboard(args[1:])
+        return
     try:
-        _main(list(sys.argv[1:] if argv is None else argv))
+        _main(args)
     except Interrupted as exc:  # SIGINT/SIGTERM: a checkpoint was saved; the line says where
         print_error(str(exc))
         sys.exit(exc.exit_code)

@@ -47,7 +47,7 @@ Examples:
 """
 
 HELP_FOOTER = """Outputs go to outputs/<date>/<time>/ (multirun/ for sweeps); SwanLab data to swanlog/.
-Open the dashboard with: swanlab watch swanlog
+Open the dashboard with: typedexp dashboard  (options: typedexp dashboard --help)
 Set HYDRA_FULL_ERROR=1 for a full traceback on errors; --hydra-help for Hydra's own flags.
 """
 

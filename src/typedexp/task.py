@@ -33,6 +33,7 @@ from typedexp.safety import redact
 from typedexp.session import Session, open_session
 from typedexp.tracking import FanOut, JsonlTracker, RunOutcome, Tracker
 from typedexp.tracking.guarded import GuardedTracker
+from typedexp.tracking.media_files import MEDIA_DIR, MediaFiles
 
 
 
@@ -146,7 +147,8 @@ def _train(experiment: Experiment, config: dict[str, object], run_dir: Path) -> 
     session.checkpointer.extra.update(tracker_id=external.run_id, tracker_color=color)
     view = external.view or "tracker off: metrics.jsonl only"
     console.print(f"typedexp: run dir {run_dir}; {view}", markup=False, highlight=False, soft_wrap=True)
-    trackers = FanOut([JsonlTracker(run_dir / METRICS_FILE), external])
+    # media/*.png for every tracker mode (tracker=disabled included); SwanLab gets the same pictures.
+    trackers = FanOut([JsonlTracker(run_dir / METRICS_FILE), MediaFiles(run_dir / MEDIA_DIR), external])
     outcome, error = RunOutcome.crashed, None
     try:
         with stop_on_signals(session.checkpointer), naming_sizes("training", step_sizes):
