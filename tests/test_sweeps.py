@@ -16,6 +16,7 @@ import typedexp.task
 from tests.helpers import QUICK, run_cli, run_main
 from typedexp import ConfigError, JobFailure, RunResult, launch, launch_sweep
 from typedexp import rundir
+from typedexp.engine import fit
 from typedexp.engine.settings import BestMode
 from typedexp.runs import RESULT_FILE, JobState, find_runs, read_run
 from typedexp.summary import METRICS, summarize, to_markdown
@@ -155,14 +156,13 @@ def test_a_cli_sweep_prints_the_ranked_table_and_saves_it(workdir: Path) -> None
 def test_a_crashing_job_is_one_line_its_traceback_is_kept_and_the_sweep_goes_on(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_fit = typedexp.task.fit
     calls: list[int] = []
 
     def crash_the_first_job(*args: object, **kwargs: object) -> object:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("boom in training")
-        return real_fit(*args, **kwargs)  # type: ignore[arg-type]
+        return fit(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(typedexp.task, "fit", crash_the_first_job)
     done = run_main(["-m", "seed=0,1", *QUICK, "hydra.sweep.dir=sweep"], workdir)

@@ -193,14 +193,14 @@ def _launch(
     try:
         with config_guard(typed):
             all_overrides = prepare_overrides(all_overrides, multirun=multirun)  # secrets, resume=, reused dirs
+            if multirun:  # two calls: hydra-zen types each value of `multirun` with its own overload
+                return hydra_zen_launch(
+                    experiment_config(), guarded_task(), overrides=all_overrides, multirun=True,
+                    version_base="1.3", config_name=APP_NAME, job_name=APP_NAME,
+                )
             return hydra_zen_launch(
-                experiment_config(),
-                guarded_task(),
-                overrides=all_overrides,
-                multirun=multirun,
-                version_base="1.3",
-                config_name=APP_NAME,
-                job_name=APP_NAME,
+                experiment_config(), guarded_task(), overrides=all_overrides,
+                version_base="1.3", config_name=APP_NAME, job_name=APP_NAME,
             )
     except TypedexpError as exc:
         masked(exc)

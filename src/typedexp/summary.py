@@ -213,14 +213,16 @@ class SweepSummary(Callback):
     hydra.callbacks.summary.mode=min``.
     """
 
-    def __init__(self, metric: str = "val/acc", mode: BestMode = BestMode.max) -> None:
+    def __init__(self, metric: str = "val/acc", mode: BestMode | str = BestMode.max) -> None:
         if metric not in METRICS:
             raise ConfigError(
                 f"hydra.callbacks.summary.metric={metric!r}: no such metric; choose one of: {', '.join(METRICS)}"
             )
-        if not isinstance(mode, BestMode):  # from Python: Hydra's config already checked the enum
-            names = ", ".join(m.value for m in BestMode)
-            raise ConfigError(f"hydra.callbacks.summary.mode={mode!r}: must be one of: {names}")
+        if isinstance(mode, str):  # from Python; Hydra's config has already checked the enum
+            names = [m.value for m in BestMode]
+            if mode not in names:
+                raise ConfigError(f"hydra.callbacks.summary.mode={mode!r}: must be one of: {', '.join(names)}")
+            mode = BestMode(mode)
         self.metric = metric
         self.mode = mode
 

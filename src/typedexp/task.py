@@ -89,16 +89,27 @@ def run_experiment(experiment: Experiment, composed: DictConfig | None = None) -
     setting = run_dir_setting()
     rundir.refuse_symlinks(run_dir, setting, [f"{hydra.job.name}.log"])
     with rundir.hold(run_dir, setting):
-        if not continues(experiment.resume, run_dir):
+        continuing = continues(experiment.resume, run_dir)
+        if not continuing:
             rundir.refuse_used(run_dir, setting)
-        # From here the run dir is this job's: result.json records how it ends (runs.py).
+        # From here the run dir is this job's: result.json records how it ends (runs.py). A resume
+        # refused before it began writing (a checkpoint that does not fit) leaves the dir as it was.
+        stage = Stage()
         try:
-            result = _train(experiment, plain_config(composed), run_dir)
+            result = _train(experiment, plain_config(composed), run_dir, stage)
         except BaseException as exc:
-            record_failure(run_dir, exc, time.monotonic() - started)
+            if stage.writing or not continuing:
+                record_failure(run_dir, exc, time.monotonic() - started)
             raise
         record(run_dir, JobState.done, seconds=time.monotonic() - started, metrics=result.metrics, steps=result.steps)
         return result
+
+
+@dataclass
+class Stage:
+    """How far a run got: ``writing`` once it starts the trackers, its first writes to the run dir."""
+
+    writing: bool = False
 
 
 def run_dir_setting() -> str:
@@ -181,7 +192,7 @@ def continues(resume: str | None, run_dir: Path) -> bool:
     return path.name == rundir.LAST and path.parent == (run_dir / rundir.CHECKPOINT_DIR).resolve()
 
 
-def _train(experiment: Experiment, config: dict[str, object], run_dir: Path) -> RunResult:
+def _train(experiment: Experiment, config: dict[str, object], run_dir: Path, stage: Stage) -> RunResult:
     """The run itself, in a run dir this process holds: train, record, save the weights."""
     dataset, model, optim, tracker, trainer = (
         experiment.dataset, experiment.model, experiment.optim, experiment.tracker, experiment.trainer
@@ -209,6 +220,7 @@ def _train(experiment: Experiment, config: dict[str, object], run_dir: Path) -> 
         generator=generator, settings=trainer, metrics_file=run_dir / METRICS_FILE, schedule=schedule,
     )
     check_resume_fits(session, train_size=len(data.train), batch_size=batch_size, settings=trainer)
+    stage.writing = True
 
     console = Console()
     sweep_job = hydra.job.num if hydra.mode == RunMode.MULTIRUN else None
