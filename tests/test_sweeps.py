@@ -100,7 +100,7 @@ BAD_RANKINGS = [
         "hydra.callbacks.summary.metric=val/accuracy",
         f"hydra.callbacks.summary.metric='val/accuracy': no such metric; choose one of: {', '.join(METRICS)}",
     ),
-    ("hydra.callbacks.summary.mode=up", "hydra.callbacks.summary.mode=up: Invalid value 'up', expected one of [max, min]"),
+    ("hydra.callbacks.summary.mode=up", "hydra.callbacks.summary.mode='up': must be one of: max, min"),
 ]
 
 

@@ -218,7 +218,7 @@ class SweepSummary(Callback):
             raise ConfigError(
                 f"hydra.callbacks.summary.metric={metric!r}: no such metric; choose one of: {', '.join(METRICS)}"
             )
-        if isinstance(mode, str):  # from Python; Hydra's config has already checked the enum
+        if not isinstance(mode, BestMode):  # a name, from Python or the command line
             names = [m.value for m in BestMode]
             if mode not in names:
                 raise ConfigError(f"hydra.callbacks.summary.mode={mode!r}: must be one of: {', '.join(names)}")
