@@ -225,7 +225,7 @@ def fake_job(run_dir: Path, job: int, overrides: list[str]) -> Path:
 
 def test_a_run_dir_killed_mid_write_reads_as_interrupted_with_what_it_logged(tmp_path: Path) -> None:
     run_dir = fake_job(tmp_path / "7", 7, ["optim.lr=0.1", "+trainer.max_batches=2"])
-    lines = ['{"step": 10, "epoch": 1, "train/loss": 2.0}', '{"step": 14, "epoch": 1, "val/acc": 0.5}', '{"step": 20, "tr']
+    lines = ['{"step": 10, "epoch": 1, "train/loss": 2.0}', "[1, 2]", '{"step": 14, "epoch": 1, "val/acc": 0.5}', '{"step": 20, "tr']
     (run_dir / "metrics.jsonl").write_text("\n".join(lines), encoding="utf-8")
     record = read_run(run_dir)
     assert record.state is JobState.interrupted
