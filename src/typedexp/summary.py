@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from typedexp import rundir
 from typedexp.engine.settings import BestMode
@@ -145,8 +146,13 @@ def to_markdown(summary: Summary) -> str:
     ]
     for values, record in zip(summary.rows(MISSING), summary.records, strict=True):
         cells = [*values, record.error or ""]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+        lines.append("| " + " | ".join(markdown_cell(cell) for cell in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def markdown_cell(text: str) -> str:
+    """``text`` as one table cell: a ``|`` would end the cell and a newline the row."""
+    return " ".join(text.splitlines()).replace("|", "\\|")
 
 
 def relative(path: Path, start: Path) -> str:
@@ -163,7 +169,7 @@ def print_summary(summary: Summary, console: Console, saved: str | None) -> None
     for name in summary.header():
         table.add_column(name, justify="right" if name in numeric else "left", no_wrap=True)
     for values in summary.rows(MISSING):
-        table.add_row(*values)
+        table.add_row(*(Text(value) for value in values))  # Text: an override's "[red]" is not markup
     with console.capture() as captured:  # rich pads the last column: trim each line's right end
         console.print(table, markup=False, highlight=False)
     for line in captured.get().splitlines():
