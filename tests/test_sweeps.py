@@ -13,7 +13,7 @@ from swanlab.proto.swanlab.record.v1.record_pb2 import Record
 from swanlab.sdk.internal.core_python.store import DataStoreReader
 
 import typedexp.task
-from tests.helpers import QUICK, run_cli, run_main
+from tests.helpers import QUICK, run_cli, run_main, run_signalled
 from typedexp import ConfigError, JobFailure, RunResult, launch, launch_sweep
 from typedexp import rundir
 from typedexp.engine import fit
@@ -273,3 +273,13 @@ def test_only_override_values_that_differ_are_columns_and_pipes_are_escaped(tmp_
     summary = summarize(tmp_path, "val/acc", BestMode.max)
     assert summary.varying == ("model", "tag")
     assert "| - | 0 | small | a\\|b | - | 0 | - | interrupted |  |" in to_markdown(summary)
+
+
+@pytest.mark.slow
+def test_a_sweep_stopped_by_ctrl_c_still_prints_the_jobs_so_far(workdir: Path) -> None:
+    args = ["-m", "seed=0,1", *QUICK[:1], "epochs=2", "trainer.max_batches=2", "trainer.progress=off", "hydra.sweep.dir=sweep"]
+    done = run_signalled(2, "SIGINT", args, workdir)  # in job 0, epoch 1 of 2
+    assert done.returncode == 130, done.stderr
+    assert "sweep summary: 1 job (1 interrupted), ranked by val/acc (max); saved in sweep/summary.csv and summary.md" in done.stdout
+    assert [(row["job"], row["state"]) for row in summary_rows(workdir / "sweep")] == [("0", "interrupted")]
+    assert done.stderr_lines[-1].startswith("typedexp: error: interrupted")

@@ -121,7 +121,7 @@ def run_hydra(args: list[str]) -> None:
     from typedexp.launch import Failure, guarded_task
     from typedexp.preflight import prepare_argv
     from typedexp.store import APP_NAME
-    from typedexp.summary import forget_last_summary, last_summary
+    from typedexp.summary import forget_last_summary, last_summary, report_interrupted_sweep
     from typedexp.task import sweep_job_label
 
     try:
@@ -150,7 +150,11 @@ def run_hydra(args: list[str]) -> None:
         return outcome
 
     forget_last_summary()  # an earlier sweep's, in a process that runs main() more than once
-    hydra.main(config_path=None, config_name=APP_NAME, version_base="1.3")(cli_task)()
+    try:
+        hydra.main(config_path=None, config_name=APP_NAME, version_base="1.3")(cli_task)()
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: Hydra skips the summary's on_multirun_end
+        report_interrupted_sweep()
+        raise
     # Jobs run by another launcher fail in other processes: their failures are read from the
     # sweep dir, by the summary that Hydra's callback just printed.
     summary = last_summary()

@@ -80,12 +80,16 @@ class Summary:
     def counts(self) -> str:
         by_state = {state: sum(r.state is state for r in self.records) for state in JobState}
         parts = [f"{count} {state.value}" for state, count in by_state.items() if count]
-        return f"{len(self.records)} jobs ({', '.join(parts) or 'none found'})"
+        jobs = "1 job" if len(self.records) == 1 else f"{len(self.records)} jobs"
+        return f"{jobs} ({', '.join(parts) or 'none found'})"
 
 
 # The last summary this process printed. Hydra keeps its callback objects to itself, so this is
 # how the CLI learns, after a sweep whose jobs ran elsewhere, whether any failed.
 _printed: list[Summary] = []
+# The sweep this process is running: Hydra skips on_multirun_end when Ctrl-C stops a sweep, so the
+# CLI then prints the table of the jobs so far from here (report_interrupted_sweep).
+_running: list[tuple[Path, str, BestMode]] = []
 
 
 def last_summary() -> Summary | None:
@@ -94,6 +98,17 @@ def last_summary() -> Summary | None:
 
 def forget_last_summary() -> None:
     _printed.clear()
+    _running.clear()
+
+
+def report_interrupted_sweep() -> None:
+    """After Ctrl-C stopped a sweep: the table of the jobs that started (the last one interrupted)."""
+    if _running:
+        sweep_dir, metric, mode = _running.pop()
+        try:
+            report(sweep_dir, metric, mode)
+        except Exception as exc:  # the Ctrl-C line still follows
+            warn(f"the sweep summary failed: {type(exc).__name__}: {exc}")
 
 
 def summarize(sweep_dir: Path, metric: str = "val/acc", mode: BestMode = BestMode.max) -> Summary:
@@ -232,8 +247,13 @@ class SweepSummary(Callback):
         self.metric = metric
         self.mode = mode
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Any: Hydra's callback signature. ``config`` resolves the sweep dir as the launcher will."""
+        _running[:] = [(Path(str(config.hydra.sweep.dir)), self.metric, self.mode)]
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Any: Hydra's callback signature. Hydra turns a raised error into a multi-line warning."""
+        _running.clear()
         try:
             report(Path(str(config.hydra.sweep.dir)), self.metric, self.mode)
         except Exception as exc:
