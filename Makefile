@@ -57,6 +57,7 @@ bench: install-dev
 	$(BIN)/python -m benchmarks.startup
 	$(BIN)/python -m benchmarks.data_path
 	$(BIN)/python -m benchmarks.sweep
+	$(BIN)/python -m benchmarks.sweep_summary
 
 $(VENV)/.installed-mutation: pyproject.toml | $(BIN)/python
 	$(PIP_INSTALL) -e '.[dev,mutation]'
