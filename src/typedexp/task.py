@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from traceback import format_exception
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from traceback import format_exception
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
