@@ -19,7 +19,7 @@ from typedexp import rundir
 from typedexp.engine import fit
 from typedexp.engine.settings import BestMode
 from typedexp.runs import RESULT_FILE, JobState, find_runs, read_run
-from typedexp.summary import METRICS, summarize, to_markdown
+from typedexp.summary import METRICS, report, summarize, to_markdown
 
 LAUNCHERS = ("joblib", "submitit_local")
 
@@ -283,3 +283,16 @@ def test_a_sweep_stopped_by_ctrl_c_still_prints_the_jobs_so_far(workdir: Path) -
     assert "sweep summary: 1 job (1 interrupted), ranked by val/acc (max); saved in sweep/summary.csv and summary.md" in done.stdout
     assert [(row["job"], row["state"]) for row in summary_rows(workdir / "sweep")] == [("0", "interrupted")]
     assert done.stderr_lines[-1].startswith("typedexp: error: interrupted")
+
+
+def test_control_characters_from_a_run_dir_never_reach_the_terminal_or_the_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_job(tmp_path / "0", 0, ["+note=\x1b]0;pwned\x07"])
+    fake_job(tmp_path / "1", 1, [])
+    (tmp_path / "0" / RESULT_FILE).write_text(json.dumps({"state": "failed", "error": "bad\x1b[2J\nline"}), encoding="utf-8")
+    report(tmp_path, "val/acc", BestMode.max)
+    written = (tmp_path / "summary.csv").read_text(encoding="utf-8") + (tmp_path / "summary.md").read_text(encoding="utf-8")
+    for text in (capsys.readouterr().out, written):
+        assert "\x1b" not in text and "\x07" not in text
+    assert "bad?[2J?line" in written

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,13 @@ METRICS = ("val/acc", "val/loss", "train/acc", "train/loss", "train/lr", "test/a
 SHOWN_METRICS = ("val/acc", "val/loss", "test/acc")  # columns, each where some job has it
 CSV_FILE, MARKDOWN_FILE = "summary.csv", "summary.md"
 MISSING = "-"  # a value a job does not have, in the printed and Markdown tables
+# Control characters (ESC starts a terminal escape sequence): a run dir from elsewhere could hold
+# them in its error line or overrides, so they are shown as "?" in the table and the files.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> str:
+    return CONTROL.sub("?", text)
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,7 @@ class Summary:
         return [name for name in wanted if name == self.metric or any(name in r.metrics for r in self.records)]
 
     def header(self) -> list[str]:
-        return ["rank", "job", *self.varying, *self.metric_columns, "steps", "seconds", "state"]
+        return ["rank", "job", *map(shown, self.varying), *self.metric_columns, "steps", "seconds", "state"]
 
     def row(self, rank: int, record: RunRecord, missing: str) -> list[str]:
         values = override_values(record.overrides)
@@ -63,7 +71,7 @@ class Summary:
         return [
             ranked,
             missing if record.job is None else str(record.job),
-            *(values.get(key, missing) for key in self.varying),
+            *(shown(values.get(key, missing)) for key in self.varying),
             *(f"{record.metrics[name]:.4f}" if name in record.metrics else missing for name in self.metric_columns),
             str(record.steps),
             missing if record.seconds is None else f"{record.seconds:.1f}",
@@ -145,7 +153,7 @@ def to_csv(summary: Summary) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*summary.header(), "error", "run_dir"])
     for values, record in zip(summary.rows(""), summary.records, strict=True):
-        writer.writerow([*values, record.error or "", relative(record.run_dir, summary.sweep_dir)])
+        writer.writerow([*values, shown(record.error or ""), shown(relative(record.run_dir, summary.sweep_dir))])
     return buffer.getvalue()
 
 
@@ -160,7 +168,7 @@ def to_markdown(summary: Summary) -> str:
         "|" + "|".join("---" for _ in header) + "|",
     ]
     for values, record in zip(summary.rows(MISSING), summary.records, strict=True):
-        cells = [*values, record.error or ""]
+        cells = [*values, shown(record.error or "")]
         lines.append("| " + " | ".join(markdown_cell(cell) for cell in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -192,7 +200,8 @@ def print_summary(summary: Summary, console: Console, saved: str | None) -> None
     for record in summary.records:
         if record.error:
             job = "job" if record.job is None else f"job {record.job}"
-            console.print(f"{job} {record.state.value}: {record.error}", markup=False, highlight=False, soft_wrap=True)
+            line = f"{job} {record.state.value}: {shown(record.error)}"
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def save(summary: Summary) -> None:
