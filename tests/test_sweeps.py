@@ -212,6 +212,20 @@ def test_every_launcher_gives_the_same_summary_groups_and_failure_line(workdir: 
     assert f"typedexp: error: job 1 (epochs=1,optim.lr=-1,trainer.max_batches=2): {error}" in logs
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_every_launcher_refuses_a_job_whose_config_names_a_target_not_allowed(workdir: Path, launcher: str) -> None:
+    pytest.importorskip(f"hydra_plugins.hydra_{launcher.removesuffix('_local')}_launcher")
+    (workdir / "evil" / "model").mkdir(parents=True)
+    (workdir / "evil" / "model" / "deep.yaml").write_text(
+        "_target_: typedexp.models.MLP\nhidden: [8]\nextra:\n  _target_: tempfile.mkdtemp\n  dir: .\n  prefix: pwned\n"
+    )
+    done = run_cli(["-m", "--config-dir", "evil", f"hydra/launcher={launcher}", "model=small,deep", *QUICK], workdir)
+    assert done.returncode == 2
+    assert len(done.stderr_lines) == 1 and "model.extra._target_=tempfile.mkdtemp: refused" in done.stderr_lines[0]
+    assert not list(workdir.rglob("pwned*"))
+
+
 # --- reading a run dir: RunRecord ------------------------------------------------------------
 
 
