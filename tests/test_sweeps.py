@@ -95,6 +95,14 @@ def test_the_ranking_metric_and_its_direction_are_config(workdir: Path) -> None:
     assert len(set(losses.values())) == 3  # distinct, so the order says something
 
 
+def test_launch_sweep_names_itself_when_given_the_wrong_kind_of_argument(workdir: Path) -> None:
+    with pytest.raises(TypeError, match=r"^launch_sweep\(\) takes a list of overrides, e.g. \['seed=0,1'\], not a str$"):
+        launch_sweep("seed=0,1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^launch_sweep\(sweep_dir=...\) takes a str or Path; got int$"):
+        launch_sweep(["seed=0,1"], sweep_dir=3)  # type: ignore[arg-type]
+    assert not list(workdir.iterdir())
+
+
 BAD_RANKINGS = [
     (
         "hydra.callbacks.summary.metric=val/accuracy",

@@ -76,20 +76,20 @@ def quoted_value(text: str) -> str:
     return "'" + doubled.replace("'", "\\'").replace("${", "\\${") + "'"
 
 
-def check_overrides(overrides: object) -> list[str]:
+def check_overrides(overrides: object, name: str = "launch") -> list[str]:
     """``overrides`` as a list of strings, or a TypeError that says what ``launch`` takes.
 
     The annotation (``list[str] | tuple[str, ...]``) refuses a bare str for mypy and pyright;
     this refuses it, and anything else, at run time.
     """
-    example = "e.g. launch(['model=large', 'epochs=3'])"
+    example = f"e.g. {name}(['model=large', 'epochs=3'])"
     if isinstance(overrides, str):  # a str is a Sequence[str] too; its letters are not overrides
-        raise TypeError(f"launch() takes a list of overrides, e.g. [{overrides!r}], not a str")
+        raise TypeError(f"{name}() takes a list of overrides, e.g. [{overrides!r}], not a str")
     if not isinstance(overrides, (list, tuple)):
-        raise TypeError(f"launch() takes a list of override strings, {example}; got {type(overrides).__name__}")
+        raise TypeError(f"{name}() takes a list of override strings, {example}; got {type(overrides).__name__}")
     for item in overrides:
         if not isinstance(item, str):
-            raise TypeError(f"launch() overrides must be strings like 'epochs=3'; got {item!r} ({type(item).__name__})")
+            raise TypeError(f"{name}() overrides must be strings like 'epochs=3'; got {item!r} ({type(item).__name__})")
     return list(overrides)
 
 
@@ -173,7 +173,7 @@ def _launch(
     """
     name = "launch_sweep" if multirun else "launch"
     setting, argument = ("hydra.sweep.dir", "sweep_dir") if multirun else ("hydra.run.dir", "output_dir")
-    given = check_overrides(overrides)
+    given = check_overrides(overrides, name)
     if experiment is not None and not isinstance(experiment, Experiment):
         raise TypeError(f"{name}(experiment=...) takes an Experiment; got {type(experiment).__name__}")
     if output_dir is not None and not isinstance(output_dir, (str, Path)):
