@@ -124,10 +124,12 @@ def run_hydra(args: list[str]) -> None:
     import hydra
     import hydra._internal.utils as hydra_internal
 
-    from typedexp.error_messages import user_message
+    from typedexp.error_messages import error_line, user_message
     from typedexp.launch import Failure, guarded_task
     from typedexp.preflight import prepare_argv
     from typedexp.store import APP_NAME
+    from typedexp.summary import forget_last_summary, last_summary, report_interrupted_sweep
+    from typedexp.task import sweep_job_label
 
     try:
         sys.argv = [sys.argv[0], *prepare_argv(args)]  # secrets, resume=, reused run dirs
@@ -145,13 +147,23 @@ def run_hydra(args: list[str]) -> None:
     def cli_task(cfg: DictConfig) -> object:
         outcome = task(cfg)
         if isinstance(outcome, Failure):
-            message = user_message(outcome.error)
-            if message is None or full_errors_wanted():
+            label = sweep_job_label()  # "job 3 (model=large,optim.lr=0.1)" in a sweep, else ""
+            # A crash keeps Hydra's traceback in a single run; in a sweep it is one line (its
+            # traceback is in the job's result.json) and the other jobs still run.
+            if full_errors_wanted() or (user_message(outcome.error) is None and not label):
                 raise outcome.error
-            print_error(message)
-            failures.append(message)
+            print_error(f"{label}: {error_line(outcome.error)}" if label else error_line(outcome.error))
+            failures.append(label)
         return outcome
 
-    hydra.main(config_path=None, config_name=APP_NAME, version_base="1.3")(cli_task)()
-    if failures:
+    forget_last_summary()  # an earlier sweep's, in a process that runs main() more than once
+    try:
+        hydra.main(config_path=None, config_name=APP_NAME, version_base="1.3")(cli_task)()
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: Hydra skips the summary's on_multirun_end
+        report_interrupted_sweep()
+        raise
+    # Jobs run by another launcher fail in other processes: their failures are read from the
+    # sweep dir, by the summary that Hydra's callback just printed.
+    summary = last_summary()
+    if failures or (summary is not None and summary.failed()):
         sys.exit(USER_ERROR_EXIT)

@@ -56,6 +56,7 @@ def init(
     name: str | None = None,
     color: str | None = None,
     description: str | None = None,
+    group: str | None = None,
     tags: list[str] | None = None,
     config: dict[str, object] | None = None,
     id: str | None = None,

@@ -108,4 +108,5 @@ class TrackerSpec(Protocol):
         resume_id: str | None = None,
         color: str | None = None,
         chatter: Path | None = None,
+        group: str | None = None,
     ) -> Tracker: ...

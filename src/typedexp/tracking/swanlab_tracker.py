@@ -107,11 +107,13 @@ class SwanLabTracking:
         resume_id: str | None = None,
         color: str | None = None,
         chatter: Path | None = None,
+        group: str | None = None,
     ) -> Tracker:
         """Begin a SwanLab run holding ``config``; fails fast, never prompts.
 
         ``color`` is the run's colour in the dashboard; ``chatter`` the file that receives what
-        SwanLab prints (None: the terminal).
+        SwanLab prints (None: the terminal). ``group`` gathers runs in the dashboard: a sweep's
+        jobs pass their sweep dir, so they show together.
 
         ``resume_id`` continues the SwanLab run of that id (``resume="allow"``). In ``cloud`` mode
         that is the same run on the server. SwanLab 0.10.3 writes a resumed ``local``/``offline``
@@ -146,6 +148,7 @@ class SwanLabTracking:
                 description=description,
                 config=dict(config),
                 color=color,
+                group=group,
                 reinit=True,
                 id=resume_id,
                 resume="allow" if resume_id else None,

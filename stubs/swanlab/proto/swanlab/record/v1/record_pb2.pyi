@@ -5,6 +5,7 @@ class _StartRecord:
     project: str
     name: str
     color: str
+    group: str
 
 class _ScalarValue:
     number: float
