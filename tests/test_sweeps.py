@@ -318,3 +318,14 @@ def test_control_characters_from_a_run_dir_never_reach_the_terminal_or_the_files
     for text in (capsys.readouterr().out, written):
         assert "\x1b" not in text and "\x07" not in text
     assert "bad?[2J?line" in written
+
+
+def test_a_csv_cell_a_spreadsheet_would_run_as_a_formula_is_quoted(tmp_path: Path) -> None:
+    fake_job(tmp_path / "0", 0, ["+note==HYPERLINK(\"http://x\")", "optim.lr=-1"])
+    fake_job(tmp_path / "1", 1, ["+note=@SUM(1)", "optim.lr=-0.5"])
+    (tmp_path / "0" / RESULT_FILE).write_text(json.dumps({"state": "failed", "error": "-2+3+cmd|' /C calc'!A0"}), encoding="utf-8")
+    report(tmp_path, "val/acc", BestMode.max)
+    rows = {row["job"]: row for row in summary_rows(tmp_path)}
+    assert rows["0"]["note"] == "'=HYPERLINK(\"http://x\")" and rows["1"]["note"] == "'@SUM(1)"
+    assert rows["0"]["error"] == "'-2+3+cmd|' /C calc'!A0"
+    assert (rows["0"]["optim.lr"], rows["1"]["optim.lr"]) == ("-1", "-0.5")  # numbers stay numbers

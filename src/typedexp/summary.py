@@ -151,10 +151,27 @@ def varying_keys(records: Sequence[RunRecord]) -> tuple[str, ...]:
 def to_csv(summary: Summary) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*summary.header(), "error", "run_dir"])
+    writer.writerow(map(csv_cell, [*summary.header(), "error", "run_dir"]))
     for values, record in zip(summary.rows(""), summary.records, strict=True):
-        writer.writerow([*values, shown(record.error or ""), shown(relative(record.run_dir, summary.sweep_dir))])
+        row = [*values, shown(record.error or ""), shown(relative(record.run_dir, summary.sweep_dir))]
+        writer.writerow(map(csv_cell, row))
     return buffer.getvalue()
+
+
+def csv_cell(text: str) -> str:
+    """``text``, with a leading quote where a spreadsheet would read it as a formula.
+
+    Override values and error lines can come from a run dir made elsewhere: ``=HYPERLINK(...)``
+    or ``@SUM(...)`` in a cell runs when the CSV is opened in a spreadsheet. A number (``-1``,
+    ``-0.5``) is left as it is.
+    """
+    if text[:1] not in ("=", "+", "-", "@", "\t", "\r"):
+        return text
+    try:
+        float(text)
+    except ValueError:
+        return "'" + text
+    return text
 
 
 def to_markdown(summary: Summary) -> str:
