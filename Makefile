@@ -61,6 +61,9 @@ bench: install-dev
 	$(BIN)/python -m benchmarks.startup
 	$(BIN)/python -m benchmarks.data_path
 	$(BIN)/python -m benchmarks.sweep
+	$(BIN)/python -m benchmarks.job_parts
+	$(BIN)/python -m benchmarks.media_cost
+	$(BIN)/python -m benchmarks.sweep_summary
 
 $(VENV)/.installed-mutation: pyproject.toml | $(BIN)/python
 	$(PIP_INSTALL) -e '.[$(DEV_EXTRAS),mutation]'

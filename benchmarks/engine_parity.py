@@ -68,7 +68,8 @@ def raw_loop(spec: ModelSpec, data: DataBundle, epochs: int, batch_size: int) ->
 
 def engine_run(
     spec: ModelSpec, data: DataBundle, epochs: int, batch_size: int, tracker: Tracker,
-    settings: TrainerSettings = TrainerSettings(progress=Progress.off),  # default log_every=10
+    # Default log_every=10. No pictures: the raw loop draws none; benchmarks.media_cost prices them.
+    settings: TrainerSettings = TrainerSettings(progress=Progress.off, media_every=0),
 ) -> nn.Module:
     generator = seed_everything(0)
     model = spec.build(data.input_shape, data.num_classes)

@@ -78,7 +78,8 @@ def one_run(variant: Variant, log_dir: Path, epochs: int) -> Measured:
     tracker = FanOut([JsonlTracker(run_dir / "metrics.jsonl"), external])
     initialised = time.perf_counter()
     fitted = fit(model, optimizer, data, epochs=epochs, batch_size=64,
-                 settings=TrainerSettings(progress=Progress.off), tracker=tracker, generator=generator)
+                 # Scalars only; the pictures' cost is benchmarks.media_cost's.
+                 settings=TrainerSettings(progress=Progress.off, media_every=0), tracker=tracker, generator=generator)
     tracker.finish(RunOutcome.success)
     finished = time.perf_counter()
     return Measured(initialised - started, (finished - initialised) / fitted.steps, external.seconds / fitted.steps, fitted.steps)

@@ -114,7 +114,7 @@ def test_cloud_without_key_fails_at_once_without_prompting(project: Path) -> Non
 def test_a_failing_sweep_job_does_not_stop_the_others(project: Path) -> None:
     done = run_cli(["-m", "epochs=-1,1", *QUICK[:1], *QUICK[2:]], project)
     assert done.returncode == 2
-    assert done.stderr_lines == ["typedexp: error: epochs=-1: must be an integer >= 1"]
+    assert done.stderr_lines == ["typedexp: error: job 0 (epochs=-1,trainer.max_batches=2): epochs=-1: must be an integer >= 1"]
     assert len(list((project / "multirun").rglob("metrics.jsonl"))) == 1
 
 

@@ -1,4 +1,4 @@
-"""Every fenced command and snippet in README.md and docs/*.md runs, read from the Markdown itself.
+"""Every fenced command and snippet in README.md, README.zh-CN.md and docs/*.md runs, read from the Markdown.
 
 What runs, by the block's fence:
 - ```` ```bash ````: each line, in order, in one fresh directory (later lines may use what earlier
@@ -34,7 +34,7 @@ from tests.helpers import run_cli, run_signalled
 from typedexp import launch
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", ROOT / "README.zh-CN.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```[ \t]*$", re.M | re.S)
 SHELLS = ("bash", "sh", "shell")
 # Keys a training example gets when it does not set them: one short epoch, nothing tracked.
@@ -175,7 +175,9 @@ def test_python_block_runs(workdir: Path, block: Block) -> None:
     lines = block.body.splitlines()
     expected = {number: match["message"] for number, line in enumerate(lines, 1) if (match := MYPY_ERROR.search(line))}
     runnable = "\n".join("" if number in expected else line for number, line in enumerate(lines, 1))
-    exec(compile(runnable, block.id, "exec"), {"__name__": "__readme__"})
+    # dont_inherit: a snippet runs as its own file would, without this module's `from __future__`
+    # (string annotations there make a snippet's dataclass look up a module that does not exist).
+    exec(compile(runnable, block.id, "exec", dont_inherit=True), {"__name__": "__readme__"})
     if expected:
         errors = mypy_errors(block.body, workdir)
         for number, message in expected.items():

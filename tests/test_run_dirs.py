@@ -19,6 +19,7 @@ from tests.helpers import QUICK, run_cli
 from typedexp import ConfigError, launch
 from typedexp.engine.checkpoint import FORMAT, write_atomically
 from typedexp.rundir import LOCK_FILE, hold, lock_holder
+from typedexp.runs import JobState, read_run
 from typedexp.tracking.jsonl import JsonlTracker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,9 +93,10 @@ def test_sweep_jobs_that_share_a_dir_do_not_overwrite_each_other(workdir: Path) 
     done = run_cli(["-m", *QUICK, "hydra.sweep.dir=sweep", "hydra.sweep.subdir=same", "seed=1,2"], workdir)
     assert done.returncode == 2
     assert (
-        f"typedexp: error: hydra.sweep.dir={workdir / 'sweep' / 'same'} already holds a run (metrics.jsonl); "
-        "choose a new directory so nothing is overwritten, or continue it with resume="
+        f"typedexp: error: job 1 (epochs=1,seed=2,trainer.max_batches=2): hydra.sweep.dir={workdir / 'sweep' / 'same'} "
+        "already holds a run (metrics.jsonl); choose a new directory so nothing is overwritten, or continue it with resume="
     ) in done.stderr_lines
+    assert read_run(workdir / "sweep" / "same").state is JobState.done  # job 1 did not overwrite job 0's record
     assert (workdir / "sweep" / "same" / "metrics.jsonl").read_text().count('"step": 2') == 2  # train + val
 
 

@@ -10,8 +10,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
@@ -23,7 +24,7 @@ from typedexp import ConfigError, launch
 from typedexp.tracking import RunOutcome, SwanLabTracking
 from typedexp.tracking.guarded import GuardedTracker
 from typedexp.tracking.swanlab_patches import check_once_per_flush, installed_requirements, write_scalars_once_per_file
-from typedexp.tracking.swanlab_tracker import SwanLabTracker
+from typedexp.tracking.swanlab_tracker import LogValue, SwanLabTracker
 
 from tests.test_tracking import SHORT, only_run
 
@@ -41,12 +42,13 @@ class FakeRun:
     def id(self) -> str:
         return "fake-run"
 
-    def log(self, data: Mapping[str, float], step: int | None = None) -> None:
+    def log(self, data: Mapping[str, LogValue], step: int | None = None) -> None:
         self.attempts += 1
         if self.fail_with is not None:
             raise self.fail_with
         assert step is not None
-        self.logged.append((step, dict(data), threading.current_thread().name))
+        scalars = {key: value for key, value in data.items() if isinstance(value, float)}
+        self.logged.append((step, scalars, threading.current_thread().name))
 
     def finish(self, state: Literal["success", "crashed", "aborted"] = "success", error: str | None = None) -> None:
         self.finished.append((state, len(self.logged)))
@@ -181,6 +183,34 @@ def test_the_environment_snapshot_in_a_run_is_what_pip_lists(workdir: Path, monk
     ).stdout
     assert recorded == pip == installed_requirements()
     assert "torch==" in recorded and "swanlab==" in recorded
+
+
+def test_the_snapshot_is_read_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[object] = []
+    real = metadata.distributions
+
+    def counted(*, path: list[str]) -> Iterable[metadata.Distribution]:
+        reads.append(path)
+        return real(path=path)
+
+    installed_requirements()  # whatever an earlier test left, the snapshot is now current
+    monkeypatch.setattr(metadata, "distributions", counted)
+    first, second = installed_requirements(), installed_requirements()
+    assert reads == [] and first == second and "torch==" in first
+
+
+def test_installing_a_package_refreshes_the_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = installed_requirements()
+    assert "typedexp-probe-package" not in before
+    # What pip leaves behind: a *.dist-info directory with the package's METADATA.
+    info = tmp_path / "typedexp_probe_package-1.2.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: typedexp-probe-package\nVersion: 1.2\n")
+    assert "typedexp-probe-package==1.2\n" in installed_requirements()
+    (info / "METADATA").unlink()
+    info.rmdir()  # and uninstalling removes it again
+    assert installed_requirements() == before
 
 
 def scalar(key: str, step: int, number: float) -> ScalarRecord:

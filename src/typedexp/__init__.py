@@ -2,7 +2,8 @@
 
 The public API is small: an ``Experiment`` is a whole run as one typed value, built from specs
 (``MLP``, ``Adam``, ``Digits``, ...); ``launch(experiment=..., overrides=[...])`` runs it exactly
-as the ``typedexp`` command would and returns a typed ``RunResult``; ``register`` offers your own
+as the ``typedexp`` command would and returns a typed ``RunResult``; ``launch_sweep`` runs a sweep
+and returns one ``RunResult`` or ``JobFailure`` per job; ``register`` offers your own
 spec as an option of a group; ``main`` is the command line.
 """
 
@@ -14,7 +15,7 @@ try:
     from typedexp.engine import TrainerSettings
     from typedexp.errors import ConfigError, TrackerError, TypedexpError
     from typedexp.experiment import Experiment
-    from typedexp.launch import launch
+    from typedexp.launch import JobFailure, launch, launch_sweep
     from typedexp.models import CNN, LARGE, MLP, SMALL
     from typedexp.optim import SGD, Adam, AdamW
     from typedexp.schedules import Cosine, NoSchedule, OneCycle, StepDecay, WarmupCosine
@@ -44,6 +45,7 @@ __all__ = [
     "Experiment",
     "FakeData",
     "FashionMNIST",
+    "JobFailure",
     "NoSchedule",
     "OneCycle",
     "RunResult",
@@ -55,6 +57,7 @@ __all__ = [
     "TypedexpError",
     "WarmupCosine",
     "launch",
+    "launch_sweep",
     "main",
     "register",
 ]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from typedexp.errors import Interrupted, TypedexpError
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["INTERRUPTED_EXIT", "USER_ERROR_EXIT", "main", "print_error"]
 
 USER_ERROR_EXIT = 2
+DASHBOARD = "dashboard"  # `typedexp dashboard [--port N] [--logdir DIR]` (dashboard.py)
 
 
 def full_errors_wanted() -> bool:
@@ -47,46 +47,6 @@ def _report_in_one_line(func: Callable[[], Any]) -> Any:
     except Exception as exc:
         print_error(describe(exc))
         sys.exit(USER_ERROR_EXIT)
-
-
-@dataclass(frozen=True)
-class JobFailed:
-    """A job's one-line error, as the job hands it back to the launching process.
-
-    A launcher other than Hydra's basic one runs the job in another process (joblib's workers, a
-    submitit job on this machine or on a Slurm node, a Ray worker) and pickles what the task
-    returns back to the launcher. A plain string pickles wherever the job ran; the exception
-    itself might not. ``pid`` is the process that ran the job: when it is not the launcher's, the
-    line went to that process's stderr (a submitit log file, a worker's output), so the launcher
-    prints it again at the end of the sweep.
-    """
-
-    message: str
-    pid: int
-    run_dir: str
-
-
-def failed_jobs(returned: object) -> list[JobFailed]:
-    """The ``JobFailed`` values in what ``Hydra.multirun`` returned: one list of JobReturns per batch."""
-    from hydra.core.utils import JobReturn, JobStatus
-
-    found: list[JobFailed] = []
-    for batch in returned if isinstance(returned, list) else []:
-        for job in batch if isinstance(batch, (list, tuple)) else []:
-            # A FAILED job raised, and Hydra's sweeper has already reported it; only completed
-            # jobs hold what the task returned.
-            if isinstance(job, JobReturn) and job.status == JobStatus.COMPLETED and isinstance(job.return_value, JobFailed):
-                found.append(job.return_value)
-    return found
-
-
-def report_failures_from_elsewhere(returned: object) -> int:
-    """Print the lines of jobs that failed in another process; the number of failed jobs."""
-    failed = failed_jobs(returned)
-    for failure in failed:
-        if failure.pid != os.getpid():  # a job run here printed its line when it failed
-            print_error(f"job in {failure.run_dir}: {failure.message}")
-    return len(failed)
 
 
 def share_repository_for_help() -> None:
@@ -136,8 +96,14 @@ def refuse_unsafe_flags(argv: Sequence[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``typedexp`` and ``python -m typedexp``; ``argv`` defaults to sys.argv[1:]."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == [DASHBOARD]:  # a subcommand, not an override (those always hold '='): no Hydra
+        from typedexp.dashboard import main as dashboard
+
+        dashboard(args[1:])
+        return
     try:
-        _main(list(sys.argv[1:] if argv is None else argv))
+        _main(args)
     except Interrupted as exc:  # SIGINT/SIGTERM: a checkpoint was saved; the line says where
         print_error(str(exc))
         sys.exit(exc.exit_code)
@@ -169,12 +135,13 @@ def run_hydra(args: list[str]) -> None:
     """Hydra's main over the typed store, with ``args`` prepared and one-line errors."""
     import hydra
     import hydra._internal.utils as hydra_internal
-    from hydra.core.hydra_config import HydraConfig
 
-    from typedexp.error_messages import user_message
+    from typedexp.error_messages import error_line, user_message
     from typedexp.launch import Failure, guarded_task
     from typedexp.preflight import prepare_argv
     from typedexp.store import APP_NAME
+    from typedexp.summary import forget_last_summary, last_summary, report_interrupted_sweep
+    from typedexp.task import sweep_job_label
 
     try:
         sys.argv = [sys.argv[0], *prepare_argv(args)]  # secrets, resume=, reused run dirs
@@ -183,36 +150,32 @@ def run_hydra(args: list[str]) -> None:
         sys.exit(USER_ERROR_EXIT)
     if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
         share_repository_for_help()
-    report: Callable[[Callable[[], Any]], Any] = (
-        hydra_internal.run_and_report if full_errors_wanted() else _report_in_one_line
-    )
-    returned: list[object] = []
-
-    # Any: the signature of Hydra's own run_and_report, which this stands in for.
-    def run_and_keep(func: Callable[[], Any]) -> Any:
-        # What Hydra's `_run_hydra` gets back from `Hydra.multirun` is where the failures of jobs
-        # that ran in other processes (joblib, submitit, Ray) come back: it calls this module
-        # global for each of its steps and drops the values.
-        value = report(func)
-        returned.append(value)
-        return value
-
-    hydra_internal.run_and_report = run_and_keep  # Hydra 1.3 has no hook for error reporting
+    if not full_errors_wanted():
+        # Hydra 1.3 has no hook for error reporting; its `_run_hydra` calls this module global.
+        hydra_internal.run_and_report = _report_in_one_line
     failures: list[str] = []
     task = guarded_task()
 
     def cli_task(cfg: DictConfig) -> object:
         outcome = task(cfg)
         if isinstance(outcome, Failure):
-            message = user_message(outcome.error)
-            if message is None or full_errors_wanted():
+            label = sweep_job_label()  # "job 3 (model=large,optim.lr=0.1)" in a sweep, else ""
+            # A crash keeps Hydra's traceback in a single run; in a sweep it is one line (its
+            # traceback is in the job's result.json) and the other jobs still run.
+            if full_errors_wanted() or (user_message(outcome.error) is None and not label):
                 raise outcome.error
-            print_error(message)
-            failures.append(message)
-            return JobFailed(message, os.getpid(), str(HydraConfig.get().runtime.output_dir))
+            print_error(f"{label}: {error_line(outcome.error)}" if label else error_line(outcome.error))
+            failures.append(label)
         return outcome
 
-    hydra.main(config_path=None, config_name=APP_NAME, version_base="1.3")(cli_task)()
-    failed_elsewhere = sum(report_failures_from_elsewhere(value) for value in returned)
-    if failures or failed_elsewhere:
+    forget_last_summary()  # an earlier sweep's, in a process that runs main() more than once
+    try:
+        hydra.main(config_path=None, config_name=APP_NAME, version_base="1.3")(cli_task)()
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: Hydra skips the summary's on_multirun_end
+        report_interrupted_sweep()
+        raise
+    # Jobs run by another launcher fail in other processes: their failures are read from the
+    # sweep dir, by the summary that Hydra's callback just printed.
+    summary = last_summary()
+    if failures or (summary is not None and summary.failed()):
         sys.exit(USER_ERROR_EXIT)

@@ -89,6 +89,11 @@ def user_message(error: BaseException) -> str | None:
     return None
 
 
+def error_line(error: BaseException) -> str:
+    """The one line a failed job reports: the user's mistake, else the crash's type and message."""
+    return user_message(error) or describe(error)
+
+
 def _full_disk(error: BaseException) -> str | None:
     """A full disk met where typedexp does not write itself (Hydra writing ``.hydra/``)."""
     current: BaseException | None = error

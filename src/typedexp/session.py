@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 MAY_DIFFER = (
     "resume", "epochs", "allowed_targets", "tracker.", "trainer.progress", "trainer.device",
     "trainer.eval_batch_size", "trainer.checkpoint_every",
+    # Pictures drawn between epochs change no weight (and checkpoints made before they existed lack them).
+    "trainer.media_every", "trainer.media_samples",
     # Where the dataset files live and how they are fetched do not change the data itself.
     "dataset.root", "dataset.download", "dataset.cache",
 )

@@ -23,6 +23,7 @@ from typedexp import data, models, optim, schedules, tracking
 from typedexp.engine import TrainerSettings
 from typedexp.errors import ConfigError
 from typedexp.experiment import DEBUG, EXPERIMENTS, Experiment
+from typedexp.summary import SweepSummary
 
 APP_NAME = "typedexp"  # Hydra's job name, the console script and the primary config's name
 
@@ -47,13 +48,15 @@ Examples:
 """
 
 HELP_FOOTER = """Outputs go to outputs/<date>/<time>/ (multirun/ for sweeps); SwanLab data to swanlog/.
-Open the dashboard with: swanlab watch swanlog
+Open the dashboard with: typedexp dashboard  (options: typedexp dashboard --help)
 Set HYDRA_FULL_ERROR=1 for a full traceback on errors; --hydra-help for Hydra's own flags.
 """
 
 # Run directories carry microseconds so two runs started in the same second never share one.
+# The summary callback ranks a sweep's jobs at its end: hydra.callbacks.summary.metric=val/loss.
 HYDRA_SETTINGS = HydraConf(
     job=JobConf(name=APP_NAME),
+    callbacks={"summary": builds(SweepSummary, populate_full_signature=True)},
     run=RunDir(dir="outputs/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}"),
     sweep=SweepDir(dir="multirun/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}", subdir="${hydra.job.num}"),
     help=HelpConf(app_name=APP_NAME, header=HELP_HEADER, footer=HELP_FOOTER),

@@ -4,6 +4,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
+from PIL.Image import Image as PILImage
+
 __version__: str
 
 ModeType = Literal["disabled", "online", "local", "offline"]
@@ -22,6 +24,16 @@ class Settings:
     mode: ModeType
     log_dir: Path
 
+class Image:
+    def __init__(
+        self,
+        data_or_path: str | Path | PILImage,
+        mode: str | None = None,
+        caption: str | None = None,
+        file_type: Literal["png", "jpg", "jpeg", "bmp"] | None = None,
+        size: int | tuple[int | None, int | None] | None = None,
+    ) -> None: ...
+
 class Run:
     @property
     def id(self) -> str: ...
@@ -29,7 +41,7 @@ class Run:
     def name(self) -> str: ...
     @property
     def dir(self) -> Path: ...
-    def log(self, data: Mapping[str, float], step: int | None = None) -> None: ...
+    def log(self, data: Mapping[str, float | Image], step: int | None = None) -> None: ...
     def finish(
         self, state: FinishType = "success", error: str | None = None
     ) -> None: ...
@@ -44,6 +56,7 @@ def init(
     name: str | None = None,
     color: str | None = None,
     description: str | None = None,
+    group: str | None = None,
     tags: list[str] | None = None,
     config: dict[str, object] | None = None,
     id: str | None = None,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from typedexp.engine.checkpoint import Checkpointer, LoopPosition
+from typedexp.engine.media import grid_due, log_confusion, log_grid
 from typedexp.engine.progress import TrainingProgress, wants_progress
 from typedexp.engine.settings import Precision, TrainerSettings
 from typedexp.errors import TrainingDiverged
@@ -168,6 +169,8 @@ def fit(
     ``resume_from`` continues from a restored position, mid-epoch included, bit-exactly on CPU.
     ``schedule`` is stepped after every optimizer step or every epoch, as it says; the learning
     rate it sets is logged as ``train/lr`` (a Python float in the optimizer: no sync).
+    Every ``settings.media_every`` epochs a grid of validation predictions, and at the end a
+    confusion matrix of the validation split, go to ``tracker.log_media`` if it has one.
     """
     import torch
 
@@ -222,10 +225,13 @@ def fit(
             _check_finite(val_metrics, epoch, step, settings, checkpoints)
             tracker.log(val_metrics, step=step, epoch=epoch)
             latest.update(val_metrics)
+            if grid_due(epoch, epochs, settings):  # between epochs: no cost inside the step loop
+                log_grid(model, data, tracker, settings, step=step, epoch=epoch)
             if schedule is not None and not schedule.per_step:
                 schedule.scheduler.step()  # after the epoch's validation, before its checkpoint
             if checkpoints is not None:
                 checkpoints.save(LoopPosition(epoch + 1, 0, step, latest=latest), epoch_end=True)
+    log_confusion(model, data, tracker, settings, step=step, epoch=epochs)
     if data.test is not None:
         test_metrics = evaluate(model, data.test, batch_size=settings.eval_batch_size, prefix="test")
         tracker.log(test_metrics, step=step, epoch=epochs)

@@ -10,6 +10,9 @@ from typedexp.checks import require_finite
 from typedexp.errors import ConfigError
 
 
+MAX_MEDIA_SAMPLES = 256  # a 16 x 16 grid; more would not be readable
+
+
 class Device(enum.Enum):
     auto = "auto"  # cuda if available, else mps, else cpu
     cpu = "cpu"
@@ -62,6 +65,12 @@ class TrainerSettings:
     # Train on this many batches of the training split only, the same examples every epoch
     # (debug=overfit: a model that cannot drive their loss to ~0 has a bug); None: all of it.
     overfit_batches: Optional[int] = None
+    # Epochs between grids of validation images with predicted and true labels (the last epoch
+    # always has one), and a confusion matrix of the validation split at the end; 0: neither.
+    # Each costs one forward pass (the grid's images, then the whole split) and a PNG in
+    # <run dir>/media/, never anything per step.
+    media_every: int = 5
+    media_samples: int = 16  # validation images in each grid: the split's first N, every time
 
     def __post_init__(self) -> None:
         require_finite(self, "trainer")
@@ -75,5 +84,9 @@ class TrainerSettings:
             raise ConfigError(f"trainer.checkpoint_every={self.checkpoint_every}: must be >= 1 or null")
         if self.overfit_batches is not None and self.overfit_batches < 1:
             raise ConfigError(f"trainer.overfit_batches={self.overfit_batches}: must be >= 1 or null")
+        if self.media_every < 0:
+            raise ConfigError(f"trainer.media_every={self.media_every}: must be >= 0 epochs (0: no media)")
+        if not 1 <= self.media_samples <= MAX_MEDIA_SAMPLES:
+            raise ConfigError(f"trainer.media_samples={self.media_samples}: must be 1-{MAX_MEDIA_SAMPLES} images")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise ConfigError(f"trainer.clip_grad_norm={self.clip_grad_norm}: must be > 0 or null")

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, Union, runtime_checkable
+
+if TYPE_CHECKING:
+    import torch
 
 
 class RunOutcome(enum.Enum):
@@ -22,6 +26,35 @@ class Tracker(Protocol):
 
     def finish(self, outcome: RunOutcome, error: str | None = None) -> None:
         """Close the run; called exactly once, from a ``finally`` block."""
+
+
+@dataclass(frozen=True)
+class PredictionSamples:
+    """A fixed sample of validation images with what the model predicted for each."""
+
+    name: str  # the key trackers file it under, e.g. "val/samples"
+    images: torch.Tensor  # (K, C, H, W) float32 in [0, 1] on the CPU: un-normalized for display
+    labels: tuple[int, ...]  # (K,) true classes
+    predicted: tuple[int, ...]  # (K,) the model's argmax
+
+
+@dataclass(frozen=True)
+class ConfusionMatrix:
+    """Counts of (true class, predicted class) over a split, as plain ints."""
+
+    name: str  # e.g. "val/confusion_matrix"
+    counts: tuple[tuple[int, ...], ...]  # (num_classes, num_classes): counts[true][predicted]
+
+
+Media = Union[PredictionSamples, ConfusionMatrix]
+
+
+@runtime_checkable
+class MediaTracker(Tracker, Protocol):
+    """A tracker that also records images; the engine sends media only to those that are."""
+
+    def log_media(self, media: Media, *, step: int, epoch: int) -> None:
+        """Record ``media`` at ``step``; its tensors are already on the CPU and are not changed later."""
 
 
 class NullTracker:
@@ -43,6 +76,11 @@ class FanOut:
     def log(self, metrics: Mapping[str, float], *, step: int, epoch: int) -> None:
         for tracker in self.trackers:
             tracker.log(metrics, step=step, epoch=epoch)
+
+    def log_media(self, media: Media, *, step: int, epoch: int) -> None:
+        for tracker in self.trackers:
+            if isinstance(tracker, MediaTracker):
+                tracker.log_media(media, step=step, epoch=epoch)
 
     def finish(self, outcome: RunOutcome, error: str | None = None) -> None:
         # Finish every tracker even if one raises, then re-raise the first failure.
@@ -70,4 +108,5 @@ class TrackerSpec(Protocol):
         resume_id: str | None = None,
         color: str | None = None,
         chatter: Path | None = None,
+        group: str | None = None,
     ) -> Tracker: ...

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 from typedexp.errors import TypedexpError
 from typedexp.report import warn
-from typedexp.tracking.base import RunOutcome, Tracker
+from typedexp.tracking.base import Media, MediaTracker, RunOutcome, Tracker
 
 
 def _describe(exc: BaseException) -> str:
@@ -48,7 +48,7 @@ class GuardedTracker:
 
     @property
     def view(self) -> str:
-        """How to look at the run ("swanlab watch swanlog"); empty without an external tracker."""
+        """How to look at the run ("typedexp dashboard"); empty without an external tracker."""
         value = getattr(self.inner, "view", "")
         return value if isinstance(value, str) else ""
 
@@ -57,6 +57,14 @@ class GuardedTracker:
             return
         try:
             self.inner.log(metrics, step=step, epoch=epoch)
+        except Exception as exc:
+            self._fail("log", exc)
+
+    def log_media(self, media: Media, *, step: int, epoch: int) -> None:
+        if not isinstance(self.inner, MediaTracker):  # none, failed, or one without images
+            return
+        try:
+            self.inner.log_media(media, step=step, epoch=epoch)
         except Exception as exc:
             self._fail("log", exc)
 

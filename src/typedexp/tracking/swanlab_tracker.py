@@ -14,17 +14,25 @@ import contextlib
 import enum
 import os
 import re
+import shlex
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional, Protocol
+from typing import TYPE_CHECKING, Literal, Optional, Protocol, Union
 
 from typedexp.checks import require_finite
 from typedexp.errors import ConfigError, TrackerError
-from typedexp.tracking.base import NullTracker, RunOutcome, Tracker
+from typedexp.tracking.base import Media, NullTracker, RunOutcome, Tracker
+from typedexp.tracking.render import render
 from typedexp.tracking.swanlab_patches import check_dashboard_once_per_flush, list_requirements_in_process
+
+if TYPE_CHECKING:
+    import swanlab
+
+# What goes into one run.log: Python floats, and the pictures of log_media.
+LogValue = Union[float, "swanlab.Image"]
 
 # SwanLab's own rule for project names (init fails on anything else).
 PROJECT_NAME = re.compile(r"^[0-9a-zA-Z_\-+.]{1,100}$")
@@ -99,11 +107,13 @@ class SwanLabTracking:
         resume_id: str | None = None,
         color: str | None = None,
         chatter: Path | None = None,
+        group: str | None = None,
     ) -> Tracker:
         """Begin a SwanLab run holding ``config``; fails fast, never prompts.
 
         ``color`` is the run's colour in the dashboard; ``chatter`` the file that receives what
-        SwanLab prints (None: the terminal).
+        SwanLab prints (None: the terminal). ``group`` gathers runs in the dashboard: a sweep's
+        jobs pass their sweep dir, so they show together.
 
         ``resume_id`` continues the SwanLab run of that id (``resume="allow"``). In ``cloud`` mode
         that is the same run on the server. SwanLab 0.10.3 writes a resumed ``local``/``offline``
@@ -138,6 +148,7 @@ class SwanLabTracking:
                 description=description,
                 config=dict(config),
                 color=color,
+                group=group,
                 reinit=True,
                 id=resume_id,
                 resume="allow" if resume_id else None,
@@ -148,7 +159,8 @@ class SwanLabTracking:
     def view_command(self, swanlab_run_dir: Path) -> str:
         """How to look at this run, for the line a run starts with."""
         if self.mode is SwanLabMode.local:
-            return f"tracker local: swanlab watch {self.log_dir}"
+            where = "" if self.log_dir == "swanlog" else f" --logdir {shlex.quote(self.log_dir)}"  # its default
+            return f"tracker local: typedexp dashboard{where}"
         if self.mode is SwanLabMode.offline:
             return f"tracker offline: swanlab sync {swanlab_run_dir}"
         return "tracker cloud: on swanlab.cn"
@@ -174,7 +186,7 @@ class SwanLabRun(Protocol):
     @property
     def id(self) -> str: ...
 
-    def log(self, data: Mapping[str, float], step: int | None = None) -> None: ...
+    def log(self, data: Mapping[str, LogValue], step: int | None = None) -> None: ...
 
     def finish(self, state: Literal["success", "crashed", "aborted"] = "success", error: str | None = None) -> None: ...
 
@@ -197,9 +209,9 @@ class SwanLabTracker:
     ) -> None:
         self.run = run
         self.flush_every_s = flush_every_s
-        self.view = view  # how to look at the run: "tracker local: swanlab watch swanlog"
+        self.view = view  # how to look at the run: "tracker local: typedexp dashboard"
         self._chatter = chatter
-        self._pending: deque[tuple[dict[str, float], int]] = deque()  # (metrics, step), oldest first
+        self._pending: deque[tuple[dict[str, LogValue], int]] = deque()  # (metrics, step), oldest first
         self._failure: Exception | None = None  # the hand-off thread's error, raised on the next log
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -216,6 +228,20 @@ class SwanLabTracker:
         if self._failure is not None:
             raise self._failure  # GuardedTracker turns it into one warning
         self._pending.append((dict(metrics), step))
+        if self._thread is None:
+            self._hand_off()
+
+    def log_media(self, media: Media, *, step: int, epoch: int) -> None:
+        """The same picture as media/*.png, as a ``swanlab.Image`` (an image chart in the dashboard).
+
+        Drawn here, on the training thread, between epochs; queued behind the scalars before it.
+        """
+        if self._failure is not None:
+            raise self._failure
+        import swanlab
+
+        picture = render(media)
+        self._pending.append(({media.name: swanlab.Image(picture.image, caption=picture.caption)}, step))
         if self._thread is None:
             self._hand_off()
 

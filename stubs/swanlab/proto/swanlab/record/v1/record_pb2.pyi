@@ -5,6 +5,7 @@ class _StartRecord:
     project: str
     name: str
     color: str
+    group: str
 
 class _ScalarValue:
     number: float
@@ -14,6 +15,18 @@ class _ScalarRecord:
     step: int
     value: _ScalarValue
 
+class _MediaItem:
+    filename: str
+    caption: str
+
+class _MediaValue:
+    items: list[_MediaItem]
+
+class _MediaRecord:
+    key: str
+    step: int
+    value: _MediaValue
+
 class _FinishRecord:
     state: int  # a swanlab.proto.swanlab.run.v1.run_pb2 RUN_STATE_* value
     error: str
@@ -21,6 +34,7 @@ class _FinishRecord:
 class Record:
     start: _StartRecord
     scalar: _ScalarRecord
+    media: _MediaRecord
     finish: _FinishRecord
     def __init__(self) -> None: ...
     def ParseFromString(self, serialized: bytes) -> int: ...

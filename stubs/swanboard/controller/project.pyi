@@ -1,0 +1,3 @@
+# swanboard's project controller: the helper the run table uses to find a metric's folder.
+
+def get_tag_dir(name: str, tag: str) -> str: ...
