@@ -69,8 +69,10 @@ def check_sweep_with_one_failed_job(done: CliRun, cwd: Path) -> Path:
             assert (sweep / job / name).is_file(), f"{job}/{name}"
     assert (sweep / "1" / ".hydra" / "overrides.yaml").is_file() and not (sweep / "1" / "model.pt").exists()
     assert "optim.lr=-1" in (sweep / "1" / ".hydra" / "overrides.yaml").read_text()
-    # The launching process names the job, whichever process ran it.
-    assert f"typedexp: error: job in {sweep / '1'}: {BAD_JOB_LINE}" in done.stderr_lines
+    # The launching process lists the failed job in the sweep's summary, whichever process ran it.
+    assert f"job 1 failed: {BAD_JOB_LINE}" in done.stdout.splitlines()
+    assert "job 1 failed" not in (sweep / "0" / "typedexp.log").read_text()
+    assert (sweep / "summary.csv").is_file() and BAD_JOB_LINE in (sweep / "summary.md").read_text()
     return sweep
 
 
@@ -85,8 +87,9 @@ def test_a_joblib_sweep_runs_each_job_in_a_worker_and_reports_the_failed_one(tmp
     check_sweep_with_one_failed_job(done, tmp_path)
     assert len(tracked_runs(tmp_path)) == 2  # one SwanLab run per finished job, written from the workers
     assert "Joblib.Parallel(n_jobs=2,backend=loky" in done.stdout
-    # The worker's stderr is this terminal: its line came as the job failed, then once more at the end.
-    assert done.stderr_lines.count(f"typedexp: error: {BAD_JOB_LINE}") == 1
+    # The worker's stderr is this terminal: the job's line came as it failed, naming the job.
+    live = [line for line in done.stderr_lines if line.endswith(BAD_JOB_LINE)]
+    assert len(live) == 1 and live[0].startswith("typedexp: error: job 1 (") and "optim.lr=-1" in live[0]
 
 
 @pytest.mark.slow
@@ -96,8 +99,8 @@ def test_a_submitit_local_sweep_reports_the_failed_job_that_printed_into_its_log
     assert len(tracked_runs(tmp_path)) == 2
     # Each job ran in a submitit process whose output went to its log files, not to this terminal.
     errors = [path.read_text() for path in (sweep / ".submitit").glob("*/*_log.err")]
-    assert len(errors) == 3 and sum(f"typedexp: error: {BAD_JOB_LINE}" in text for text in errors) == 1
-    assert f"typedexp: error: {BAD_JOB_LINE}" not in done.stderr_lines
+    assert len(errors) == 3 and sum(f"typedexp: error: job 1 (" in text for text in errors) == 1
+    assert not any(line.endswith(BAD_JOB_LINE) for line in done.stderr_lines)
 
 
 @pytest.mark.slow
