@@ -32,7 +32,7 @@ from tests import fake_slurm
 from tests.helpers import QUICK, CliRun, run_cli, run_main
 from typedexp import ConfigError
 from typedexp.config_guard import (
-    JobProcessGuard, Rules, active_job_guard, check_composed, config_guard, guard_job_process, guarding,
+    JobProcessGuard, PackageConfigsChecked, Rules, active_job_guard, check_composed, config_guard, guard_job_process, guarding,
     registered_launchers,
 )
 from typedexp.preflight import typed_launcher_settings
@@ -461,3 +461,14 @@ def test_the_composed_launcher_is_checked_leaf_by_leaf(launcher: dict[str, objec
     rules = Rules(AllowList(), AllowList(), AllowList(frozenset({"hydra.Launcher", SLURM_LAUNCHER})))
     with pytest.raises(ConfigError, match=re.escape(words)):
         check_composed(node, rules)
+
+
+def test_the_exact_line_of_a_refused_package_config_source() -> None:
+    # The pkg:// source job processes keep (see PackageConfigsChecked's name), refusing as it words it.
+    with pytest.raises(ConfigError) as refused:
+        PackageConfigsChecked("hydra.searchpath in main", "pkg://json")
+    assert str(refused.value) == (
+        "hydra.searchpath: pkg://json refused, reading configs from a package imports it; "
+        "use file://<directory> (or --config-dir) instead"
+    )
+    assert PackageConfigsChecked.__name__ == "ImportlibResourcesConfigSource"
