@@ -46,6 +46,7 @@ class JobState(enum.Enum):
     """How a job ended, as the summary shows it."""
 
     done = "done"  # trained to the end; model.pt written
+    pruned = "pruned"  # stopped early by a hyper-parameter search's pruner (hpo.py); kept, not failed
     failed = "failed"  # raised: a config mistake or a crash, with its error line
     interrupted = "interrupted"  # Ctrl-C / SIGTERM, or killed hard (no result.json, lock free)
     running = "running"  # no result.json yet and a live process holds its run-dir lock

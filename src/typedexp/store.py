@@ -23,6 +23,7 @@ from typedexp import data, models, optim, schedules, tracking
 from typedexp.engine import TrainerSettings
 from typedexp.errors import ConfigError
 from typedexp.experiment import DEBUG, EXPERIMENTS, Experiment
+from typedexp.hpo import OptunaSweeperConf
 from typedexp.summary import SweepSummary
 
 APP_NAME = "typedexp"  # Hydra's job name, the console script and the primary config's name
@@ -188,6 +189,8 @@ def build_store() -> ZenStore:
         store(preset_config(experiment), group="debug", name=name, package="_global_")
     store(experiment_config(), name=APP_NAME)
     store(HYDRA_SETTINGS, name="config", group="hydra")
+    # `hydra/sweeper=optuna` (hpo.py); registered from Python, so the config guard allows its class.
+    store(OptunaSweeperConf, name="optuna", group="hydra/sweeper", provider=APP_NAME)
     return store
 
 
