@@ -64,6 +64,7 @@ def test_a_study_prunes_bad_trials_survives_nan_and_continues_where_it_stopped(w
     assert any(isinstance(r, JobFailure) for r in results)
 
     best = yaml.safe_load((sweep / BEST_FILE).read_text(encoding="utf-8"))
+    assert isinstance(best, dict)
     assert best["value"] == study.best_value and best["trial"] == study.best_trial.number
     assert f"optim.lr={study.best_params['optim.lr']}" in best["overrides"]
     with (sweep / "summary.csv").open(encoding="utf-8", newline="") as file:
@@ -76,6 +77,8 @@ def test_a_study_prunes_bad_trials_survives_nan_and_continues_where_it_stopped(w
     study = study_in(sweep)
     assert len(again) == 2 and len(study.trials) == 10, "the same storage adds trials, it does not start over"
     assert [trial.user_attrs["job"] for trial in study.trials[8:]] == [8, 9]
+    # Reseeded past the earlier trials: the same seed would propose trials 0 and 1 again.
+    assert [trial.params for trial in study.trials[8:]] != [trial.params for trial in study.trials[:2]]
     assert (sweep / "8" / "result.json").is_file() and (sweep / "0" / "result.json").read_bytes() == first_result
 
 

@@ -118,10 +118,11 @@ def distribution(override: Override) -> BaseDistribution:
     values = list(override.sweep_iterator())  # Hydra's parsed values: str, int, float, bool, lists
     if not values:
         raise ConfigError(f"{key}: the sweep {override.input_line} has no values")
-    if override.is_range_sweep() and all(type(v) is int for v in values):  # ordered: TPE can use that
-        steps = {b - a for a, b in zip(values, values[1:])}
+    ints = [v for v in values if type(v) is int]
+    if override.is_range_sweep() and len(ints) == len(values):  # ordered: TPE can use that
+        steps = {b - a for a, b in zip(ints, ints[1:])}
         if len(steps) <= 1 and min(steps, default=1) > 0:
-            return IntDistribution(values[0], values[-1], step=min(steps, default=1))
+            return IntDistribution(ints[0], ints[-1], step=min(steps, default=1))
     return CategoricalDistribution([override_value(item) for item in values])
 
 
@@ -192,7 +193,7 @@ class OptunaSweeper(Sweeper):
         self.sampler, self.pruner = Sampler(sampler), Pruner(pruner)
         self.seed, self.startup, self.warmup = seed, pruner_startup_trials, pruner_warmup_epochs
         self.storage, self.study_name = storage, study_name
-        self.params = [f"{key}={value}" for key, value in (params or {}).items()]
+        self.params = ["=".join((str(key), str(value))) for key, value in (params or {}).items()]
         study_file(storage, Path("."))  # refuse a bad storage before anything runs
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -209,6 +210,8 @@ class OptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> list[Sequence[JobReturn]]:
         import optuna
 
+        if self.launcher is None:
+            raise RuntimeError("OptunaSweeper.sweep() before Hydra called setup()")
         space, fixed = search_space([*self.params, *arguments])
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         study = optuna.create_study(
