@@ -71,6 +71,8 @@ def test_a_study_prunes_bad_trials_survives_nan_and_continues_where_it_stopped(w
         rows = list(csv.DictReader(file))
     assert {row["state"] for row in rows} >= {"done", "pruned", "failed"}
     assert rows[0]["job"] == str(best["job"])  # the summary ranks by the study's metric
+    note = f"Best trial of the Optuna study typedexp: job {best['job']}, val/acc {best['value']:.4f}"
+    assert note in (sweep / "summary.md").read_text(encoding="utf-8")
     first_result = (sweep / "0" / "result.json").read_bytes()
 
     again = launch_sweep([*STUDY[:1], "hydra.sweeper.n_trials=2", *STUDY[2:]], sweep_dir=sweep)

@@ -43,7 +43,7 @@ from typedexp.engine.settings import BestMode
 from typedexp.errors import ConfigError
 from typedexp.resume import quoted_value
 from typedexp.runs import JobState, read_run
-from typedexp.summary import METRICS
+from typedexp.summary import BEST_FILE, METRICS
 
 if TYPE_CHECKING:
     import optuna
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 
 PLUGIN_CLASS = "hydra_plugins.typedexp_optuna.optuna_sweeper.OptunaSweeper"
 SQLITE = "sqlite:///"
-BEST_FILE = "best.yaml"
 
 
 class Sampler(enum.Enum):
@@ -208,7 +207,10 @@ class OptunaSweeper(Sweeper):
         self.mode = self.mode or (mode if isinstance(mode, BestMode) else BestMode(str(mode)))
 
     def sweep(self, arguments: list[str]) -> list[Sequence[JobReturn]]:
-        import optuna
+        try:
+            import optuna
+        except ImportError as exc:
+            raise ConfigError("hydra/sweeper=optuna needs Optuna: pip install 'typedexp[hpo]'") from exc
 
         if self.launcher is None:
             raise RuntimeError("OptunaSweeper.sweep() before Hydra called setup()")

@@ -31,12 +31,13 @@ from typedexp.engine.settings import BestMode
 from typedexp.errors import ConfigError
 from typedexp.report import warn
 from typedexp.resources import naming_full_disk
-from typedexp.runs import JobState, RunRecord, find_runs
+from typedexp.runs import JobState, RunRecord, find_runs, is_number, load_yaml
 
 # Every metric the engine logs (engine/loop.py); the summary can rank by any of them.
 METRICS = ("val/acc", "val/loss", "train/acc", "train/loss", "train/lr", "test/acc", "test/loss")
 SHOWN_METRICS = ("val/acc", "val/loss", "test/acc")  # columns, each where some job has it
 CSV_FILE, MARKDOWN_FILE = "summary.csv", "summary.md"
+BEST_FILE = "best.yaml"  # the optuna sweeper's best trial (hpo.py), noted in summary.md
 MISSING = "-"  # a value a job does not have, in the printed and Markdown tables
 # Control characters (ESC starts a terminal escape sequence): a run dir from elsewhere could hold
 # them in its error line or overrides, so they are shown as "?" in the table and the files.
@@ -181,6 +182,7 @@ def to_markdown(summary: Summary) -> str:
         "",
         f"{summary.counts()}, ranked by {summary.metric} ({summary.mode.value}).",
         "",
+        *([best, ""] if (best := best_trial_note(summary.sweep_dir)) else []),
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
     ]
@@ -188,6 +190,20 @@ def to_markdown(summary: Summary) -> str:
         cells = [*values, shown(record.error or "")]
         lines.append("| " + " | ".join(markdown_cell(cell) for cell in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def best_trial_note(sweep_dir: Path) -> str | None:
+    """The study's best trial from ``best.yaml``, as one Markdown line; None without a readable one."""
+    best = load_yaml(sweep_dir / BEST_FILE)  # safe, size-limited; every field's type checked
+    if not isinstance(best, dict) or not is_number(best.get("value")):
+        return None
+    listed = best.get("overrides")
+    overrides = " ".join(o for o in listed if isinstance(o, str)) if isinstance(listed, list) else ""
+    job, study, metric = best.get("job"), best.get("study"), best.get("metric")
+    return markdown_cell(shown(
+        f"Best trial of the Optuna study {study}: job {job}, {metric} {float(best['value']):.4f}, with "
+        f"`{overrides}` (also in {BEST_FILE})."
+    ))
 
 
 def markdown_cell(text: str) -> str:
