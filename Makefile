@@ -59,6 +59,7 @@ bench: install-dev
 	$(BIN)/python -m benchmarks.sweep
 	$(BIN)/python -m benchmarks.job_parts
 	$(BIN)/python -m benchmarks.media_cost
+	$(BIN)/python -m benchmarks.hpo
 	$(BIN)/python -m benchmarks.sweep_summary
 
 $(VENV)/.installed-mutation: pyproject.toml | $(BIN)/python

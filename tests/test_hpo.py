@@ -11,8 +11,10 @@ import pytest
 import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
+from swanlab.proto.swanlab.run.v1.run_pb2 import RUN_STATE_ABORTED
 
 from tests.helpers import QUICK, RecordingTracker, run_main
+from tests.test_tracking import only_run, read_offline_run
 from typedexp import ConfigError, JobFailure, RunResult, launch_sweep, trials
 from typedexp.config_guard import registered_targets
 from typedexp.data import Digits
@@ -23,7 +25,6 @@ from typedexp.models import SMALL
 from typedexp.optim import SGD
 from typedexp.runs import JobState, read_run
 from typedexp.store import register_configs
-from typedexp.tracking import RunOutcome
 
 # Obviously bad learning rates beside good ones: 1e-4 learns nothing in 3 epochs (pruned once two
 # trials have finished), 1000 diverges to NaN (a failed trial). Seeded, so the same trials every run.
@@ -132,6 +133,10 @@ def test_a_bad_storage_is_one_line_before_any_trial_runs(tmp_path: Path) -> None
     assert done.stderr.startswith("typedexp: error: hydra.sweeper.storage='postgresql://evil/db': only a SQLite")
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert not (tmp_path / "s").exists()
+    metric = run_main(["-m", "hydra/sweeper=optuna", "hydra.sweeper.metric=val/accuracy", "optim.lr=choice(0.1,0.2)",
+                       *QUICK, "hydra.sweep.dir=s"], tmp_path)
+    assert metric.returncode == 2 and len(metric.stderr.strip().splitlines()) == 1
+    assert metric.stderr.startswith("typedexp: error: hydra.sweeper.metric='val/accuracy': no such metric; choose one of: val/acc")
 
 
 def test_the_sweeper_is_allowed_because_it_is_registered_and_its_neighbours_are_not(tmp_path: Path) -> None:
@@ -183,16 +188,14 @@ def test_fit_stops_after_the_epoch_its_check_says_and_skips_the_end_evaluations(
 
 def test_a_job_takes_the_check_offered_for_its_number_and_ends_pruned(workdir: Path) -> None:
     with trials.offered({0: lambda epoch, metrics: True}):
-        results = launch_sweep(["optim.lr=0.1", *QUICK[:1], "epochs=3", "trainer.max_batches=2", "trainer.progress=off"],
-                               sweep_dir="s")
+        results = launch_sweep(
+            ["optim.lr=0.1", "tracker=offline", "tracker.log_dir=sl", "epochs=3", "trainer.max_batches=2",
+             "trainer.progress=off"],
+            sweep_dir="s",
+        )
     (result,) = results
     assert isinstance(result, RunResult) and result.pruned and result.epochs == 1
     assert read_run(workdir / "s" / "0").state is JobState.pruned
+    # SwanLab has no "pruned": its run finishes as stopped before its end, not as finished or crashed.
+    assert read_offline_run(only_run(workdir / "sl")).final_state == RUN_STATE_ABORTED
     assert trials.take(0) is None  # withdrawn after the launch
-
-
-def test_a_pruned_run_is_aborted_in_swanlab_with_its_reason() -> None:
-    assert RunOutcome.pruned.swanlab_state == "aborted"
-    assert [outcome.swanlab_state for outcome in (RunOutcome.success, RunOutcome.crashed, RunOutcome.aborted)] == [
-        "success", "crashed", "aborted"
-    ]

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -163,9 +163,9 @@ def search_space(lines: Sequence[str]) -> tuple[dict[str, BaseDistribution], lis
 def epoch_check(trial: optuna.Trial, metric: str) -> EpochCheck:
     """The check ``engine.fit`` asks after every epoch: report ``metric`` to the trial, ask its pruner."""
 
-    def should_stop(epoch: int, metrics: Any) -> bool:  # Any: a Mapping[str, float] from the engine
+    def should_stop(epoch: int, metrics: Mapping[str, float]) -> bool:
         value = metrics.get(metric)
-        if not isinstance(value, float) or not math.isfinite(value):
+        if value is None or not math.isfinite(value):
             return False  # a NaN stops the run by itself (TrainingDiverged) and fails the trial
         trial.report(value, step=epoch)
         return trial.should_prune()
@@ -182,9 +182,12 @@ class OptunaSweeper(Sweeper):
         seed: int, pruner: Pruner | str, pruner_startup_trials: int, pruner_warmup_epochs: int, storage: str,
         study_name: str, params: DictConfig | dict[str, str] | None,
     ) -> None:
-        for name, number in (("n_trials", n_trials), ("n_jobs", n_jobs)):
-            if number < 1:
-                raise ConfigError(f"hydra.sweeper.{name}={number}: must be at least 1")
+        for name, number, least in (
+            ("n_trials", n_trials, 1), ("n_jobs", n_jobs, 1),
+            ("pruner_startup_trials", pruner_startup_trials, 0), ("pruner_warmup_epochs", pruner_warmup_epochs, 0),
+        ):
+            if number < least:
+                raise ConfigError(f"hydra.sweeper.{name}={number}: must be at least {least}")
         if metric is not None and metric not in METRICS:
             raise ConfigError(f"hydra.sweeper.metric={metric!r}: no such metric; choose one of: {', '.join(METRICS)}")
         self.n_trials, self.n_jobs, self.metric = n_trials, n_jobs, metric
@@ -201,7 +204,7 @@ class OptunaSweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config
         )
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
-        summary = config.hydra.get("callbacks", {}).get("summary", {})  # the table ranks by the same metric
+        summary = (config.hydra.get("callbacks") or {}).get("summary") or {}  # the table ranks by the same metric
         self.metric = self.metric or str(summary.get("metric", "val/acc"))
         mode = summary.get("mode", BestMode.max)  # a BestMode, or its name where a file wrote one
         self.mode = self.mode or (mode if isinstance(mode, BestMode) else BestMode(str(mode)))
