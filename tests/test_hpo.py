@@ -20,11 +20,12 @@ from typedexp.config_guard import registered_targets
 from typedexp.data import Digits
 from typedexp.engine import TrainerSettings, fit, prepare, resolve_device, seed_everything
 from typedexp.engine.settings import Progress
-from typedexp.hpo import BEST_FILE, PLUGIN_CLASS, search_space, study_file
+from typedexp.hpo import PLUGIN_CLASS, search_space, study_file
 from typedexp.models import SMALL
 from typedexp.optim import SGD
 from typedexp.runs import JobState, read_run
 from typedexp.store import register_configs
+from typedexp.summary import BEST_FILE
 
 # Obviously bad learning rates beside good ones: 1e-4 learns nothing in 3 epochs (pruned once two
 # trials have finished), 1000 diverges to NaN (a failed trial). Seeded, so the same trials every run.
