@@ -123,6 +123,19 @@ def test_a_study_lives_only_in_a_sqlite_file_inside_the_sweep_dir(storage: str) 
         study_file(storage, Path("sweep"))
 
 
+@pytest.mark.parametrize("planted", ["study.db", "db"])
+def test_a_study_file_that_a_symlink_leads_elsewhere_is_refused(tmp_path: Path, planted: str) -> None:
+    sweep, elsewhere = tmp_path / "s", tmp_path / "elsewhere"
+    sweep.mkdir()
+    elsewhere.mkdir()
+    (sweep / planted).symlink_to(elsewhere / planted)
+    storage = "sqlite:///study.db" if planted == "study.db" else "sqlite:///db/study.db"
+    done = run_main(["-m", "hydra/sweeper=optuna", f"hydra.sweeper.storage={storage}", "optim.lr=choice(0.1,0.2)",
+                     *QUICK, f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert done.returncode == 2 and "is a symlink or leads through one out of the sweep dir" in done.stderr
+    assert list(elsewhere.iterdir()) == [] and not (sweep / "0").exists()
+
+
 def test_a_relative_sqlite_path_resolves_inside_the_sweep_dir() -> None:
     assert study_file("sqlite:///db/study.db", Path("s")) == Path("s/db/study.db")
 

@@ -220,7 +220,7 @@ class OptunaSweeper(Sweeper):
         space, fixed = search_space([*self.params, *arguments])
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         study = optuna.create_study(
-            storage=SQLITE + str(study_file(self.storage, self.sweep_dir)), study_name=self.study_name,
+            storage=SQLITE + str(self.checked_study_file()), study_name=self.study_name,
             sampler=self.make_sampler(self.seed), pruner=self.make_pruner(),
             direction="maximize" if self.mode is BestMode.max else "minimize", load_if_exists=True,
         )
@@ -249,6 +249,20 @@ class OptunaSweeper(Sweeper):
             job += len(batch)
         self.report_best(study)
         return returns
+
+    def checked_study_file(self) -> Path:
+        """The study file, refused where a symlink (the file, or a folder on its way) leads out of the sweep dir.
+
+        SQLite follows symlinks: a sweep dir received from elsewhere could otherwise have the study
+        created or written wherever its ``study.db`` points.
+        """
+        path = study_file(self.storage, self.sweep_dir)
+        if path.is_symlink() or not path.resolve().is_relative_to(self.sweep_dir.resolve()):
+            raise ConfigError(
+                f"hydra.sweeper.storage={self.storage!r}: {path} is a symlink or leads through one out of the "
+                "sweep dir; a study is kept only inside its sweep dir"
+            )
+        return path
 
     def make_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
         import optuna
