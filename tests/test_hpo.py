@@ -213,3 +213,26 @@ def test_a_job_takes_the_check_offered_for_its_number_and_ends_pruned(workdir: P
     # SwanLab has no "pruned": its run finishes as stopped before its end, not as finished or crashed.
     assert read_offline_run(only_run(workdir / "sl")).final_state == RUN_STATE_ABORTED
     assert trials.take(0) is None  # withdrawn after the launch
+
+
+def test_an_interrupted_trial_is_failed_in_the_study_and_the_same_command_goes_on(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typedexp.hpo
+
+    def interrupting(trial: optuna.Trial, metric: str) -> object:
+        def check(epoch: int, metrics: object) -> bool:
+            raise KeyboardInterrupt  # Ctrl-C during the first trial's first epoch check
+
+        return check
+
+    study = ["hydra/sweeper=optuna", "hydra.sweeper.n_trials=1", "optim.lr=choice(0.05,0.1)", *QUICK]
+    with monkeypatch.context() as patched:
+        patched.setattr(typedexp.hpo, "epoch_check", interrupting)
+        with pytest.raises(KeyboardInterrupt):
+            launch_sweep(study, sweep_dir="s")
+    assert states(study_in(workdir / "s")) == [TrialState.FAIL]  # not left RUNNING
+    assert read_run(workdir / "s" / "0").state is JobState.interrupted
+    (result,) = launch_sweep(study, sweep_dir="s")
+    assert isinstance(result, RunResult) and result.run_dir == workdir / "s" / "1"
+    assert states(study_in(workdir / "s")) == [TrialState.FAIL, TrialState.COMPLETE]
