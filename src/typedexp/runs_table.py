@@ -260,8 +260,8 @@ class RunsTable:
 
     def label(self, record: RunRecord) -> str:
         """A plot legend's name for ``record``: its varying overrides, else its run dir."""
-        values = override_values(record.overrides)
-        named = " ".join(f"{key}={values[key]}" for key in self.varying if key in values)
+        values = {key: setting(record, key) for key in self.varying}
+        named = " ".join(f"{key}={value}" for key, value in values.items() if value is not None)
         return shown(named or str(record.run_dir))
 
 
