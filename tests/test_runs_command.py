@@ -16,8 +16,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
-import yaml
 
 from tests.helpers import QUICK, CliRun, run_main
 from typedexp import JobFailure, launch, launch_sweep, rundir
@@ -39,7 +39,7 @@ CRASHED_POINTS = [
 def fake_run(source: Path, target: Path, overrides: list[str], points: list[dict[str, float]]) -> None:
     """A run dir as a killed job leaves it: Hydra's files, some metrics, no result.json, no model.pt."""
     shutil.copytree(source / rundir.HYDRA_DIR, target / rundir.HYDRA_DIR)
-    (target / rundir.HYDRA_DIR / "overrides.yaml").write_text(yaml.safe_dump(overrides), encoding="utf-8")
+    (target / rundir.HYDRA_DIR / "overrides.yaml").write_text(json.dumps(overrides), encoding="utf-8")  # JSON is YAML
     lines = [json.dumps(point) for point in points]
     (target / rundir.METRICS_FILE).write_text("\n".join(lines) + '\n{"step": 5, "train/lo', encoding="utf-8")
 
@@ -187,8 +187,8 @@ def test_control_characters_and_formulas_from_a_foreign_run_are_defused(tmp_path
         ("b", ["model=small", "+note=@SUM(1)"], None),
     ):
         (runs / name / rundir.HYDRA_DIR).mkdir(parents=True)
-        (runs / name / rundir.HYDRA_DIR / "overrides.yaml").write_text(yaml.safe_dump(overrides), encoding="utf-8")
-        result = {"state": "failed" if error else "done", "error": error, "steps": 1, "seconds": 1.0, "metrics": {}}
+        (runs / name / rundir.HYDRA_DIR / "overrides.yaml").write_text(json.dumps(overrides), encoding="utf-8")  # JSON is YAML
+        result: dict[str, object] = {"state": "failed" if error else "done", "error": error, "steps": 1, "seconds": 1.0, "metrics": {}}
         (runs / name / "result.json").write_text(json.dumps(result), encoding="utf-8")
     done, rows = listed(tmp_path, "foreign")
     assert "\x1b" not in done.stdout and "\x07" not in done.stdout
@@ -237,7 +237,8 @@ def test_the_plot_draws_each_runs_logged_points(runs_root: Path) -> None:
     for line, record in zip(lines, records, strict=True):
         steps, values = logged(record.run_dir, "train/loss")
         assert len(steps) >= 1
-        assert list(map(float, line.get_xdata())) == steps and list(map(float, line.get_ydata())) == values
+        assert np.asarray(line.get_xdata(), dtype=float).tolist() == steps
+        assert np.asarray(line.get_ydata(), dtype=float).tolist() == values
     assert logged(runs_root / CRASHED, "train/loss") == ([2.0, 4.0], [2.25, 1.75])
 
 
