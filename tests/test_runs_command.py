@@ -195,6 +195,10 @@ def test_control_characters_and_formulas_from_a_foreign_run_are_defused(tmp_path
     assert "foreign/a failed: bad?]0;title? line" in done.stdout.splitlines()
     assert [row["model"] for row in rows] == ["?[31mred", "small"]
     assert [row["note"] for row in rows] == ["'=HYPERLINK(\"http://x\")", "'@SUM(1)"]
+    # Metric names come from the files too: an error that lists them shows no escape sequence.
+    (runs / "b" / rundir.METRICS_FILE).write_text('{"step": 1, "val/\\u001b[2Jacc": 0.5}\n', encoding="utf-8")
+    refused = run_main(["runs", "foreign", "--sort", "val/ac"], tmp_path)
+    assert refused.returncode == 2 and "val/?[2Jacc" in refused.stderr and "\x1b" not in refused.stderr
 
 
 def test_symlinks_in_a_runs_directory_are_not_followed(tmp_path: Path, runs_root: Path) -> None:

@@ -194,7 +194,8 @@ def show(args: RunsArgs, console: Console | None = None) -> list[RunRecord]:
     known = sorted({name for record in found for name in record.metrics} | set(METRICS))
     for option, metric in (("--sort", args.sort), ("--plot", args.plot)):
         if metric is not None and metric not in known:
-            raise RunsError(f"runs: {option} {metric}: no listed run has this metric; choose one of: {', '.join(known)}")
+            names = ", ".join(map(shown, known))  # metric names come from the runs' files: no escape sequences
+            raise RunsError(f"runs: {option} {metric}: no listed run has this metric; choose one of: {names}")
     listed = [record for record in found if all(matches(record, test) for test in args.where)]
     if args.where and not listed:
         check_keys(found, args.where)
@@ -316,7 +317,7 @@ def check_keys(records: Sequence[RunRecord], tests: Sequence[Where]) -> None:
     for test in tests:
         if all(setting(record, test.key) is None for record in records):
             keys = sorted({key for record in records for key in override_values(record.overrides)})
-            hint = f"; overrides the runs have: {', '.join(keys)}" if keys else ""
+            hint = f"; overrides the runs have: {', '.join(map(shown, keys))}" if keys else ""
             raise RunsError(f"runs: --where {test}: no listed run has a setting {test.key}{hint}")
 
 
