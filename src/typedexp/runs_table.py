@@ -184,7 +184,7 @@ def show(args: RunsArgs, console: Console | None = None) -> list[RunRecord]:
     from typedexp.summary import wide_console
 
     console = console or wide_console()
-    saved_config.cache_clear()  # a process that lists twice (tests, a notebook) reads the files again
+    saved.cache_clear()  # a process that lists twice (tests, a notebook) reads the files again
     found = [record for directory in args.dirs for record in find_runs(directory)]
     found.sort(key=lambda record: path_order(record.run_dir))
     where = " and ".join(map(str, args.dirs))
@@ -286,22 +286,22 @@ def setting(record: RunRecord, key: str) -> str | None:
     values = override_values(record.overrides)
     if key in values:
         return values[key]
-    choices, config = saved_config(record.run_dir)
-    if isinstance(choices, dict) and isinstance(choices.get(key), str):
-        return str(choices[key])
-    value = lookup(config, key.split("."))
+    value = lookup(saved(record.run_dir, "config.yaml"), key.split("."))
+    if value is None or isinstance(value, dict):  # a config group (or `debug`): the option's name is in hydra.yaml
+        choices = lookup(saved(record.run_dir, "hydra.yaml"), ["hydra", "runtime", "choices"])
+        chosen = choices.get(key) if isinstance(choices, dict) else None
+        return chosen if isinstance(chosen, str) else None
     if isinstance(value, bool):
         return str(value).lower()
     return str(value) if isinstance(value, (str, int, float)) else None
 
 
 @functools.lru_cache(maxsize=4096)
-def saved_config(run_dir: Path) -> tuple[object, object]:
-    """(``hydra.runtime.choices``, the composed config) from a run's ``.hydra/``, each None if unreadable."""
+def saved(run_dir: Path, name: str) -> object:
+    """A YAML file of a run's ``.hydra/`` (``config.yaml``, ``hydra.yaml``); None if unreadable."""
     if (run_dir / rundir.HYDRA_DIR).is_symlink():  # its files would be read from wherever it points
-        return None, None
-    hydra = load_yaml(run_dir / rundir.HYDRA_DIR / "hydra.yaml")
-    return lookup(hydra, ["hydra", "runtime", "choices"]), load_yaml(run_dir / rundir.HYDRA_DIR / "config.yaml")
+        return None
+    return load_yaml(run_dir / rundir.HYDRA_DIR / name)
 
 
 def lookup(document: object, keys: Sequence[str]) -> object:
