@@ -202,6 +202,19 @@ def test_control_characters_and_formulas_from_a_foreign_run_are_defused(tmp_path
     assert refused.returncode == 2 and "val/?[2Jacc" in refused.stderr and "\x1b" not in refused.stderr
 
 
+def test_a_name_that_is_not_utf8_is_shown_and_saved(tmp_path: Path) -> None:
+    """A directory name in another encoding, an error line with a lone surrogate: '?', not a traceback."""
+    runs = tmp_path / "foreign"
+    run = Path(os.fsdecode(os.fsencode(runs) + b"/caf\xe9"))
+    (run / rundir.HYDRA_DIR).mkdir(parents=True)
+    (run / rundir.HYDRA_DIR / "overrides.yaml").write_text('["model=large"]', encoding="utf-8")
+    result = '{"state": "failed", "error": "bad \\udcff line", "steps": 0, "seconds": 0.5, "metrics": {}}'
+    (run / "result.json").write_text(result, encoding="utf-8")
+    done, rows = listed(tmp_path, "foreign")
+    assert [(row["run"], row["error"]) for row in rows] == [("foreign/caf?", "bad ? line")]
+    assert "foreign/caf? failed: bad ? line" in done.stdout.splitlines()
+
+
 def test_symlinks_in_a_runs_directory_are_not_followed(tmp_path: Path, runs_root: Path) -> None:
     secret = tmp_path / "secret.jsonl"
     secret.write_text('{"step": 99, "val/acc": 0.99}\n', encoding="utf-8")

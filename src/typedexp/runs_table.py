@@ -243,7 +243,7 @@ class RunsTable:
         return cls(tuple(records), varying_keys(records), metrics)
 
     def header(self) -> list[str]:
-        return ["run", *map(shown, self.varying), *self.metrics, "steps", "seconds", "state"]
+        return ["run", *map(shown, self.varying), *map(shown, self.metrics), "steps", "seconds", "state"]
 
     def rows(self, missing: str) -> list[list[str]]:
         return [self.row(record, missing) for record in self.records]

@@ -39,8 +39,10 @@ SHOWN_METRICS = ("val/acc", "val/loss", "test/acc")  # columns, each where some 
 CSV_FILE, MARKDOWN_FILE = "summary.csv", "summary.md"
 MISSING = "-"  # a value a job does not have, in the printed and Markdown tables
 # Control characters (ESC starts a terminal escape sequence): a run dir from elsewhere could hold
-# them in its error line or overrides, so they are shown as "?" in the table and the files.
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# them in its error line or overrides, so they are shown as "?" in the table and the files. So are
+# lone surrogates (a directory name that is not UTF-8, a "\udcff" escape in a JSON string), which
+# no UTF-8 file or terminal can take.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def shown(text: str) -> str:
