@@ -355,3 +355,8 @@ def test_a_live_run_is_listed_as_running_and_then_as_done(tmp_path: Path) -> Non
     assert live.returncode == 0, err
     _, rows = listed(tmp_path)
     assert [(row["run"], row["state"], row["steps"]) for row in rows] == [("outputs/live", "done", "2")]
+
+
+def test_typedexps_own_help_points_to_the_runs_command(tmp_path: Path) -> None:
+    done = run_main(["--help"], tmp_path)
+    assert "List and compare runs: typedexp runs [DIR]  (sort, filter, CSV, plots: typedexp runs --help)" in done.stdout
