@@ -2,8 +2,8 @@
 
 Plain Python (no Hydra, no torch). A sweep's summary is built from these records in the launching
 process, whatever launcher ran the jobs (in this process, in joblib workers, on a cluster's
-nodes), because the files are the one thing every launcher leaves in the same place. A later
-``typedexp runs`` command lists runs with the same reader.
+nodes), because the files are the one thing every launcher leaves in the same place.
+``typedexp runs`` (runs_table.py) lists runs with the same reader.
 
 What a job leaves:
 - ``.hydra/overrides.yaml`` and ``.hydra/hydra.yaml`` (Hydra, before the task starts): the
