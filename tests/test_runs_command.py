@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import pytest
 
 from tests.helpers import QUICK, CliRun, run_main
 from typedexp import JobFailure, launch, launch_sweep, rundir
+from typedexp.errors import TypedexpError
 from typedexp.runs import find_runs
 
 SWEEP = "multirun/sweep"
@@ -260,6 +262,14 @@ def test_the_plot_draws_each_runs_logged_points(runs_root: Path) -> None:
     assert logged(runs_root / CRASHED, "train/loss") == ([2.0, 4.0], [2.25, 1.75])
 
 
+def test_a_figure_without_matplotlib_says_how_to_install_it(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typedexp.runs_plot import INSTALL_HINT, figure
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # the import fails
+    with pytest.raises(TypedexpError, match=re.escape(INSTALL_HINT)):
+        figure(find_runs(runs_root / SWEEP), "val/acc", str)
+
+
 def test_plot_writes_a_png_and_says_where(runs_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "curves.png"
     done = run_main(["runs", "--plot", "val/acc", "--out", str(out)], runs_root)
@@ -272,9 +282,9 @@ def test_plot_writes_a_png_and_says_where(runs_root: Path, tmp_path: Path) -> No
 
 
 def test_plot_without_matplotlib_says_how_to_install_it(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import fails, as when it is not installed
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # found nowhere, as when it is not installed
     done = run_main(["runs", "--plot", "val/acc"], runs_root)
-    assert done.returncode == 2
+    assert done.returncode == 2 and done.stdout == ""  # said before anything is read or printed
     assert done.stderr.splitlines() == [
         "typedexp: error: runs: --plot needs matplotlib, an optional extra: pip install 'typedexp[plot]'"
     ]

@@ -8,6 +8,7 @@ touched and a test can read the drawn lines back from the returned ``Figure``.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,16 @@ SIZE_INCHES = (8.0, 5.0)  # at DPI: an 800 x 500 pixel PNG
 DPI = 100
 
 
+def require_matplotlib() -> None:
+    """Fail before any run is read when ``--plot`` cannot draw (no import: matplotlib takes ~0.3 s)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise missing_matplotlib()
+
+
+def missing_matplotlib() -> TypedexpError:
+    return TypedexpError(f"runs: --plot needs matplotlib, an optional extra: {INSTALL_HINT}")
+
+
 def figure(records: Sequence[RunRecord], metric: str, label: Callable[[RunRecord], str]) -> Figure:
     """The figure of ``metric`` against step: one line per run that logged it, in ``records`` order.
 
@@ -32,7 +43,7 @@ def figure(records: Sequence[RunRecord], metric: str, label: Callable[[RunRecord
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        raise TypedexpError(f"runs: --plot needs matplotlib, an optional extra: {INSTALL_HINT}") from None
+        raise missing_matplotlib() from None
     drawn = Figure(figsize=SIZE_INCHES, dpi=DPI)
     axes = drawn.subplots()
     for record in records:

@@ -36,6 +36,7 @@ from typedexp.summary import (
     rank,
     shown,
     varying_keys,
+    wide_console,
 )
 
 if TYPE_CHECKING:
@@ -123,6 +124,10 @@ def parse(args: Sequence[str]) -> RunsArgs:
         raise RunsError(f"runs: --{order} orders by a metric; add --sort METRIC")
     if texts["out"] is not None and texts["plot"] is None:
         raise RunsError("runs: --out names the PNG of --plot; add --plot METRIC")
+    if texts["plot"] is not None:
+        from typedexp.runs_plot import require_matplotlib
+
+        require_matplotlib()
     return RunsArgs(
         dirs=run_dirs(texts["dir"]),
         sort=texts["sort"],
@@ -181,51 +186,60 @@ def main(args: Sequence[str]) -> None:
 
 def show(args: RunsArgs, console: Console | None = None) -> list[RunRecord]:
     """Read, filter and sort the runs, then print the table (and write the CSV and the plot)."""
-    from typedexp.summary import wide_console
-
     console = console or wide_console()
-    saved.cache_clear()  # a process that lists twice (tests, a notebook) reads the files again
-    found = [record for directory in args.dirs for record in find_runs(directory)]
-    found.sort(key=lambda record: path_order(record.run_dir))
-    where = " and ".join(map(str, args.dirs))
+    places = " and ".join(map(str, args.dirs))
+    found = read_runs(args)
     if not found:
-        console.print(f"no runs under {where} (a run directory holds .hydra/)", markup=False, highlight=False)
+        console.print(f"no runs under {places} (a run directory holds .hydra/)", markup=False, highlight=False)
         return []
-    known = sorted({name for record in found for name in record.metrics} | set(METRICS))
-    for option, metric in (("--sort", args.sort), ("--plot", args.plot)):
-        if metric is not None and metric not in known:
-            names = ", ".join(map(shown, known))  # metric names come from the runs' files: no escape sequences
-            raise RunsError(f"runs: {option} {metric}: no listed run has this metric; choose one of: {names}")
     listed = [record for record in found if all(matches(record, test) for test in args.where)]
     if args.where and not listed:
         check_keys(found, args.where)
-    descending = args.descending if args.descending is not None else larger_is_better(args.sort or "")
-    if args.sort is not None:
-        listed = rank(listed, args.sort, BestMode.max if descending else BestMode.min)
-    table = RunsTable.of(listed, args.sort)
-    title = f"{count_states(listed, 'run')} under {where}"
+    title = f"{count_states(listed, 'run')} under {places}"
     if args.where:
         title += f" where {' and '.join(map(str, args.where))}"
     if args.sort is not None:
+        descending = larger_is_better(args.sort) if args.descending is None else args.descending
+        listed = rank(listed, args.sort, BestMode.max if descending else BestMode.min)
         title += f", sorted by {args.sort} ({'largest' if descending else 'smallest'} first)"
-    console.print(shown(title), markup=False, highlight=False, soft_wrap=True)
+    table = RunsTable.of(listed, args.sort)
+    say(console, title)
     if listed:
         print_table(console, table.header(), table.rows(MISSING), {"steps", "seconds", *table.metrics})
     for record in listed:
         if record.error:
-            line = f"{shown(str(record.run_dir))} {record.state.value}: {shown(record.error)}"
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
+            say(console, f"{record.run_dir} {record.state.value}: {record.error}")
     if args.csv is not None:
         rows = [[*row, shown(record.error or "")] for row, record in zip(table.rows(""), listed, strict=True)]
         args.csv.write_text(csv_text([*table.header(), "error"], rows), encoding="utf-8", newline="")
-        console.print(f"saved {len(listed)} rows in {args.csv}", markup=False, highlight=False, soft_wrap=True)
+        say(console, f"saved {len(listed)} rows in {args.csv}")
     if args.plot is not None:
         from typedexp.runs_plot import plot_runs
 
         out = args.out or Path(args.plot.replace("/", "-") + ".png")
         drawn = plot_runs(listed, args.plot, out, table.label)
-        console.print(f"plotted {args.plot} of {drawn} runs in {out}", markup=False, highlight=False, soft_wrap=True)
+        say(console, f"plotted {args.plot} of {drawn} runs in {out}")
     return listed
+
+
+def read_runs(args: RunsArgs) -> list[RunRecord]:
+    """Every run under the directories, in path order; a ``--sort``/``--plot`` metric none of them has is an error."""
+    saved.cache_clear()  # a process that lists twice (tests, a notebook) reads the files again
+    found = sorted(
+        (record for directory in args.dirs for record in find_runs(directory)),
+        key=lambda record: path_order(record.run_dir),
+    )
+    known = sorted({name for record in found for name in record.metrics} | set(METRICS))
+    for option, metric in (("--sort", args.sort), ("--plot", args.plot)):
+        if found and metric is not None and metric not in known:
+            names = ", ".join(map(shown, known))  # metric names come from the runs' files: no escape sequences
+            raise RunsError(f"runs: {option} {metric}: no listed run has this metric; choose one of: {names}")
+    return found
+
+
+def say(console: Console, line: str) -> None:
+    """One line of text from run dirs: control characters shown as '?', never read as markup."""
+    console.print(shown(line), markup=False, highlight=False, soft_wrap=True)
 
 
 @dataclass(frozen=True)
