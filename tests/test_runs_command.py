@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.helpers import QUICK, CliRun, run_main
 from typedexp import JobFailure, launch, launch_sweep, rundir
@@ -278,7 +279,15 @@ def test_plot_writes_a_png_and_says_where(runs_root: Path, tmp_path: Path) -> No
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     default = run_main(["runs", SWEEP, "--plot", "train/loss"], runs_root)
     assert default.stdout.splitlines()[-1] == "plotted train/loss of 2 runs in train-loss.png"
-    assert (runs_root / "train-loss.png").read_bytes()[:4] == b"\x89PNG"
+    # Two runs drew train/loss (the failed jobs logged none): matplotlib's first two colours, not a third.
+    with Image.open(runs_root / "train-loss.png") as png:
+        assert png.format == "PNG" and png.size == (800, 500)
+        pixels = np.asarray(png.convert("RGB"))
+
+    def count(colour: tuple[int, int, int]) -> int:
+        return int((pixels == colour).all(axis=-1).sum())
+
+    assert count((31, 119, 180)) > 20 and count((255, 127, 14)) > 20 and count((44, 160, 44)) == 0
 
 
 def test_plot_without_matplotlib_says_how_to_install_it(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
