@@ -225,9 +225,18 @@ def test_symlinks_in_a_runs_directory_are_not_followed(tmp_path: Path, runs_root
     fake_run(runs_root / SINGLE, runs / "run", CRASHED_OVERRIDES, [])
     (runs / "run" / rundir.METRICS_FILE).unlink()
     (runs / "run" / rundir.METRICS_FILE).symlink_to(secret)
+    elsewhere = tmp_path / "result-elsewhere.json"
+    elsewhere.write_text('{"state": "done", "steps": 7, "seconds": 1.0, "metrics": {"val/acc": 0.9}}', encoding="utf-8")
+    (runs / "run" / "result.json").symlink_to(elsewhere)
     (runs / "elsewhere").symlink_to(runs_root / "outputs", target_is_directory=True)  # a folder of runs
+    (runs / "linked" / ".hydra").parent.mkdir()
+    (runs / "linked" / ".hydra").symlink_to(runs_root / CRASHED / ".hydra", target_is_directory=True)
     _, rows = listed(tmp_path, "given")
-    assert [(row["run"], row["steps"], row["val/acc"]) for row in rows] == [("given/run", "0", "")]
+    assert [(row["run"], row["steps"], row["val/acc"], row["state"]) for row in rows] == [
+        ("given/linked", "0", "", "interrupted"),
+        ("given/run", "0", "", "interrupted"),
+    ]
+    assert [row["optim.lr"] for row in rows] == ["", "0.05"]  # the linked .hydra/'s overrides are not read
 
 
 # --- the plot -------------------------------------------------------------------------------------
