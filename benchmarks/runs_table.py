@@ -12,19 +12,15 @@ process, interleaved, medians of 5.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from rich.console import Console
 
-from benchmarks.common import machine, table, timed
-from typedexp import launch_sweep
+from benchmarks.common import job_copies, machine, table, timed
 from typedexp.runs_table import parse, show
 from typedexp.summary import summarize
 
@@ -32,14 +28,10 @@ from typedexp.summary import summarize
 def main(jobs: int) -> None:
     print(machine())
     with tempfile.TemporaryDirectory() as temp:
-        os.chdir(temp)
-        with contextlib.redirect_stdout(io.StringIO()):  # the job's own lines and its summary
-            launch_sweep(["seed=0", "tracker=disabled", "epochs=1", "trainer.max_batches=2", "trainer.progress=off"], sweep_dir="one")
         sweep = Path(temp) / "sweep"
-        for job in range(jobs):
-            shutil.copytree(Path(temp) / "one" / "0", sweep / str(job))
+        for job, path in enumerate(job_copies(Path(temp), jobs)):
             overrides = [f"seed={job}"] if job % 2 == 0 else []
-            (sweep / str(job) / ".hydra" / "overrides.yaml").write_text(json.dumps(overrides), encoding="utf-8")
+            (path / ".hydra" / "overrides.yaml").write_text(json.dumps(overrides), encoding="utf-8")
         quiet = Console(file=io.StringIO(), width=10_000)
         cases = {
             "summarize (baseline)": lambda: summarize(sweep),

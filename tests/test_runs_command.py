@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import QUICK, CliRun, run_main
+from tests.helpers import QUICK, CliRun, held_run, run_main
 from typedexp import JobFailure, launch, launch_sweep, rundir
 from typedexp.errors import TypedexpError
 from typedexp.runs import find_runs
@@ -363,24 +362,9 @@ def test_help_names_every_option(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_live_run_is_listed_as_running_and_then_as_done(tmp_path: Path) -> None:
     """A real run paused after its first logged point (tests/hold_run.py), listed while it holds its lock."""
-    from tests.test_run_dirs import ROOT, wait_for
-
-    ready, release = tmp_path / "ready", tmp_path / "release"
-    env = {k: v for k, v in os.environ.items() if k not in ("SWANLAB_API_KEY", "HYDRA_FULL_ERROR")}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    live = subprocess.Popen(
-        [sys.executable, "-m", "tests.hold_run", str(ready), str(release), "--", *QUICK, "trainer.log_every=1", "hydra.run.dir=outputs/live"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        wait_for(lambda: ready.exists() or live.poll() is not None)
-        assert live.poll() is None, live.communicate()
+    with held_run([*QUICK, "trainer.log_every=1", "hydra.run.dir=outputs/live"], tmp_path):
         _, rows = listed(tmp_path)
         assert [(row["run"], row["state"], row["steps"], row["seconds"]) for row in rows] == [("outputs/live", "running", "1", "")]
-    finally:
-        release.touch()
-        _, err = live.communicate(timeout=120)
-    assert live.returncode == 0, err
     _, rows = listed(tmp_path)
     assert [(row["run"], row["state"], row["steps"]) for row in rows] == [("outputs/live", "done", "2")]
 
