@@ -61,6 +61,7 @@ bench: install-dev
 	$(BIN)/python -m benchmarks.media_cost
 	$(BIN)/python -m benchmarks.hpo
 	$(BIN)/python -m benchmarks.sweep_summary
+	$(BIN)/python -m benchmarks.runs_table
 
 $(VENV)/.installed-mutation: pyproject.toml | $(BIN)/python
 	$(PIP_INSTALL) -e '.[dev,mutation]'

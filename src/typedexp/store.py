@@ -50,6 +50,7 @@ Examples:
 
 HELP_FOOTER = """Outputs go to outputs/<date>/<time>/ (multirun/ for sweeps); SwanLab data to swanlog/.
 Open the dashboard with: typedexp dashboard  (options: typedexp dashboard --help)
+List and compare runs: typedexp runs [DIR]  (sort, filter, CSV, plots: typedexp runs --help)
 Set HYDRA_FULL_ERROR=1 for a full traceback on errors; --hydra-help for Hydra's own flags.
 """
 

@@ -343,6 +343,10 @@ def seconds(value: float) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
 
 
+def count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def summary_line(result: RunResult) -> str:
     metrics = "  ".join(
         f"{name} {result.metrics[name]:.4f}"
@@ -351,6 +355,6 @@ def summary_line(result: RunResult) -> str:
     )
     tracking = f"  tracking failed ({result.tracking_error})" if result.tracking_error else ""
     return (
-        f"{'pruned' if result.pruned else 'done'}: {metrics}  ({result.epochs} epochs, {result.steps} steps, "
-        f"{seconds(result.seconds)} on {result.device})  run dir: {result.run_dir}{tracking}"
+        f"{'pruned' if result.pruned else 'done'}: {metrics}  ({count(result.epochs, 'epoch')}, "
+        f"{count(result.steps, 'step')}, {seconds(result.seconds)} on {result.device})  run dir: {result.run_dir}{tracking}"
     )
