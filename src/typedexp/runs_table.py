@@ -48,7 +48,7 @@ SHOWN = ("val/acc", "test/acc")  # metric columns, each where some listed run ha
 
 DESCRIPTION = (
     "List the runs under DIR (default: outputs/ and multirun/ here) as a table: the overrides that "
-    "differ between them, final val/acc and test/acc, steps, seconds and state (done, failed, "
+    "differ between them, final val/acc and test/acc, steps, seconds and state (done, pruned, failed, "
     "interrupted, running). Reads each run's .hydra/, metrics.jsonl and result.json, whatever the tracker."
 )
 EPILOG = (
