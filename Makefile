@@ -29,9 +29,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP_INSTALL) -e .
 	touch $@
 
-# The dev install includes the joblib and submitit launchers: tests/test_launchers.py runs sweeps
+# The dev install includes Optuna (hpo) and the joblib and submitit launchers: tests/test_launchers.py runs sweeps
 # under both. Ray (the `ray` extra) stays out: it downgrades cloudpickle (see pyproject.toml).
-DEV_EXTRAS := dev,joblib,slurm
+DEV_EXTRAS := dev,hpo,joblib,slurm
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(INSTALL_TORCH)
@@ -63,7 +63,9 @@ bench: install-dev
 	$(BIN)/python -m benchmarks.sweep
 	$(BIN)/python -m benchmarks.job_parts
 	$(BIN)/python -m benchmarks.media_cost
+	$(BIN)/python -m benchmarks.hpo
 	$(BIN)/python -m benchmarks.sweep_summary
+	$(BIN)/python -m benchmarks.runs_table
 
 $(VENV)/.installed-mutation: pyproject.toml | $(BIN)/python
 	$(PIP_INSTALL) -e '.[$(DEV_EXTRAS),mutation]'

@@ -10,18 +10,13 @@ medians of 5.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from benchmarks.common import machine, table, timed
-from typedexp import launch_sweep
+from benchmarks.common import job_copies, machine, table, timed
 from typedexp import runs
 from typedexp.summary import save, summarize
 
@@ -37,13 +32,8 @@ def omegaconf_hydra_files(run_dir: Path) -> tuple[int | None, tuple[str, ...]]:
 def main(jobs: int) -> None:
     print(machine())
     with tempfile.TemporaryDirectory() as temp:
-        os.chdir(temp)
-        with contextlib.redirect_stdout(io.StringIO()):  # the job's own lines and its summary
-            launch_sweep(["seed=0", "tracker=disabled", "epochs=1", "trainer.max_batches=2", "trainer.progress=off"], sweep_dir="one")
+        dirs = job_copies(Path(temp), jobs)
         sweep = Path(temp) / "sweep"
-        for job in range(jobs):
-            shutil.copytree(Path(temp) / "one" / "0", sweep / str(job))
-        dirs = [sweep / str(job) for job in range(jobs)]
         readers = {"OmegaConf.load (baseline)": omegaconf_hydra_files, "libyaml (typedexp)": runs.hydra_files}
         timings: dict[str, list[float]] = {name: [] for name in readers}
         whole: list[float] = []

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,3 +139,36 @@ def config_fields() -> list[tuple[list[str], str, str]]:
                 if not name.startswith("hydra."):
                     found.setdefault(name, (overrides, name, kind))
     return sorted(found.values(), key=lambda item: item[1])
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 120.0) -> None:
+    """Poll ``condition`` until it holds (a failed assertion after ``timeout_s``): no fixed sleeps."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@contextmanager
+def held_run(args: list[str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    """The CLI with ``args`` in ``cwd``, alive for the block: paused after its first logged point.
+
+    ``tests/hold_run.py`` holds it there; after the block it is released, and must then finish
+    with exit code 0 (unless the block failed).
+    """
+    ready, release = cwd / "ready", cwd / "release"
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k not in ("SWANLAB_API_KEY", "HYDRA_FULL_ERROR")}
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.hold_run", str(ready), str(release), "--", *args],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_for(lambda: ready.exists() or process.poll() is not None)
+        assert process.poll() is None, process.communicate()
+        yield process
+    finally:
+        release.touch()
+        _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err

@@ -76,7 +76,7 @@ def test_debug_fast_is_one_short_untracked_epoch(tmp_path: Path) -> None:
     points = read_metrics(next(tmp_path.rglob("metrics.jsonl")))
     assert max(int(point["step"]) for point in points) == DEBUG["fast"].trainer.max_batches
     assert not (tmp_path / "swanlog").exists()
-    assert "(1 epochs, 5 steps" in done.stdout
+    assert "(1 epoch, 5 steps" in done.stdout
 
 
 @pytest.mark.slow

@@ -43,6 +43,7 @@ SHORTEN = {"epochs": "1", "trainer.max_batches": "2", "trainer.progress": "off",
 # an epoch, that is inside epoch 3, after epoch 2's checkpoint.
 KILL_AFTER_STEP = 6
 NOT_TRAINING = {"--help", "-h", "--cfg", "-c", "-sc", "--shell-completion", "--info", "-i"}
+SUBCOMMANDS = ("runs", "dashboard")  # `typedexp runs ...`: its own arguments, no overrides to add
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def shortened(words: list[str]) -> list[str]:
     """
     resume = next((word.split("=", 1)[1] for word in words if word.startswith("resume=")), None)
     continues_a_run = resume is not None and resume != "auto" and (not resume.endswith(".pt") or resume.endswith("last.pt"))
-    if NOT_TRAINING & set(words) or continues_a_run:
+    if NOT_TRAINING & set(words) or continues_a_run or (bool(words) and words[0] in SUBCOMMANDS):
         return words
     keys = {word.split("=", 1)[0].lstrip("+~") for word in words if "=" in word}
     keys |= {"epochs"} if resume is not None else set()

@@ -9,32 +9,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import QUICK, run_cli
+from tests.helpers import QUICK, held_run, run_cli
 from typedexp import ConfigError, launch
 from typedexp.engine.checkpoint import FORMAT, write_atomically
 from typedexp.rundir import LOCK_FILE, hold, lock_holder
 from typedexp.runs import JobState, read_run
 from typedexp.tracking.jsonl import JsonlTracker
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def state(root: Path) -> dict[Path, tuple[bytes, int]]:
     """Every file's bytes and mtime: a rewrite with the same bytes still shows."""
     return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -219,16 +208,7 @@ def test_the_lock_is_exclusive_between_processes_and_names_the_holder(tmp_path: 
 
 
 def test_a_second_run_or_resume_into_a_live_run_dir_is_refused_naming_its_pid(workdir: Path) -> None:
-    ready, release = workdir / "ready", workdir / "release"
-    env = {k: v for k, v in os.environ.items() if k not in ("SWANLAB_API_KEY", "HYDRA_FULL_ERROR")}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    first = subprocess.Popen(
-        [sys.executable, "-m", "tests.hold_run", str(ready), str(release), "--", *QUICK, "trainer.checkpoint_every=1", "hydra.run.dir=live"],
-        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        wait_for(lambda: ready.exists() or first.poll() is not None)
-        assert first.poll() is None, first.communicate()
+    with held_run([*QUICK, "trainer.checkpoint_every=1", "hydra.run.dir=live"], workdir) as first:
         live = workdir / "live"
         assert lock_holder(live) == str(first.pid)  # the task holds the lock while it runs
         before = state(live)
@@ -240,8 +220,4 @@ def test_a_second_run_or_resume_into_a_live_run_dir_is_refused_naming_its_pid(wo
                 "wait for it to finish, or choose another directory"
             ]
         assert state(live) == before  # not even .hydra/ was rewritten
-    finally:
-        release.touch()
-        out, err = first.communicate(timeout=120)
-    assert first.returncode == 0, err
     assert lock_holder(workdir / "live") is None

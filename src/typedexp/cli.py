@@ -29,6 +29,7 @@ __all__ = ["INTERRUPTED_EXIT", "USER_ERROR_EXIT", "main", "print_error"]
 
 USER_ERROR_EXIT = 2
 DASHBOARD = "dashboard"  # `typedexp dashboard [--port N] [--logdir DIR]` (dashboard.py)
+RUNS = "runs"  # `typedexp runs [DIR] [--sort M] [--where K=V] [--csv F] [--plot M]` (runs_table.py)
 
 
 def full_errors_wanted() -> bool:
@@ -101,6 +102,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         from typedexp.dashboard import main as dashboard
 
         dashboard(args[1:])
+        return
+    if args[:1] == [RUNS]:
+        from typedexp.runs_table import main as runs
+
+        runs(args[1:])
         return
     try:
         _main(args)

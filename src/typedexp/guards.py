@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from typedexp import rundir
 from typedexp.errors import ConfigError
+from typedexp.hpo import PLUGIN_CLASS
 
 
 def suggestion(name: str, candidates: list[str]) -> str:
@@ -134,9 +135,12 @@ def refuse_reused_run_dirs(composed: DictConfig, *, multirun: bool, resuming: Pa
         if sweep_dir.is_symlink():
             rundir.refuse_symlinks(sweep_dir, "hydra.sweep.dir")
         rundir.refuse_used(sweep_dir.resolve(), "hydra.sweep.dir")
+        # The optuna sweeper continues the study in its sweep dir: it numbers new jobs after every
+        # job dir there, and each job still refuses a used dir under its lock (task.run_experiment).
+        continuing = composed.hydra.sweeper.get("_target_") == PLUGIN_CLASS
         for job_dir in sorted(sweep_dir.glob("*")):
             if job_dir.is_dir():
-                check_run_dir(job_dir, "hydra.sweep.dir", composed, continuing=False)
+                check_run_dir(job_dir, "hydra.sweep.dir", composed, continuing=continuing)
         return
     # Absolute, but not resolved: a symlink as the last component must still be seen as one.
     run_dir = Path.cwd() / (_text(job.run, "dir", "hydra.run.dir") or "")

@@ -2,8 +2,8 @@
 
 Plain Python (no Hydra, no torch). A sweep's summary is built from these records in the launching
 process, whatever launcher ran the jobs (in this process, in joblib workers, on a cluster's
-nodes), because the files are the one thing every launcher leaves in the same place. A later
-``typedexp runs`` command lists runs with the same reader.
+nodes), because the files are the one thing every launcher leaves in the same place.
+``typedexp runs`` (runs_table.py) lists runs with the same reader.
 
 What a job leaves:
 - ``.hydra/overrides.yaml`` and ``.hydra/hydra.yaml`` (Hydra, before the task starts): the
@@ -24,6 +24,7 @@ import enum
 import json
 import math
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from pathlib import Path
 import yaml
 
 from typedexp import rundir
+from typedexp.errors import ConfigError
 from typedexp.resources import naming_full_disk
 
 RESULT_FILE = "result.json"
@@ -46,6 +48,7 @@ class JobState(enum.Enum):
     """How a job ended, as the summary shows it."""
 
     done = "done"  # trained to the end; model.pt written
+    pruned = "pruned"  # stopped early by a hyper-parameter search's pruner (hpo.py); kept, not failed
     failed = "failed"  # raised: a config mistake or a crash, with its error line
     interrupted = "interrupted"  # Ctrl-C / SIGTERM, or killed hard (no result.json, lock free)
     running = "running"  # no result.json yet and a live process holds its run-dir lock
@@ -113,21 +116,50 @@ def last_logged(metrics_file: Path) -> tuple[dict[str, float], int]:
     """
     metrics: dict[str, float] = {}
     step = 0
-    try:
-        lines = metrics_file.read_text(encoding="utf-8", errors="replace").splitlines()
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return metrics, step
-    for line in lines:
+    for numbers in logged_points(metrics_file):
+        step = int(numbers.get("step", step))
+        metrics.update({key: value for key, value in numbers.items() if key not in STEP_KEYS})
+    return metrics, step
+
+
+def curve(metrics_file: Path, metric: str) -> list[tuple[int, float]]:
+    """``[(step, value), ...]`` of every logged point of ``metric`` in a ``metrics.jsonl``, in file order."""
+    return [
+        (int(point["step"]), point[metric])
+        for point in logged_points(metrics_file)
+        if metric in point and "step" in point
+    ]
+
+
+def logged_points(metrics_file: Path) -> list[dict[str, float]]:
+    """The finite numbers of each line of a ``metrics.jsonl``: ``[{"step": 10.0, "train/loss": 2.2}, ...]``.
+
+    A job killed while writing leaves a partial last line; it and any other line that is not a
+    JSON object is skipped. A symlink is read as no file (a run dir from elsewhere could point
+    it at any file of yours).
+    """
+    text = read_no_follow(metrics_file)
+    points = []
+    for line in (text or "").splitlines():
         try:
             point = json.loads(line)
         except ValueError:
             continue
-        if not isinstance(point, dict):
-            continue
-        numbers = {str(key): float(value) for key, value in point.items() if is_number(value)}
-        step = int(numbers.get("step", step))
-        metrics.update({key: value for key, value in numbers.items() if key not in STEP_KEYS})
-    return metrics, step
+        if isinstance(point, dict):
+            points.append({str(key): float(value) for key, value in point.items() if is_number(value)})
+    return points
+
+
+def read_no_follow(path: Path) -> str | None:
+    """The text of ``path``; None if it is absent, not a regular file, or a symlink."""
+    try:
+        fd = rundir.open_no_follow(path, os.O_RDONLY | os.O_NONBLOCK)  # NONBLOCK: a FIFO is not waited on
+    except (OSError, ConfigError):
+        return None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return file.read().decode("utf-8", errors="replace")
 
 
 def is_number(value: object) -> bool:
@@ -141,7 +173,7 @@ def read_run(run_dir: Path) -> RunRecord:
     result = read_result(run_dir / RESULT_FILE)
     if result is None:
         # No record: still running (its lock is held), or killed before it could write one.
-        if rundir.lock_holder(run_dir) is not None:
+        if lock_held(run_dir):
             state = JobState.running
         elif (run_dir / rundir.WEIGHTS_FILE).is_file():  # finished, by a typedexp without result.json
             state = JobState.done
@@ -152,11 +184,18 @@ def read_run(run_dir: Path) -> RunRecord:
     return RunRecord(run_dir, state, job, overrides, {**logged, **metrics}, steps, seconds, error)
 
 
+def lock_held(run_dir: Path) -> bool:
+    try:
+        return rundir.lock_holder(run_dir) is not None
+    except (OSError, ConfigError):  # a symlinked or unreadable .lock: no run of ours holds it
+        return False
+
+
 def read_result(path: Path) -> tuple[JobState, str | None, int, float | None, dict[str, float]] | None:
     """The fields of a ``result.json``, each checked; None if it is missing or not one of ours."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_no_follow(path) or "")
+    except ValueError:
         return None
     if not isinstance(data, dict) or data.get("state") not in {state.value for state in JobState}:
         return None
@@ -176,6 +215,8 @@ def hydra_files(run_dir: Path) -> tuple[int | None, tuple[str, ...]]:
     Read as plain YAML, interpolations unresolved: a value is taken only where it is already plain.
     """
     hydra_dir = run_dir / rundir.HYDRA_DIR
+    if hydra_dir.is_symlink():  # its files would be read from wherever it points
+        return None, ()
     loaded = load_yaml(hydra_dir / "overrides.yaml")
     overrides = tuple(item for item in loaded if isinstance(item, str)) if isinstance(loaded, list) else ()
     config = load_yaml(hydra_dir / "hydra.yaml")

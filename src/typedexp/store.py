@@ -23,6 +23,7 @@ from typedexp import data, models, optim, schedules, tracking
 from typedexp.engine import TrainerSettings
 from typedexp.errors import ConfigError
 from typedexp.experiment import DEBUG, EXPERIMENTS, Experiment
+from typedexp.hpo import OptunaSweeperConf
 from typedexp.summary import SweepSummary
 
 APP_NAME = "typedexp"  # Hydra's job name, the console script and the primary config's name
@@ -49,6 +50,7 @@ Examples:
 
 HELP_FOOTER = """Outputs go to outputs/<date>/<time>/ (multirun/ for sweeps); SwanLab data to swanlog/.
 Open the dashboard with: typedexp dashboard  (options: typedexp dashboard --help)
+List and compare runs: typedexp runs [DIR]  (sort, filter, CSV, plots: typedexp runs --help)
 Set HYDRA_FULL_ERROR=1 for a full traceback on errors; --hydra-help for Hydra's own flags.
 """
 
@@ -188,6 +190,8 @@ def build_store() -> ZenStore:
         store(preset_config(experiment), group="debug", name=name, package="_global_")
     store(experiment_config(), name=APP_NAME)
     store(HYDRA_SETTINGS, name="config", group="hydra")
+    # `hydra/sweeper=optuna` (hpo.py); registered from Python, so the config guard allows its class.
+    store(OptunaSweeperConf, name="optuna", group="hydra/sweeper", provider=APP_NAME)
     return store
 
 

@@ -31,16 +31,19 @@ from typedexp.engine.settings import BestMode
 from typedexp.errors import ConfigError
 from typedexp.report import warn
 from typedexp.resources import naming_full_disk
-from typedexp.runs import JobState, RunRecord, find_runs
+from typedexp.runs import JobState, RunRecord, find_runs, is_number, load_yaml
 
 # Every metric the engine logs (engine/loop.py); the summary can rank by any of them.
 METRICS = ("val/acc", "val/loss", "train/acc", "train/loss", "train/lr", "test/acc", "test/loss")
 SHOWN_METRICS = ("val/acc", "val/loss", "test/acc")  # columns, each where some job has it
 CSV_FILE, MARKDOWN_FILE = "summary.csv", "summary.md"
+BEST_FILE = "best.yaml"  # the optuna sweeper's best trial (hpo.py), noted in summary.md
 MISSING = "-"  # a value a job does not have, in the printed and Markdown tables
 # Control characters (ESC starts a terminal escape sequence): a run dir from elsewhere could hold
-# them in its error line or overrides, so they are shown as "?" in the table and the files.
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# them in its error line or overrides, so they are shown as "?" in the table and the files. So are
+# lone surrogates (a directory name that is not UTF-8, a "\udcff" escape in a JSON string), which
+# no UTF-8 file or terminal can take.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def shown(text: str) -> str:
@@ -86,10 +89,15 @@ class Summary:
         return any(r.state in (JobState.failed, JobState.interrupted) for r in self.records)
 
     def counts(self) -> str:
-        by_state = {state: sum(r.state is state for r in self.records) for state in JobState}
-        parts = [f"{count} {state.value}" for state, count in by_state.items() if count]
-        jobs = "1 job" if len(self.records) == 1 else f"{len(self.records)} jobs"
-        return f"{jobs} ({', '.join(parts) or 'none found'})"
+        return count_states(self.records, "job")
+
+
+def count_states(records: Sequence[RunRecord], noun: str) -> str:
+    """``"3 jobs (2 done, 1 failed)"``: how many records, and how many in each state."""
+    by_state = {state: sum(r.state is state for r in records) for state in JobState}
+    parts = [f"{count} {state.value}" for state, count in by_state.items() if count]
+    counted = f"1 {noun}" if len(records) == 1 else f"{len(records)} {noun}s"
+    return f"{counted} ({', '.join(parts) or 'none found'})"
 
 
 # The last summary this process printed. Hydra keeps its callback objects to itself, so this is
@@ -149,11 +157,18 @@ def varying_keys(records: Sequence[RunRecord]) -> tuple[str, ...]:
 
 
 def to_csv(summary: Summary) -> str:
+    rows = [
+        [*values, shown(record.error or ""), shown(relative(record.run_dir, summary.sweep_dir))]
+        for values, record in zip(summary.rows(""), summary.records, strict=True)
+    ]
+    return csv_text([*summary.header(), "error", "run_dir"], rows)
+
+
+def csv_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """The header and rows as CSV, every cell through ``csv_cell``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(map(csv_cell, [*summary.header(), "error", "run_dir"]))
-    for values, record in zip(summary.rows(""), summary.records, strict=True):
-        row = [*values, shown(record.error or ""), shown(relative(record.run_dir, summary.sweep_dir))]
+    for row in (header, *rows):
         writer.writerow(map(csv_cell, row))
     return buffer.getvalue()
 
@@ -181,6 +196,7 @@ def to_markdown(summary: Summary) -> str:
         "",
         f"{summary.counts()}, ranked by {summary.metric} ({summary.mode.value}).",
         "",
+        *([best, ""] if (best := best_trial_note(summary.sweep_dir)) else []),
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
     ]
@@ -188,6 +204,20 @@ def to_markdown(summary: Summary) -> str:
         cells = [*values, shown(record.error or "")]
         lines.append("| " + " | ".join(markdown_cell(cell) for cell in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def best_trial_note(sweep_dir: Path) -> str | None:
+    """The study's best trial from ``best.yaml``, as one Markdown line; None without a readable one."""
+    best = load_yaml(sweep_dir / BEST_FILE)  # safe, size-limited; every field's type checked
+    if not isinstance(best, dict) or not is_number(best.get("value")):
+        return None
+    listed = best.get("overrides")
+    overrides = " ".join(o for o in listed if isinstance(o, str)) if isinstance(listed, list) else ""
+    job, study, metric = best.get("job"), best.get("study"), best.get("metric")
+    return markdown_cell(shown(
+        f"Best trial of the Optuna study {study}: job {job}, {metric} {float(best['value']):.4f}, with "
+        f"`{overrides}` (also in {BEST_FILE})."
+    ))
 
 
 def markdown_cell(text: str) -> str:
@@ -204,21 +234,26 @@ def print_summary(summary: Summary, console: Console, saved: str | None) -> None
     where = f"; saved in {saved}" if saved else ""
     title = f"sweep summary: {summary.counts()}, ranked by {summary.metric} ({summary.mode.value}){where}"
     console.print(title, markup=False, highlight=False, soft_wrap=True)
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     numeric = {"rank", "job", "steps", "seconds", *summary.metric_columns}
-    for name in summary.header():
-        table.add_column(name, justify="right" if name in numeric else "left", no_wrap=True)
-    for values in summary.rows(MISSING):
-        table.add_row(*(Text(value) for value in values))  # Text: an override's "[red]" is not markup
-    with console.capture() as captured:  # rich pads the last column: trim each line's right end
-        console.print(table, markup=False, highlight=False)
-    for line in captured.get().splitlines():
-        console.out(line.rstrip(), highlight=False)
+    print_table(console, summary.header(), summary.rows(MISSING), numeric)
     for record in summary.records:
         if record.error:
             job = "job" if record.job is None else f"job {record.job}"
             line = f"{job} {record.state.value}: {shown(record.error)}"
             console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def print_table(console: Console, header: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[str]) -> None:
+    """A plain rich table (numbers right-aligned), each cell printed as text, never as markup."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for name in header:
+        table.add_column(name, justify="right" if name in numeric else "left", no_wrap=True)
+    for values in rows:
+        table.add_row(*(Text(value) for value in values))  # Text: an override's "[red]" is not markup
+    with console.capture() as captured:  # rich pads the last column: trim each line's right end
+        console.print(table, markup=False, highlight=False)
+    for line in captured.get().splitlines():
+        console.out(line.rstrip(), highlight=False)
 
 
 def save(summary: Summary) -> None:
@@ -243,13 +278,16 @@ def report(sweep_dir: Path, metric: str, mode: BestMode, console: Console | None
     except (OSError, ConfigError) as exc:  # a read-only or full sweep dir: the table still prints
         warn(f"the sweep summary was not saved in {sweep_dir}: {exc}")
         saved = None
-    if console is None:
-        console = Console()
-        if not console.is_terminal:
-            console.width = 10_000  # a log or a pipe: one table row per line, never folded at 80 columns
-    print_summary(summary, console, saved)
+    print_summary(summary, console or wide_console(), saved)
     _printed[:] = [summary]
     return summary
+
+
+def wide_console() -> Console:
+    console = Console()
+    if not console.is_terminal:
+        console.width = 10_000  # a log or a pipe: one table row per line, never folded at 80 columns
+    return console
 
 
 class SweepSummary(Callback):

@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from typedexp import rundir
+from typedexp import rundir, trials
 from typedexp.data.cache import load_shared
 from typedexp.engine import count_batches, fit, prepare, resolve_device, seed_everything
 from typedexp.engine.checkpoint import malformed, write_atomically
@@ -60,6 +60,7 @@ class RunResult:
     seconds: float  # training and validation wall time, excluding set-up
     device: str
     tracking_error: str | None = None  # why the external tracker stopped, if it failed
+    pruned: bool = False  # a hyper-parameter search stopped it after ``epochs`` epochs (hpo.py)
 
     @property
     def metrics_file(self) -> Path:
@@ -103,7 +104,8 @@ def run_experiment(experiment: Experiment, composed: DictConfig | None = None) -
             if stage.writing or not continuing:
                 record_failure(run_dir, exc, time.monotonic() - started)
             raise
-        record(run_dir, JobState.done, seconds=time.monotonic() - started, metrics=result.metrics, steps=result.steps)
+        state = JobState.pruned if result.pruned else JobState.done
+        record(run_dir, state, seconds=time.monotonic() - started, metrics=result.metrics, steps=result.steps)
         return result
 
 
@@ -245,6 +247,8 @@ def _train(experiment: Experiment, config: dict[str, object], run_dir: Path, sta
     console.print(f"typedexp: run dir {run_dir}; {view}", markup=False, highlight=False, soft_wrap=True)
     # media/*.png for every tracker mode (tracker=disabled included); SwanLab gets the same pictures.
     trackers = FanOut([JsonlTracker(run_dir / METRICS_FILE), MediaFiles(run_dir / MEDIA_DIR), external])
+    # A sweeper's per-epoch check for this job (a trial's pruner), when it runs in its process.
+    should_stop = trials.take(hydra.job.num) if hydra.mode == RunMode.MULTIRUN else None
     outcome, error = RunOutcome.crashed, None
     try:
         with stop_on_signals(session.checkpointer), naming_sizes("training", step_sizes):
@@ -261,8 +265,10 @@ def _train(experiment: Experiment, config: dict[str, object], run_dir: Path, sta
                 checkpoints=session.checkpointer,
                 resume_from=session.resume_from,
                 schedule=schedule,
+                should_stop=should_stop,
             )
-        outcome = RunOutcome.success
+        outcome = RunOutcome.pruned if fitted.stopped_early else RunOutcome.success
+        error = f"pruned after epoch {fitted.epochs}" if fitted.stopped_early else None
     except KeyboardInterrupt as exc:  # Ctrl-C, or Interrupted (SIGINT/SIGTERM, checkpoint saved)
         outcome, error = RunOutcome.aborted, str(exc) or "interrupted"
         raise
@@ -276,7 +282,8 @@ def _train(experiment: Experiment, config: dict[str, object], run_dir: Path, sta
     # (session.open_session), and a symlink planted as model.pt is replaced, never followed.
     write_atomically(net.state_dict(), run_dir / WEIGHTS_FILE)
     result = RunResult(
-        run_dir, fitted.metrics, fitted.steps, fitted.epochs, fitted.seconds, str(device), external.failure
+        run_dir, fitted.metrics, fitted.steps, fitted.epochs, fitted.seconds, str(device), external.failure,
+        pruned=fitted.stopped_early,
     )
     console.print(summary_line(result), markup=False, highlight=False, soft_wrap=True)
     return result
@@ -336,6 +343,10 @@ def seconds(value: float) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
 
 
+def count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def summary_line(result: RunResult) -> str:
     metrics = "  ".join(
         f"{name} {result.metrics[name]:.4f}"
@@ -344,6 +355,6 @@ def summary_line(result: RunResult) -> str:
     )
     tracking = f"  tracking failed ({result.tracking_error})" if result.tracking_error else ""
     return (
-        f"done: {metrics}  ({result.epochs} epochs, {result.steps} steps, "
-        f"{seconds(result.seconds)} on {result.device})  run dir: {result.run_dir}{tracking}"
+        f"{'pruned' if result.pruned else 'done'}: {metrics}  ({count(result.epochs, 'epoch')}, "
+        f"{count(result.steps, 'step')}, {seconds(result.seconds)} on {result.device})  run dir: {result.run_dir}{tracking}"
     )

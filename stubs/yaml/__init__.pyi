@@ -1,6 +1,8 @@
 # Stubs for the part of PyYAML that typedexp.runs uses (PyYAML ships no py.typed; OmegaConf
 # depends on it). Loaded documents are `object`: the reader checks every value's type.
 
+from typing import TextIO
+
 __with_libyaml__: bool
 
 class YAMLError(Exception): ...
@@ -8,3 +10,7 @@ class SafeLoader: ...
 class CSafeLoader(SafeLoader): ...  # libyaml's C loader: about 15x faster on a job's hydra.yaml
 
 def load(stream: str | bytes, Loader: type[SafeLoader]) -> object: ...
+
+# typedexp.hpo writes best.yaml; tests read it back.
+def safe_load(stream: str | bytes) -> object: ...
+def safe_dump(data: object, stream: TextIO | None = None, *, sort_keys: bool = True) -> str | None: ...

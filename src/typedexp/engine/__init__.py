@@ -1,11 +1,12 @@
 """The training engine: typed inputs only (no Hydra, no SwanLab), resident tensors, few host syncs."""
 
-from typedexp.engine.loop import FitResult, LRSchedule, count_batches, epoch_order, evaluate, fit
+from typedexp.engine.loop import EpochCheck, FitResult, LRSchedule, count_batches, epoch_order, evaluate, fit
 from typedexp.engine.runtime import prepare, resolve_device, seed_everything
 from typedexp.engine.settings import Device, Precision, TrainerSettings
 
 __all__ = [
     "Device",
+    "EpochCheck",
     "FitResult",
     "LRSchedule",
     "Precision",

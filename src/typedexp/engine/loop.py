@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -36,6 +36,12 @@ class FitResult:
     epochs: int
     metrics: dict[str, float]  # the last logged value of every metric
     seconds: float  # wall time of training and validation, excluding set-up
+    stopped_early: bool = False  # ``should_stop`` ended it after ``epochs`` epochs (a pruned trial)
+
+
+# Asked after every epoch's validation with (epoch, the last value of every metric): True stops
+# training there. A hyper-parameter search's pruner answers it (hpo.py); the engine knows no more.
+EpochCheck = Callable[[int, Mapping[str, float]], bool]
 
 
 @dataclass
@@ -159,6 +165,7 @@ def fit(
     checkpoints: Checkpointer | None = None,
     resume_from: LoopPosition | None = None,
     schedule: LRSchedule | None = None,
+    should_stop: EpochCheck | None = None,
 ) -> FitResult:
     """Train ``model`` for ``epochs`` on ``data.train`` (already on the model's device).
 
@@ -171,6 +178,8 @@ def fit(
     rate it sets is logged as ``train/lr`` (a Python float in the optimizer: no sync).
     Every ``settings.media_every`` epochs a grid of validation predictions, and at the end a
     confusion matrix of the validation split, go to ``tracker.log_media`` if it has one.
+    ``should_stop`` is asked after every epoch (once its checkpoint is saved); when it says True,
+    training ends there and the end-of-run evaluations (confusion matrix, test split) are skipped.
     """
     import torch
 
@@ -231,6 +240,8 @@ def fit(
                 schedule.scheduler.step()  # after the epoch's validation, before its checkpoint
             if checkpoints is not None:
                 checkpoints.save(LoopPosition(epoch + 1, 0, step, latest=latest), epoch_end=True)
+            if should_stop is not None and should_stop(epoch, latest):
+                return FitResult(step, epoch, latest, time.perf_counter() - started, stopped_early=True)
     log_confusion(model, data, tracker, settings, step=step, epoch=epochs)
     if data.test is not None:
         test_metrics = evaluate(model, data.test, batch_size=settings.eval_batch_size, prefix="test")

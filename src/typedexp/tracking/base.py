@@ -6,18 +6,26 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Union, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, Union, runtime_checkable
 
 if TYPE_CHECKING:
     import torch
 
 
 class RunOutcome(enum.Enum):
-    """How a run ended; the values are SwanLab's ``finish(state=...)`` names."""
+    """How a run ended; ``swanlab_state`` is SwanLab's ``finish(state=...)`` name for it."""
 
     success = "success"
     crashed = "crashed"
     aborted = "aborted"  # interrupted by the user (Ctrl-C)
+    pruned = "pruned"  # stopped early by a hyper-parameter search's pruner
+
+    @property
+    def swanlab_state(self) -> Literal["success", "crashed", "aborted"]:
+        """SwanLab's name for it: SwanLab has no "pruned"; "aborted" is its stopped-before-the-end."""
+        if self is RunOutcome.success:
+            return "success"
+        return "crashed" if self is RunOutcome.crashed else "aborted"
 
 
 class Tracker(Protocol):

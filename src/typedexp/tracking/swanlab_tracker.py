@@ -254,7 +254,7 @@ class SwanLabTracker:
                 self._hand_off()
         finally:
             with printed_to(self._chatter):
-                self.run.finish(state=outcome.value, error=error)
+                self.run.finish(state=outcome.swanlab_state, error=error)
         if self._failure is not None:
             raise self._failure  # a hand-off failure after the last log still gets its warning
 

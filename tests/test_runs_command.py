@@ -1,0 +1,374 @@
+"""``typedexp runs``: the table of runs under a directory, sorting, filtering, CSV and the plot.
+
+One set of runs is made once for the module, as a user's directories hold them: a finished single
+run (``tracker=disabled``), a sweep with two failed jobs, a run that crashed (only ``.hydra/`` and a
+partial ``metrics.jsonl``), and a run that is still going (its lock held, as a live run holds it).
+The command runs in this process (``run_main``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers import QUICK, CliRun, held_run, run_main
+from typedexp import JobFailure, launch, launch_sweep, rundir
+from typedexp.errors import TypedexpError
+from typedexp.runs import find_runs
+
+SWEEP = "multirun/sweep"
+SINGLE = "outputs/single"
+CRASHED = "outputs/crashed"
+RUNNING = "outputs/running"
+CRASHED_OVERRIDES = [*QUICK, "model=large", "optim.lr=0.05"]
+# A crashed run's metrics.jsonl: two whole points and the half line a kill leaves.
+CRASHED_POINTS = [
+    {"step": 2, "epoch": 1, "train/loss": 2.25, "train/acc": 0.125},
+    {"step": 2, "epoch": 1, "val/loss": 2.2, "val/acc": 0.3},
+    {"step": 4, "epoch": 2, "train/loss": 1.75, "train/acc": 0.5},
+]
+
+
+def fake_run(source: Path, target: Path, overrides: list[str], points: list[dict[str, float]]) -> None:
+    """A run dir as a killed job leaves it: Hydra's files, some metrics, no result.json, no model.pt."""
+    shutil.copytree(source / rundir.HYDRA_DIR, target / rundir.HYDRA_DIR)
+    (target / rundir.HYDRA_DIR / "overrides.yaml").write_text(json.dumps(overrides), encoding="utf-8")  # JSON is YAML
+    lines = [json.dumps(point) for point in points]
+    (target / rundir.METRICS_FILE).write_text("\n".join(lines) + '\n{"step": 5, "train/lo', encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    before = Path.cwd()
+    os.chdir(root)
+    try:
+        launch(QUICK, output_dir=root / SINGLE)
+        results = launch_sweep(["optim.lr=0.1,-1", "model=small,large", *QUICK], sweep_dir=root / SWEEP)
+        assert [isinstance(result, JobFailure) for result in results] == [False, False, True, True]
+    finally:
+        os.chdir(before)
+    fake_run(root / SINGLE, root / CRASHED, CRASHED_OVERRIDES, CRASHED_POINTS)
+    fake_run(root / SINGLE, root / RUNNING, [*QUICK, "model=large", "optim.lr=0.2"], CRASHED_POINTS[:1])
+    return root
+
+
+@pytest.fixture
+def running(runs_root: Path) -> Iterator[Path]:
+    """RUNNING's lock held for the test, as a live run holds it (flock on another open file)."""
+    with rundir.hold(runs_root / RUNNING, "hydra.run.dir"):
+        yield runs_root
+
+
+def listed(root: Path, *args: str) -> tuple[CliRun, list[dict[str, str]]]:
+    """``typedexp runs args... --csv`` in ``root``: what it printed, and the CSV's rows."""
+    out = root.parent / f"{root.name}-listed.csv"
+    done = run_main(["runs", *args, "--csv", str(out)], root)
+    assert done.returncode == 0, done.stderr
+    with out.open(encoding="utf-8", newline="") as file:
+        return done, list(csv.DictReader(file))
+
+
+def table_lines(printed: str) -> list[str]:
+    """The table's rows as printed: the lines between the rule under the header and the first error line."""
+    lines = printed.splitlines()
+    rule = next(number for number, line in enumerate(lines) if set(line) == {"─"})
+    return [line for line in lines[rule + 1 :] if line.split()[-1] in ("done", "failed", "interrupted", "running")]
+
+
+# --- what is listed -------------------------------------------------------------------------------
+
+
+def test_lists_every_run_under_outputs_and_multirun_with_its_state(running: Path) -> None:
+    done, rows = listed(running)
+    states = {row["run"]: row["state"] for row in rows}
+    assert states == {
+        f"{SWEEP}/0": "done",
+        f"{SWEEP}/1": "done",
+        f"{SWEEP}/2": "failed",
+        f"{SWEEP}/3": "failed",
+        SINGLE: "done",
+        CRASHED: "interrupted",
+        RUNNING: "running",
+    }
+    assert done.stdout.splitlines()[0] == "7 runs (3 done, 2 failed, 1 interrupted, 1 running) under outputs and multirun"
+    printed = table_lines(done.stdout)
+    assert [line.split()[0] for line in printed] == [row["run"] for row in rows]
+    assert f"{SWEEP}/3 failed: optim.lr=-1.0: must be >= 0" in done.stdout.splitlines()
+    assert rows[2]["error"] == "optim.lr=-1.0: must be >= 0"
+    assert done.stderr == ""
+
+
+def test_a_run_dir_without_its_lock_holder_reads_as_interrupted(runs_root: Path) -> None:
+    _, rows = listed(runs_root)
+    assert {row["run"]: row["state"] for row in rows}[RUNNING] == "interrupted"
+
+
+def test_the_columns_are_the_overrides_that_differ_and_the_final_numbers(runs_root: Path) -> None:
+    _, rows = listed(runs_root)
+    header = list(rows[0])
+    # The quick settings are the same for every run: no column. model/optim.lr differ.
+    assert header[:3] == ["run", "optim.lr", "model"] and "tracker" not in header and "epochs" not in header
+    assert header[-4:] == ["steps", "seconds", "state", "error"] and "val/acc" in header
+    by_run = {row["run"]: row for row in rows}
+    # A run that did not override a setting shows the value it ran with (from .hydra/).
+    assert (by_run[SINGLE]["optim.lr"], by_run[SINGLE]["model"]) == ("0.01", "small")
+    assert (by_run[CRASHED]["optim.lr"], by_run[CRASHED]["model"]) == ("0.05", "large")
+    result = json.loads((runs_root / SINGLE / "result.json").read_text(encoding="utf-8"))
+    assert by_run[SINGLE]["val/acc"] == f"{result['metrics']['val/acc']:.4f}"
+    assert by_run[SINGLE]["steps"] == str(result["steps"]) == "2"
+    assert by_run[SINGLE]["seconds"] == f"{result['seconds']:.1f}"
+    # The crashed run: its last whole line's step, its last val/acc, no duration; the half line is skipped.
+    assert (by_run[CRASHED]["steps"], by_run[CRASHED]["val/acc"], by_run[CRASHED]["seconds"]) == ("4", "0.3000", "")
+
+
+def test_one_sweep_directory_lists_only_its_jobs(runs_root: Path) -> None:
+    done, rows = listed(runs_root, SWEEP)
+    assert [row["run"] for row in rows] == [f"{SWEEP}/{job}" for job in range(4)]
+    assert done.stdout.splitlines()[0] == f"4 runs (2 done, 2 failed) under {SWEEP}"
+
+
+# --- sorting and filtering ------------------------------------------------------------------------
+
+
+def numbers(rows: list[dict[str, str]], metric: str) -> list[float]:
+    return [float(row[metric]) for row in rows if row[metric]]
+
+
+def test_sort_puts_the_best_first_and_runs_without_the_metric_last(runs_root: Path) -> None:
+    done, rows = listed(runs_root, "--sort", "val/acc")
+    values = numbers(rows, "val/acc")
+    assert len(values) == 4 and values == sorted(values, reverse=True)  # acc: largest first
+    assert [row["val/acc"] for row in rows[4:]] == ["", "", ""]
+    assert list(rows[0])[3] == "val/acc" and "sorted by val/acc (largest first)" in done.stdout.splitlines()[0]
+    _, rows = listed(runs_root, "--sort", "val/loss")
+    values = numbers(rows, "val/loss")
+    assert values == sorted(values) and list(rows[0])[3] == "val/loss"  # a loss: smallest first, its own column
+    _, rows = listed(runs_root, "--sort", "val/acc", "--asc")
+    assert numbers(rows, "val/acc") == sorted(numbers(rows, "val/acc"))
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        (["model=large"], [f"{SWEEP}/1", f"{SWEEP}/3", CRASHED, RUNNING]),
+        (["model=small"], [f"{SWEEP}/0", f"{SWEEP}/2", SINGLE]),  # the single run kept the default model
+        (["optim.lr=1e-1"], [f"{SWEEP}/0", f"{SWEEP}/1"]),  # the value as a number: 0.1
+        (["model=large", "optim.lr=-1"], [f"{SWEEP}/3"]),  # every --where must hold
+        (["+optim.lr=0.01"], [SINGLE]),
+    ],
+)
+def test_where_keeps_the_runs_with_that_setting(runs_root: Path, where: list[str], expected: list[str]) -> None:
+    args = [arg for test in where for arg in ("--where", test)]
+    done, rows = listed(runs_root, *args)
+    assert [row["run"] for row in rows] == expected
+    assert f"where {' and '.join(test.lstrip('+') for test in where)}" in done.stdout.splitlines()[0]
+
+
+def test_where_that_matches_nothing_prints_an_empty_list(runs_root: Path) -> None:
+    done, rows = listed(runs_root, "--where", "model=cnn")
+    assert rows == [] and done.stdout.splitlines()[0].startswith("0 runs (none found) under")
+
+
+# --- untrusted run directories ----------------------------------------------------------------------
+
+
+def test_control_characters_and_formulas_from_a_foreign_run_are_defused(tmp_path: Path) -> None:
+    runs = tmp_path / "foreign"
+    for name, overrides, error in (
+        ("a", ["model=\x1b[31mred", "+note==HYPERLINK(\"http://x\")"], "bad\x1b]0;title\x07 line"),
+        ("b", ["model=small", "+note=@SUM(1)"], None),
+    ):
+        (runs / name / rundir.HYDRA_DIR).mkdir(parents=True)
+        (runs / name / rundir.HYDRA_DIR / "overrides.yaml").write_text(json.dumps(overrides), encoding="utf-8")  # JSON is YAML
+        result: dict[str, object] = {"state": "failed" if error else "done", "error": error, "steps": 1, "seconds": 1.0, "metrics": {}}
+        (runs / name / "result.json").write_text(json.dumps(result), encoding="utf-8")
+    done, rows = listed(tmp_path, "foreign")
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout
+    assert "foreign/a failed: bad?]0;title? line" in done.stdout.splitlines()
+    assert [row["model"] for row in rows] == ["?[31mred", "small"]
+    assert [row["note"] for row in rows] == ["'=HYPERLINK(\"http://x\")", "'@SUM(1)"]
+    # Metric names come from the files too: an error that lists them shows no escape sequence.
+    (runs / "b" / rundir.METRICS_FILE).write_text('{"step": 1, "val/\\u001b[2Jacc": 0.5}\n', encoding="utf-8")
+    refused = run_main(["runs", "foreign", "--sort", "val/ac"], tmp_path)
+    assert refused.returncode == 2 and "val/?[2Jacc" in refused.stderr and "\x1b" not in refused.stderr
+
+
+def test_a_name_that_is_not_utf8_is_shown_and_saved(tmp_path: Path) -> None:
+    """A directory name in another encoding, an error line with a lone surrogate: '?', not a traceback."""
+    runs = tmp_path / "foreign"
+    run = Path(os.fsdecode(os.fsencode(runs) + b"/caf\xe9"))
+    (run / rundir.HYDRA_DIR).mkdir(parents=True)
+    (run / rundir.HYDRA_DIR / "overrides.yaml").write_text('["model=large"]', encoding="utf-8")
+    result = '{"state": "failed", "error": "bad \\udcff line", "steps": 0, "seconds": 0.5, "metrics": {}}'
+    (run / "result.json").write_text(result, encoding="utf-8")
+    done, rows = listed(tmp_path, "foreign")
+    assert [(row["run"], row["error"]) for row in rows] == [("foreign/caf?", "bad ? line")]
+    assert "foreign/caf? failed: bad ? line" in done.stdout.splitlines()
+
+
+def test_symlinks_in_a_runs_directory_are_not_followed(tmp_path: Path, runs_root: Path) -> None:
+    secret = tmp_path / "secret.jsonl"
+    secret.write_text('{"step": 99, "val/acc": 0.99}\n', encoding="utf-8")
+    runs = tmp_path / "given"
+    fake_run(runs_root / SINGLE, runs / "run", CRASHED_OVERRIDES, [])
+    (runs / "run" / rundir.METRICS_FILE).unlink()
+    (runs / "run" / rundir.METRICS_FILE).symlink_to(secret)
+    elsewhere = tmp_path / "result-elsewhere.json"
+    elsewhere.write_text('{"state": "done", "steps": 7, "seconds": 1.0, "metrics": {"val/acc": 0.9}}', encoding="utf-8")
+    (runs / "run" / "result.json").symlink_to(elsewhere)
+    (runs / "elsewhere").symlink_to(runs_root / "outputs", target_is_directory=True)  # a folder of runs
+    (runs / "linked" / ".hydra").parent.mkdir()
+    (runs / "linked" / ".hydra").symlink_to(runs_root / CRASHED / ".hydra", target_is_directory=True)
+    _, rows = listed(tmp_path, "given")
+    assert [(row["run"], row["steps"], row["val/acc"], row["state"]) for row in rows] == [
+        ("given/linked", "0", "", "interrupted"),
+        ("given/run", "0", "", "interrupted"),
+    ]
+    assert [row["optim.lr"] for row in rows] == ["", "0.05"]  # the linked .hydra/'s overrides are not read
+
+
+# --- the plot -------------------------------------------------------------------------------------
+
+
+def logged(run_dir: Path, metric: str) -> tuple[list[float], list[float]]:
+    """(steps, values) of ``metric`` in a run's metrics.jsonl, read here with json, whole lines only."""
+    steps, values = [], []
+    for line in (run_dir / rundir.METRICS_FILE).read_text(encoding="utf-8").splitlines():
+        try:
+            point = json.loads(line)
+        except ValueError:
+            continue
+        if metric in point:
+            steps.append(float(point["step"]))
+            values.append(float(point[metric]))
+    return steps, values
+
+
+def test_the_plot_draws_each_runs_logged_points(runs_root: Path) -> None:
+    from typedexp.runs_plot import figure
+    from typedexp.runs_table import RunsTable
+
+    records = [record for record in find_runs(runs_root / "outputs") if record.run_dir.name != "running"]
+    table = RunsTable.of(records, None)
+    lines = figure(records, "train/loss", table.label).axes[0].lines
+    assert [line.get_label() for line in lines] == ["model=large optim.lr=0.05", "model=small optim.lr=0.01"]
+    for line, record in zip(lines, records, strict=True):
+        steps, values = logged(record.run_dir, "train/loss")
+        assert len(steps) >= 1
+        assert np.asarray(line.get_xdata(), dtype=float).tolist() == steps
+        assert np.asarray(line.get_ydata(), dtype=float).tolist() == values
+    assert logged(runs_root / CRASHED, "train/loss") == ([2.0, 4.0], [2.25, 1.75])
+
+
+def test_a_figure_without_matplotlib_says_how_to_install_it(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typedexp.runs_plot import INSTALL_HINT, figure
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # the import fails
+    with pytest.raises(TypedexpError, match=re.escape(INSTALL_HINT)):
+        figure(find_runs(runs_root / SWEEP), "val/acc", str)
+
+
+def test_plot_writes_a_png_and_says_where(runs_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "curves.png"
+    done = run_main(["runs", "--plot", "val/acc", "--out", str(out)], runs_root)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == f"plotted val/acc of 4 runs in {out}"
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    default = run_main(["runs", SWEEP, "--plot", "train/loss"], runs_root)
+    assert default.stdout.splitlines()[-1] == "plotted train/loss of 2 runs in train-loss.png"
+    # Two runs drew train/loss (the failed jobs logged none): matplotlib's first two colours, not a third.
+    with Image.open(runs_root / "train-loss.png") as png:
+        assert png.format == "PNG" and png.size == (800, 500)
+        pixels = np.asarray(png.convert("RGB"))
+
+    def count(colour: tuple[int, int, int]) -> int:
+        return int((pixels == colour).all(axis=-1).sum())
+
+    assert count((31, 119, 180)) > 20 and count((255, 127, 14)) > 20 and count((44, 160, 44)) == 0
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # found nowhere, as when it is not installed
+    done = run_main(["runs", "--plot", "val/acc"], runs_root)
+    assert done.returncode == 2 and done.stdout == ""  # said before anything is read or printed
+    assert done.stderr.splitlines() == [
+        "typedexp: error: runs: --plot needs matplotlib, an optional extra: pip install 'typedexp[plot]'"
+    ]
+
+
+# --- mistakes: one line, exit code 2 --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["nowhere"], "runs: nowhere: no such directory"),
+        (["outputs/single/result.json"], "runs: outputs/single/result.json: not a directory"),
+        (["--sort", "val/accuracy"], "runs: --sort val/accuracy: no listed run has this metric; choose one of: …"),
+        (["--plot", "val/acc2"], "runs: --plot val/acc2: no listed run has this metric; choose one of: …"),
+        (["--where", "model"], "runs: --where 'model': expected KEY=VALUE, e.g. --where model=large"),
+        (["--where", "modle=large"], "runs: --where modle=large: no listed run has a setting modle; overrides …"),
+        (["--asc"], "runs: --asc orders by a metric; add --sort METRIC"),
+        (["--sort", "val/acc", "--asc", "--desc"], "runs: argument --desc: not allowed with argument --asc; see …"),
+        (["--out", "x.png"], "runs: --out names the PNG of --plot; add --plot METRIC"),
+        (["--csv", "no/such/dir.csv"], "runs: --csv no/such/dir.csv: no such directory no/such"),
+        (["--plot", "val/acc", "--out", "outputs"], "runs: --out outputs: is a directory; name a file"),
+        (["--bogus"], "runs: unrecognized arguments: --bogus; see typedexp runs --help"),
+    ],
+)
+def test_a_mistake_is_one_line_and_exit_code_2(runs_root: Path, args: list[str], line: str) -> None:
+    done = run_main(["runs", *args], runs_root)
+    assert done.returncode == 2 and done.stdout == ""
+    (printed,) = done.stderr.splitlines()
+    head, _, _ = line.partition("…")
+    assert printed.startswith(f"typedexp: error: {head}"), printed
+
+
+def test_no_runs_directory_here_is_one_line(tmp_path: Path) -> None:
+    done = run_main(["runs"], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"typedexp: error: runs: no outputs/ or multirun/ in {tmp_path}; name the directory: typedexp runs DIR"
+    ]
+
+
+def test_a_directory_without_runs_says_so(tmp_path: Path) -> None:
+    (tmp_path / "outputs").mkdir()
+    done = run_main(["runs"], tmp_path)
+    assert (done.returncode, done.stdout) == (0, "no runs under outputs (a run directory holds .hydra/)\n")
+
+
+def test_help_names_every_option(tmp_path: Path) -> None:
+    done = run_main(["runs", "--help"], tmp_path)
+    assert done.returncode == 0
+    for option in ("DIR", "--sort", "--asc", "--desc", "--where", "--csv", "--plot", "--out"):
+        assert option in done.stdout
+
+
+# --- a live run, in another process ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_live_run_is_listed_as_running_and_then_as_done(tmp_path: Path) -> None:
+    """A real run paused after its first logged point (tests/hold_run.py), listed while it holds its lock."""
+    with held_run([*QUICK, "trainer.log_every=1", "hydra.run.dir=outputs/live"], tmp_path):
+        _, rows = listed(tmp_path)
+        assert [(row["run"], row["state"], row["steps"], row["seconds"]) for row in rows] == [("outputs/live", "running", "1", "")]
+    _, rows = listed(tmp_path)
+    assert [(row["run"], row["state"], row["steps"]) for row in rows] == [("outputs/live", "done", "2")]
+
+
+def test_typedexps_own_help_points_to_the_runs_command(tmp_path: Path) -> None:
+    done = run_main(["--help"], tmp_path)
+    assert "List and compare runs: typedexp runs [DIR]  (sort, filter, CSV, plots: typedexp runs --help)" in done.stdout
