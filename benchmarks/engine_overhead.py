@@ -22,10 +22,9 @@ import torch
 from torch import nn
 
 from benchmarks.common import machine, table
-from benchmarks.engine_parity import engine_run, raw_loop
+from benchmarks.peers import engine_runner, raw_loop
 from typedexp.data import FakeData
 from typedexp.engine.loop import _Window
-from typedexp.engine.settings import Progress, TrainerSettings
 from typedexp.tracking import NullTracker
 
 
@@ -63,12 +62,12 @@ def main() -> None:
     data = FakeData(num_samples=8192, height=8, width=8, val_fraction=0.05).load()
     steps = args.epochs * -(-len(data.train) // 64)
     spec = Linear()
+    default_engine = engine_runner(NullTracker, lambda tracker: None)
+    sparse_engine = engine_runner(NullTracker, lambda tracker: None, log_every=1000)
     variants: dict[str, Callable[[], object]] = {
         "hand-written loop": lambda: raw_loop(spec, data, args.epochs, 64),
-        "engine, log_every=10 (default)": lambda: engine_run(spec, data, args.epochs, 64, NullTracker()),
-        "engine, log_every=1000": lambda: engine_run(
-            spec, data, args.epochs, 64, NullTracker(), TrainerSettings(progress=Progress.off, log_every=1000)
-        ),
+        "engine, log_every=10 (default)": lambda: default_engine(spec, data, args.epochs, 64),
+        "engine, log_every=1000": lambda: sparse_engine(spec, data, args.epochs, 64),
     }
     best = {name: float("inf") for name in variants}
     for _ in range(args.repeats):
