@@ -49,9 +49,11 @@ def crop_and_flip(images: torch.Tensor, padding: int, flip: bool, generator: tor
     import torch.nn.functional as F
 
     batch, channels, height, width = images.shape
+    corner: torch.Tensor | None = None  # (B,) int64: each crop's top-left pixel in its padded image
     if padding > 0:
         top = torch.randint(0, 2 * padding + 1, (batch,), generator=generator)
         left = torch.randint(0, 2 * padding + 1, (batch,), generator=generator)
+        corner = (top * (width + 2 * padding) + left).to(images.device)
         images = F.pad(images, (padding, padding, padding, padding))  # (B, C, H + 2p, W + 2p)
     bases = _source_offsets(channels, height, width, padding, images.device)  # (2, C*H*W)
     if flip:
@@ -59,8 +61,8 @@ def crop_and_flip(images: torch.Tensor, padding: int, flip: bool, generator: tor
         index = bases[flipped.long().to(images.device)]  # (B, C*H*W)
     else:
         index = bases[0].expand(batch, -1)
-    if padding > 0:  # each image's crop starts `top` rows and `left` columns into its padded copy
-        index = index + (top * (width + 2 * padding) + left).to(images.device)[:, None]
+    if corner is not None:
+        index = index + corner[:, None]
     return images.reshape(batch, -1).gather(1, index).view(batch, channels, height, width)
 
 
