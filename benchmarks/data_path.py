@@ -16,7 +16,7 @@ data part of an epoch alone (batch by index, crop/flip), from float32 images nor
 vs from uint8 images normalized per batch (a quarter of the memory, 150 MB for CIFAR-10).
 
     python -m benchmarks.data_path               # MNIST and CIFAR shapes, 1 epoch each
-    python -m benchmarks.data_path --samples 10000 --repeats 3
+    python -m benchmarks.data_path --samples 20000 --repeats 1 --threads 1
 """
 
 from __future__ import annotations
@@ -148,9 +148,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=None, help="training images (default: full size)")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--repeats", type=int, default=3, help="epochs timed per pipeline (median)")
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
+    if args.threads is not None:
+        # One thread: on an oversubscribed VM two torch threads spin-wait and inflate CPU time 5-10x.
+        torch.set_num_threads(args.threads)
     rows: list[list[str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
