@@ -1,148 +1,172 @@
-"""Engine parity: typedexp's engine vs the seed lesson's hand-written loop, same tensors and seed.
+"""Engine parity: typedexp's engine, Lightning and the seed's DataLoader loop vs a hand-written loop.
 
-For `small`, `large` and `cnn` on MNIST-shaped data held in memory, with tracking off and on
-(SwanLab offline + metrics.jsonl, as `tracker=offline` runs it). Prints steps per second and the
-ratio engine / raw (target >= 0.98 with tracking on), and checks that both trained the same
-computation: identical weights after the same steps.
+Every row trains the same `nn.Sequential` (Flatten + Linear/ReLU: the `small` and `large` MLPs)
+on the same resident MNIST-shaped tensors with the same seed, batch size, SGD and per-epoch
+validation (benchmarks/peers.py). How the shared VM's noise is kept out of the ratios:
+- each repeat runs every row once, back to back, in an order that rotates between repeats;
+- the ratio is taken within a repeat (the raw run ÷ the same repeat's run of the row), and the
+  table gives the median of those paired ratios;
+- it is given for process CPU time (`time.process_time`, all threads) next to wall time: other
+  people's work slows this process's wall clock much more than its CPU time;
+- each run takes >= --min-seconds of CPU (epochs are raised until the raw loop's run does);
+- torch at 1 thread and at its default, in the same process.
+Before timing, a check run of 2 epochs compares every row with the raw loop: weights equal
+(`torch.equal`) and the largest difference of the training loss at the same step (the engine
+logs a window's mean every `log_every` steps; it is compared with the raw losses' mean over the
+same steps).
 
-    python -m benchmarks.engine_parity [--epochs 6] [--samples 8192] [--repeats 7] [--threads N]
+    python -m benchmarks.engine_parity [--repeats 5] [--models small large] [--threads 1 0]
+
+Lightning is a row where the `bench` extra is installed (`lightning`), else it is skipped with
+the reason printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from benchmarks.common import machine, table, timed
-from typedexp.data import DataBundle, FakeData
-from typedexp.engine import TrainerSettings, fit, seed_everything
-from typedexp.engine.settings import Progress
-from typedexp.models import CNN, MLP, ModelSpec
-from typedexp.tracking import (
-    FanOut,
-    JsonlTracker,
-    NullTracker,
-    RunOutcome,
-    SwanLabMode,
-    SwanLabTracking,
-    Tracker,
+from benchmarks.common import machine, table
+from benchmarks.peers import (
+    LossRecorder,
+    Runner,
+    Trained,
+    dataloader_loop,
+    engine_runner,
+    lightning_runner,
+    raw_loop,
 )
+from typedexp.data import DataBundle, FakeData
+from typedexp.models import MLP, ModelSpec
+from typedexp.tracking import FanOut, JsonlTracker, NullTracker, RunOutcome, SwanLabMode, SwanLabTracking, Tracker
 
-MODELS: dict[str, ModelSpec] = {"small": MLP(hidden=(128,)), "large": MLP(hidden=(256, 128)), "cnn": CNN()}
-
-
-def raw_loop(spec: ModelSpec, data: DataBundle, epochs: int, batch_size: int) -> nn.Module:
-    """The seed's loop (zero_grad, forward, loss, backward, step, loss.item()) on resident
-    tensors, plus the validation pass per epoch that the engine also does."""
-    generator = seed_everything(0)
-    model = spec.build(data.input_shape, data.num_classes)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    images, labels = data.train.images, data.train.labels
-    for _ in range(epochs):
-        model.train()
-        running_loss = 0.0
-        order = torch.randperm(len(labels), generator=generator)
-        for start in range(0, len(labels), batch_size):
-            index = order[start : start + batch_size]
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(images[index]), labels[index])
-            torch.autograd.backward(loss)
-            optimizer.step()
-            running_loss += loss.item()
-        model.eval()  # validation each epoch, as the engine does
-        with torch.no_grad():
-            logits = model(data.val.images)
-            val_loss = F.cross_entropy(logits, data.val.labels).item()
-            val_acc = (logits.argmax(1) == data.val.labels).float().mean().item()
-        assert running_loss >= 0 and val_loss >= 0 and 0 <= val_acc <= 1
-    return model
+MODELS: dict[str, ModelSpec] = {"small": MLP(hidden=(128,)), "large": MLP(hidden=(256, 128))}
+LOG_EVERY = 10  # the engine's default
 
 
-def engine_run(
-    spec: ModelSpec, data: DataBundle, epochs: int, batch_size: int, tracker: Tracker,
-    # Default log_every=10. No pictures: the raw loop draws none; benchmarks.media_cost prices them.
-    settings: TrainerSettings = TrainerSettings(progress=Progress.off, media_every=0),
-) -> nn.Module:
-    generator = seed_everything(0)
-    model = spec.build(data.input_shape, data.num_classes)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    fit(model, optimizer, data, epochs=epochs, batch_size=batch_size, settings=settings,
-        tracker=tracker, generator=generator)
-    return model
+def offline_tracker(log_dir: Path) -> Callable[[], Tracker]:
+    """`tracker=offline` as the CLI runs it: SwanLab offline plus metrics.jsonl."""
+    def make() -> Tracker:
+        swanlab = SwanLabTracking(mode=SwanLabMode.offline, log_dir=str(log_dir))
+        run_dir = Path(tempfile.mkdtemp(dir=log_dir))
+        external = swanlab.start(config={"benchmark": "engine_parity"}, run_name="parity", run_dir=str(run_dir))
+        return FanOut([JsonlTracker(run_dir / "metrics.jsonl"), external])
+
+    return make
 
 
-def offline_tracker(log_dir: Path) -> Tracker:
-    swanlab = SwanLabTracking(mode=SwanLabMode.offline, log_dir=str(log_dir))
-    run_dir = Path(tempfile.mkdtemp(dir=log_dir))
-    external = swanlab.start(config={"benchmark": "engine_parity"}, run_name="parity", run_dir=str(run_dir))
-    return FanOut([JsonlTracker(run_dir / "metrics.jsonl"), external])
-
-
-def tracked_fit_seconds(spec: ModelSpec, data: DataBundle, epochs: int, batch_size: int, log_dir: Path) -> float:
-    """Time of `fit` with offline tracking; SwanLab's init and finish are outside the timed part
-    (they happen once per run; benchmarks.tracking_cost reports them)."""
-    tracker = offline_tracker(log_dir)
-    started = time.perf_counter()
-    engine_run(spec, data, epochs, batch_size, tracker)
-    seconds = time.perf_counter() - started
+def finish(tracker: Tracker) -> None:
     tracker.finish(RunOutcome.success)
-    return seconds
+
+
+def window_means(losses: list[float], train_size: int, batch_size: int) -> list[float]:
+    """The raw loop's per-step losses averaged the way the engine logs them: a point every
+    LOG_EVERY steps and at each epoch's end, each step weighted by its batch's size."""
+    steps_per_epoch = math.ceil(train_size / batch_size)
+    last = train_size - (steps_per_epoch - 1) * batch_size  # the epoch's last, smaller batch
+    means, total, count = [], 0.0, 0
+    for step, loss in enumerate(losses, start=1):
+        size = last if step % steps_per_epoch == 0 else batch_size
+        total, count = total + loss * size, count + size
+        if step % LOG_EVERY == 0 or step % steps_per_epoch == 0:
+            means.append(total / count)
+            total, count = 0.0, 0
+    return means
+
+
+def check(rows: dict[str, Runner], spec: ModelSpec, data: DataBundle, batch_size: int) -> dict[str, str]:
+    """Each row against the raw loop: weights after training, and the largest difference of the
+    training loss at the same step, over 2 epochs."""
+    epochs = 2
+    reference = raw_loop(spec, data, epochs, batch_size)
+    verdicts = {}
+    for name, run in rows.items():
+        trained = run(spec, data, epochs, batch_size)
+        expected = reference.losses
+        if name.startswith("engine"):
+            expected = window_means(reference.losses, len(data.train), batch_size)
+        same = all(torch.equal(a, b) for a, b in zip(reference.model.parameters(), trained.model.parameters(), strict=True))
+        if len(trained.losses) == len(expected):
+            delta = f"max Δloss {max(abs(a - b) for a, b in zip(trained.losses, expected, strict=True)):.0e}"
+        else:
+            delta = f"{len(trained.losses)} losses vs {len(expected)}"
+        verdicts[name] = f"{'same' if same else 'DIFFERENT'} weights, {delta}"
+    return verdicts
+
+
+def measure(
+    rows: dict[str, Runner], spec: ModelSpec, data: DataBundle, epochs: int, batch_size: int, repeats: int
+) -> dict[str, list[Trained]]:
+    """Every row once per repeat, the order rotated each repeat; the raw loop is a row."""
+    runs: dict[str, list[Trained]] = {name: [] for name in rows}
+    names = list(rows)
+    for repeat in range(repeats):
+        for name in names[repeat % len(names):] + names[: repeat % len(names)]:
+            runs[name].append(rows[name](spec, data, epochs, batch_size))
+    return runs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=6)  # ~730 steps: 1-6 s per run, past init transients
-    parser.add_argument("--samples", type=int, default=8192)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--samples", type=int, default=20_000)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="each raw run at least this much CPU time")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 0], help="torch threads; 0: torch's default")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)  # one thread: less exposed to the VM's noisy neighbours
+    default_threads = torch.get_num_threads()
+    os.environ.setdefault("SWANLAB_INTERACTIVE", "false")
     data = FakeData(num_samples=args.samples, height=28, width=28, val_fraction=0.05).load()
-    steps = args.epochs * -(-len(data.train) // args.batch_size)
-    rows = []
+    steps_per_epoch = math.ceil(len(data.train) / args.batch_size)
+    lightning, lightning_note = lightning_runner()
+    print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} at start")
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ.setdefault("SWANLAB_INTERACTIVE", "false")
-        for name in args.models:
-            spec = MODELS[name]
-            # Paired, interleaved repeats: raw, engine and tracked engine run back to back, and the
-            # ratio is taken within each repeat, so slow drifts in the shared VM's speed cancel.
-            raw_times, off_times, on_times = [], [], []
-            for _ in range(args.repeats):
-                raw_times.append(timed(lambda: raw_loop(spec, data, args.epochs, args.batch_size), 1))
-                off_times.append(timed(lambda: engine_run(spec, data, args.epochs, args.batch_size, NullTracker()), 1))
-                on_times.append(tracked_fit_seconds(spec, data, args.epochs, args.batch_size, Path(tmp)))
-            raw, off, on = min(raw_times), min(off_times), min(on_times)
-            ratio_off = statistics.median(r / o for r, o in zip(raw_times, off_times, strict=True))
-            ratio_on = statistics.median(r / o for r, o in zip(raw_times, on_times, strict=True))
-            same = all(
-                torch.equal(a, b)
-                for a, b in zip(
-                    raw_loop(spec, data, 1, args.batch_size).parameters(),
-                    engine_run(spec, data, 1, args.batch_size, NullTracker()).parameters(),
-                    strict=True,
-                )
-            )
-            rows.append([
-                name, f"{steps / raw:.0f}", f"{steps / off:.0f}", f"{steps / on:.0f}",
-                f"{ratio_off:.3f}", f"{ratio_on:.3f}", "yes" if same else "NO",
-            ])
-    print(f"machine: {machine()}")
-    print(f"{steps} steps ({args.epochs} epochs of {len(data.train)} MNIST-shaped examples, batch "
-          f"{args.batch_size}), {args.repeats} paired repeats, {torch.get_num_threads()} torch "
-          f"thread(s); steps/s of the best repeat; ratio = median over repeats of engine / raw\n")
-    print(table(["model", "raw loop", "engine, no tracking", "engine, offline tracking",
-                 "ratio (no tracking)", "ratio (tracking)", "same weights"], rows))
+        rows: dict[str, Runner] = {
+            "raw loop (baseline)": raw_loop,
+            "typedexp fit, no tracking": engine_runner(NullTracker, finish),
+            "typedexp fit, offline tracking": engine_runner(offline_tracker(Path(tmp)), finish),
+            "seed's DataLoader loop": dataloader_loop,
+        }
+        if lightning is not None:
+            rows[f"Lightning {lightning_note} Trainer"] = lightning
+        else:
+            print(f"Lightning row skipped: {lightning_note}")
+        check_rows = {name: run for name, run in rows.items() if "offline" not in name}
+        check_rows["engine (check)"] = engine_runner(LossRecorder, finish)
+        del check_rows["typedexp fit, no tracking"]
+        for threads in args.threads:
+            torch.set_num_threads(threads or default_threads)
+            for model in args.models:
+                spec = MODELS[model]
+                verdicts = check(check_rows, spec, data, args.batch_size)
+                verdicts["typedexp fit, no tracking"] = verdicts["typedexp fit, offline tracking"] = verdicts.pop("engine (check)")
+                # CPU time: on a loaded VM a wall-clock second may hold a fraction of a second of work.
+                one_epoch = raw_loop(spec, data, 1, args.batch_size).clock.cpu
+                epochs = max(2, math.ceil(args.min_seconds / one_epoch))
+                runs = measure(rows, spec, data, epochs, args.batch_size, args.repeats)
+                raw = runs["raw loop (baseline)"]
+                lines = []
+                for name, trained in runs.items():
+                    wall = statistics.median(r.clock.wall / t.clock.wall for r, t in zip(raw, trained, strict=True))
+                    cpu = statistics.median(r.clock.cpu / t.clock.cpu for r, t in zip(raw, trained, strict=True))
+                    lines.append([
+                        name, f"{statistics.median(t.clock.wall for t in trained):.2f}",
+                        f"{statistics.median(t.clock.cpu for t in trained):.2f}", f"{wall:.3f}", f"**{cpu:.3f}**",
+                        verdicts.get(name, "(the reference)"),
+                    ])
+                print(f"\n`{model}`, {torch.get_num_threads()} torch thread(s): {epochs} epochs x {steps_per_epoch} "
+                      f"steps of batch {args.batch_size} per run, {args.repeats} repeats; load average "
+                      f"{os.getloadavg()[0]:.1f}\n")
+                print(table(["runner", "wall s", "CPU s", "raw ÷ this, wall", "raw ÷ this, CPU", "same computation as the raw loop"],
+                            lines))
 
 
 if __name__ == "__main__":

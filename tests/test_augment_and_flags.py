@@ -33,6 +33,23 @@ def test_flip_flips_some_images_and_keeps_the_others() -> None:
     assert 10 < sum(mirrored) < 54  # about half
 
 
+@pytest.mark.parametrize(("padding", "flip"), [(2, True), (3, False), (0, True)])
+def test_the_one_gather_equals_a_crop_then_a_flip_image_by_image(padding: int, flip: bool) -> None:
+    """The batched gather against the plainest reading: the same draws (corners, then flip
+    coins) applied to each image with slicing; the values must be the same, bit for bit."""
+    images = torch.randn(32, 3, 5, 7)  # not square: rows and columns cannot be mixed up
+    augmented = Augmentation(crop_padding=padding, horizontal_flip=flip)(images, torch.Generator().manual_seed(3))
+    draws = torch.Generator().manual_seed(3)
+    top = torch.randint(0, 2 * padding + 1, (32,), generator=draws) if padding else torch.zeros(32, dtype=torch.long)
+    left = torch.randint(0, 2 * padding + 1, (32,), generator=draws) if padding else torch.zeros(32, dtype=torch.long)
+    coins = torch.rand(32, generator=draws) < 0.5 if flip else torch.zeros(32, dtype=torch.bool)
+    padded = nn.functional.pad(images, (padding,) * 4)
+    for i in range(32):
+        expected = padded[i, :, int(top[i]) : int(top[i]) + 5, int(left[i]) : int(left[i]) + 7]
+        assert torch.equal(augmented[i], expected.flip(2) if coins[i] else expected)
+    assert bool(coins.any()) is flip and bool((top + left).any()) is (padding > 0)
+
+
 def test_augmentation_is_reproducible_and_off_by_default() -> None:
     images = torch.randn(16, 3, 8, 8)
     augment = Augmentation(crop_padding=3, horizontal_flip=True)

@@ -6,6 +6,7 @@ colour rather than black (torchvision's RandomCrop pads raw pixels with black).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,31 +33,47 @@ class Augmentation:
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment a (B, C, H, W) batch; random draws come from ``generator`` (CPU, seeded)."""
-        if self.crop_padding > 0:
-            images = random_crop(images, self.crop_padding, generator)
-        if self.horizontal_flip:
-            images = random_flip(images, generator)
-        return images
+        return crop_and_flip(images, self.crop_padding, self.horizontal_flip, generator)
 
 
-def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+def crop_and_flip(images: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """A random crop of the zero-padded batch, then a random left-right flip, as one gather.
+
+    The draws, in this order, are those of a crop then a flip: the crop's top and left corner
+    (B each, in 0..2p) and the flip's (B,) uniform numbers (< 0.5: flipped). Each output pixel
+    is copied from the padded batch, so the values are exactly a crop then a flip; computing
+    every pixel's source offset and gathering once costs about half of indexing with four
+    broadcast index tensors and then flipping every image (``benchmarks/README.md``).
+    """
     import torch
     import torch.nn.functional as F
 
     batch, channels, height, width = images.shape
-    padded = F.pad(images, (padding, padding, padding, padding))  # (B, C, H + 2p, W + 2p)
-    # Top-left corner of each crop, drawn on the CPU generator, then moved without a sync.
-    top = torch.randint(0, 2 * padding + 1, (batch,), generator=generator).to(images.device)
-    left = torch.randint(0, 2 * padding + 1, (batch,), generator=generator).to(images.device)
-    rows = (top[:, None] + torch.arange(height, device=images.device))[:, None, :, None]  # (B,1,H,1)
-    cols = (left[:, None] + torch.arange(width, device=images.device))[:, None, None, :]  # (B,1,1,W)
-    batch_index = torch.arange(batch, device=images.device)[:, None, None, None]
-    channel_index = torch.arange(channels, device=images.device)[None, :, None, None]
-    return padded[batch_index, channel_index, rows, cols]  # (B, C, H, W)
+    corner: torch.Tensor | None = None  # (B,) int64: each crop's top-left pixel in its padded image
+    if padding > 0:
+        top = torch.randint(0, 2 * padding + 1, (batch,), generator=generator)
+        left = torch.randint(0, 2 * padding + 1, (batch,), generator=generator)
+        corner = (top * (width + 2 * padding) + left).to(images.device)
+        images = F.pad(images, (padding, padding, padding, padding))  # (B, C, H + 2p, W + 2p)
+    bases = _source_offsets(channels, height, width, padding, images.device)  # (2, C*H*W)
+    if flip:
+        flipped = torch.rand(batch, generator=generator) < 0.5  # (B,)
+        index = bases[flipped.long().to(images.device)]  # (B, C*H*W)
+    else:
+        index = bases[0].expand(batch, -1)
+    if corner is not None:
+        index = index + corner[:, None]
+    return images.reshape(batch, -1).gather(1, index).view(batch, channels, height, width)
 
 
-def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+@functools.lru_cache(maxsize=8)
+def _source_offsets(channels: int, height: int, width: int, padding: int, device: torch.device) -> torch.Tensor:
+    """(2, C*H*W) int64: where each output pixel is read in a (C, H+2p, W+2p) image cropped at its
+    top-left corner; row 0 unflipped, row 1 flipped (column j read from column W-1-j)."""
     import torch
 
-    flip = torch.rand(images.shape[0], generator=generator).to(images.device) < 0.5  # (B,)
-    return torch.where(flip[:, None, None, None], images.flip(3), images)
+    padded_width = width + 2 * padding
+    channel = torch.arange(channels, device=device)[:, None, None] * (height + 2 * padding) * padded_width
+    row = torch.arange(height, device=device)[None, :, None] * padded_width
+    column = torch.arange(width, device=device)[None, None, :]
+    return torch.stack([(channel + row + column).flatten(), (channel + row + (width - 1 - column)).flatten()])

@@ -119,8 +119,12 @@ def split_train_val(
         return Split((raw.images[index].float() - mean) / std, raw.labels[index].long(), index)
 
     test_split = normalized(test, torch.arange(len(test.labels))) if test is not None else None
+    # The training split normalized in place: the same two element-wise operations as
+    # `normalized`, so the same values, without a second gather and float copy of the largest
+    # split (CIFAR-10: 553 MB each).
+    train_split = Split(train_pixels.sub_(mean).div_(std), train.labels[train_index].long(), train_index)
     return DataBundle(
-        normalized(train, train_index),
+        train_split,
         normalized(train, val_index),
         num_classes,
         test_split,
