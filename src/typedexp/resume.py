@@ -27,7 +27,7 @@ from typedexp.session import may_differ
 
 KEY = "resume"
 OUTPUTS = Path("outputs")  # where Hydra's default run directories live (configs.HYDRA_SETTINGS)
-_PLAIN = re.compile(r"[\w./\-:+@~]+", re.ASCII)  # what Hydra reads unquoted
+_PLAIN = re.compile(r"[\w./\-:+@]+", re.ASCII)  # what Hydra reads unquoted
 
 
 @dataclass(frozen=True)
