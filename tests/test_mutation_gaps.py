@@ -810,3 +810,64 @@ def test_bf16_steps_clip_the_gradient_norm_too() -> None:
 
     assert first_update(None) > 0.01
     assert first_update(0.01) == pytest.approx(0.01, rel=1e-3)
+
+
+from typedexp.tracking.base import ConfusionMatrix, Media, PredictionSamples  # noqa: E402
+
+
+@dataclasses.dataclass
+class MediaRecorder(RecordingTracker):
+    """A MediaTracker: keeps (kind of media, step, epoch) for each picture the engine sends."""
+
+    media: list[tuple[str, int, int]] = dataclasses.field(default_factory=list)
+
+    def log_media(self, media: Media, *, step: int, epoch: int) -> None:
+        self.media.append((type(media).__name__, step, epoch))
+
+
+def short_fit(tracker: RecordingTracker, *, epochs: int, settings: TrainerSettings,
+              should_stop: engine_loop.EpochCheck | None = None) -> engine_loop.FitResult:
+    """100 fake images, 80 to train in batches of 40: 2 steps an epoch unless capped."""
+    data = FakeData(num_samples=100).load()
+    model = MLP(hidden=(4,)).build(data.input_shape, data.num_classes)
+    return fit(model, SGD().build(model.parameters()), data, epochs=epochs, batch_size=40, settings=settings,
+               tracker=tracker, generator=torch.Generator().manual_seed(0), should_stop=should_stop)
+
+
+def test_max_batches_caps_the_steps_of_every_epoch() -> None:
+    tracker = RecordingTracker()
+    result = short_fit(tracker, epochs=3, settings=TrainerSettings(progress=Progress.off, max_batches=1))
+    assert result.steps == 3 and [step for step, _, metrics in tracker.points if "val/loss" in metrics] == [1, 2, 3]
+    assert short_fit(RecordingTracker(), epochs=1, settings=TrainerSettings(progress=Progress.off, max_batches=9)).steps == 2
+
+
+def test_the_sample_grid_comes_every_n_epochs_and_after_the_last_then_the_confusion_matrix() -> None:
+    tracker = MediaRecorder()
+    short_fit(tracker, epochs=3, settings=TrainerSettings(progress=Progress.off, media_every=2))
+    grid, matrix = PredictionSamples.__name__, ConfusionMatrix.__name__
+    assert tracker.media == [(grid, 4, 2), (grid, 6, 3), (matrix, 6, 3)]
+    tracker = MediaRecorder()  # media_every beyond the run: the last epoch still gets its grid
+    short_fit(tracker, epochs=2, settings=TrainerSettings(progress=Progress.off, media_every=5))
+    assert tracker.media == [(grid, 4, 2), (matrix, 4, 2)]
+    tracker = MediaRecorder()
+    short_fit(tracker, epochs=2, settings=TrainerSettings(progress=Progress.off, media_every=0))
+    assert tracker.media == []
+
+
+def test_should_stop_is_asked_each_epoch_and_ends_the_run_where_it_says() -> None:
+    asked: list[tuple[int, dict[str, float]]] = []
+
+    def stop_after_two(epoch: int, latest: Mapping[str, float]) -> bool:
+        asked.append((epoch, dict(latest)))
+        return epoch == 2
+
+    tracker = MediaRecorder()
+    result = short_fit(tracker, epochs=4, settings=TrainerSettings(progress=Progress.off), should_stop=stop_after_two)
+    assert [epoch for epoch, _ in asked] == [1, 2]
+    assert asked[-1][1]["val/acc"] == tracker.points[-1][2]["val/acc"] and "train/loss" in asked[-1][1]
+    assert (result.steps, result.epochs, result.stopped_early) == (4, 2, True)
+    assert result.metrics == asked[-1][1] and 0 < result.seconds < 600
+    assert all(kind != ConfusionMatrix.__name__ for kind, _, _ in tracker.media)  # the end-of-run media skipped
+    never = short_fit(RecordingTracker(), epochs=2, settings=TrainerSettings(progress=Progress.off),
+                      should_stop=lambda epoch, latest: False)
+    assert (never.steps, never.epochs, never.stopped_early) == (4, 2, False)
