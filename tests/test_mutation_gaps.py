@@ -148,6 +148,30 @@ def test_every_split_is_normalized_with_the_training_statistics_only() -> None:
     assert bundle.num_classes == 3 and bundle.input_shape == (2, 3, 3)
 
 
+def test_a_split_without_training_examples_or_an_empty_test_file_is_one_clear_error() -> None:
+    with pytest.raises(ConfigError) as raised:
+        split_train_val(raw(4), num_classes=3, val_fraction=1.0, seed=0)
+    assert str(raised.value) == ("dataset.val_fraction=1.0: leaves 0 of the dataset's 4 examples for training and "
+                                 "needs at least one in each split; lower it or use more examples")
+    assert len(split_train_val(raw(4), num_classes=3, val_fraction=0.75, seed=0).train) == 1  # 3 of 4: one left
+    empty = RawImages(torch.zeros(0, 2, 3, 3, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64))
+    with pytest.raises(ConfigError) as raised:
+        split_train_val(raw(4), num_classes=3, val_fraction=0.25, seed=0, test=empty)
+    assert str(raised.value) == "the dataset's test files hold no examples; check the files under dataset.root"
+    one = split_train_val(raw(4), num_classes=3, val_fraction=0.25, seed=0, test=raw(1))
+    assert one.test is not None and len(one.test) == 1
+
+
+def test_first_train_keeps_the_first_examples_and_every_other_field() -> None:
+    bundle = split_train_val(raw(12), num_classes=3, val_fraction=0.25, seed=0, test=raw(3),
+                             augmentation=Augmentation(horizontal_flip=True))
+    first = bundle.first_train(4)
+    assert torch.equal(first.train.images, bundle.train.images[:4]) and torch.equal(first.train.labels, bundle.train.labels[:4])
+    assert torch.equal(first.train.source_index, bundle.train.source_index[:4])
+    assert (first.val, first.test, first.num_classes, first.augmentation, first.mean, first.std) == (
+        bundle.val, bundle.test, 3, bundle.augmentation, bundle.mean, bundle.std)
+
+
 def test_a_constant_channel_normalizes_to_zeros_not_nan() -> None:
     images = torch.full((8, 1, 2, 2), 7, dtype=torch.uint8)
     bundle = split_train_val(RawImages(images, torch.zeros(8, dtype=torch.int64)), num_classes=1, val_fraction=0.25, seed=0)
