@@ -199,6 +199,12 @@ def test_augmentation_is_enabled_by_either_part_and_checks_its_padding() -> None
         Augmentation(crop_padding=-1)
 
 
+def test_a_non_finite_padding_from_python_is_refused_naming_the_field() -> None:
+    # mypy refuses a float here; a script without it gets the same one line as a bad override.
+    with pytest.raises(ConfigError, match=r"^dataset\.crop_padding=nan: must be a finite number$"):
+        Augmentation(crop_padding=float("nan"))  # type: ignore[arg-type]
+
+
 def test_crop_takes_the_window_at_the_drawn_offsets_and_can_reach_every_one() -> None:
     images = torch.randn(200, 2, 5, 6)
     padding = 2
