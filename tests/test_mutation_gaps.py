@@ -112,7 +112,7 @@ def test_a_one_pixel_map_is_fine_for_every_norm_but_instance() -> None:
 # --- data: the split, its normalization, moving it; augmentation draw by draw ---------------
 
 from typedexp.data import Augmentation, DataBundle, RawImages  # noqa: E402
-from typedexp.data.tensors import split_train_val  # noqa: E402
+from typedexp.data.tensors import pixel_statistics, split_train_val  # noqa: E402
 
 
 def raw(n: int, channels: int = 2) -> RawImages:
@@ -170,6 +170,17 @@ def test_first_train_keeps_the_first_examples_and_every_other_field() -> None:
     assert torch.equal(first.train.source_index, bundle.train.source_index[:4])
     assert (first.val, first.test, first.num_classes, first.augmentation, first.mean, first.std) == (
         bundle.val, bundle.test, 3, bundle.augmentation, bundle.mean, bundle.std)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_pixel_statistics_are_the_exact_mean_and_std_of_each_channel(channels: int) -> None:
+    images = torch.randint(0, 256, (50, channels, 7, 5), generator=torch.Generator().manual_seed(channels), dtype=torch.uint8)
+    images[0, 0, 0, 0], images[1, -1, 0, 0] = 0, 255  # both ends of the histogram
+    mean, std = pixel_statistics(images)
+    exact = images.double()
+    assert mean.shape == std.shape == (1, channels, 1, 1) and mean.dtype == std.dtype == torch.float32
+    assert torch.equal(mean, exact.mean(dim=(0, 2, 3), keepdim=True).float())
+    assert torch.allclose(std.double(), exact.std(dim=(0, 2, 3), keepdim=True), rtol=1e-7, atol=0)
 
 
 def test_a_constant_channel_normalizes_to_zeros_not_nan() -> None:
