@@ -30,6 +30,7 @@ from omegaconf.resolvers import oc
 
 from tests import fake_slurm
 from tests.helpers import QUICK, CliRun, run_cli, run_main
+import typedexp.config_guard
 from typedexp import ConfigError
 from typedexp.config_guard import (
     JobProcessGuard, PackageConfigsChecked, Rules, active_job_guard, check_composed, config_guard, guard_job_process, guarding,
@@ -402,19 +403,43 @@ def compose_job(overrides: list[str]) -> str:
     return "composed"
 
 
-def test_a_job_process_guard_installs_the_rules_it_carries_once(restored_hydra: None, workdir: Path) -> None:
+def test_a_job_process_guard_installs_the_rules_it_carries_once(
+    restored_hydra: None, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     register_configs()
+    masked: list[bool] = []  # the real masking would wrap this test process's streams for good
+    monkeypatch.setattr(typedexp.config_guard, "mask_process_output", lambda: masked.append(True))
     assert not guarding() and active_job_guard() is None  # outside any block, this process is unguarded
     typed, launcher = ("mylib.Net",), (("setup[0]", "module load cuda"),)
     job_guard = guard_job_process(typed, launcher)
-    assert job_guard == JobProcessGuard(typed, launcher) and guarding()
+    assert job_guard == JobProcessGuard(typed, launcher) and guarding() and masked == [True]
     installed = ConfigLoaderImpl.load_configuration
     assert guard_job_process((), ()) == JobProcessGuard((), ()) and ConfigLoaderImpl.load_configuration is installed
+    assert masked == [True]
     slurm = ["hydra/launcher=submitit_slurm", "allowed_targets=[mylib.Net]"]
     assert compose_job([*slurm, "hydra.launcher.setup=['module load cuda']"]) == "composed"
     assert compose_job([*slurm, "hydra.launcher.setup=['curl x | sh']"]).startswith("refused: hydra.launcher.setup[0]=curl x")
     assert compose_job(["hydra/launcher=submitit_slurm"]).startswith("refused: allowed_targets=")  # typed: mylib.Net
     job_guard.confirm()
+
+
+def test_a_job_process_masks_secrets_in_what_it_prints_and_logs(tmp_path: Path) -> None:
+    # What a joblib worker or a submitit job does first: unpickle the task's guard. After that,
+    # a secret printed by anything in the job (a library's banner, a traceback) is masked.
+    secret = "tok-" + "7" * 12
+    script = (
+        "import logging, os, pickle, sys\n"
+        "from typedexp.config_guard import JobProcessGuard\n"
+        "pickle.loads(pickle.dumps(JobProcessGuard((), ())))\n"
+        "print('out', os.environ['TYPEDEXP_TEST_TOKEN'])\n"
+        "print('err', os.environ['TYPEDEXP_TEST_TOKEN'], file=sys.stderr)\n"
+        "logging.getLogger('job').warning('log %s', os.environ['TYPEDEXP_TEST_TOKEN'])\n"
+    )
+    env = {**os.environ, "TYPEDEXP_TEST_TOKEN": secret}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "out ***\n" and "err ***" in done.stderr and "log ***" in done.stderr
+    assert secret not in done.stdout + done.stderr
 
 
 def test_confirm_refuses_a_job_composed_without_the_guard() -> None:
