@@ -38,7 +38,7 @@ from typedexp.config_guard import (
 )
 from typedexp.preflight import typed_launcher_settings
 from typedexp.safety import AllowList
-from typedexp.safety.launchers import as_text, check_launcher_leaf, flatten, override_key
+from typedexp.safety.launchers import as_text, check_launcher_leaf, check_pickle_folder, flatten, override_key
 from typedexp.safety.secrets import mask_report
 from typedexp.store import APP_NAME, register_configs
 
@@ -497,3 +497,69 @@ def test_the_exact_line_of_a_refused_package_config_source() -> None:
         "use file://<directory> (or --config-dir) instead"
     )
     assert PackageConfigsChecked.__name__ == "ImportlibResourcesConfigSource"
+
+
+# Where submitit exchanges pickles: nobody else may be able to write there.
+SUBMITIT_FOLDER = "hydra.launcher.submitit_folder"
+
+
+def folder_refusal(folder: Path | str) -> str:
+    try:
+        check_pickle_folder(SUBMITIT_FOLDER, f"{folder}/.submitit/%j")
+    except ConfigError as refused:
+        return str(refused)
+    return "passes"
+
+
+def test_a_submitit_folder_of_your_own_passes_even_below_a_sticky_shared_folder(tmp_path: Path) -> None:
+    assert folder_refusal(tmp_path / "sweeps" / "new") == "passes"  # created later, in a folder of yours
+    shared = tmp_path / "scratch"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: anyone may create, nobody may replace what another owns
+    (shared / "mine").mkdir(mode=0o755)
+    assert folder_refusal(shared / "mine" / "sweep") == "passes"
+
+
+def test_a_submitit_folder_others_can_write_to_or_create_first_is_refused(tmp_path: Path) -> None:
+    open_folder = tmp_path / "open"
+    open_folder.mkdir()
+    open_folder.chmod(0o777)
+    (open_folder / "mine").mkdir(mode=0o755)  # yours, but anyone can rename it and put theirs there
+    assert folder_refusal(open_folder / "mine") == (
+        f"{SUBMITIT_FOLDER}={open_folder}/mine/.submitit/%j: refused, {open_folder} is writable by other users; "
+        "submitit exchanges pickled code with each job there; keep hydra.sweep.dir in a folder only you can "
+        "write to, or type hydra.launcher.submitit_folder=<a folder of yours>/%j"
+    )
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    assert f"{sticky} is writable by other users" in folder_refusal(sticky / "not-made-yet")  # another could make it first
+    group = tmp_path / "group"
+    group.mkdir()
+    group.chmod(0o770)
+    assert f"{group} is writable by other users" in folder_refusal(group)
+
+
+@pytest.mark.skipif(not hasattr(os, "chown") or os.geteuid() != 0, reason="giving a folder to another user needs root")
+def test_a_submitit_folder_of_another_user_or_a_link_to_one_is_refused(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, 4242, 4242)
+    assert f"{theirs} belongs to another user" in folder_refusal(theirs)
+    link = tmp_path / "link"
+    link.symlink_to(theirs)
+    assert f"{link} belongs to another user" in folder_refusal(link)
+
+
+def test_a_submitit_sweep_into_a_folder_others_can_write_is_one_line_before_any_job(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    done = run_main(["-m", "hydra/launcher=submitit_local", f"hydra.sweep.dir={shared}/sweep", *QUICK, "seed=1,2"], tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"typedexp: error: {SUBMITIT_FOLDER}={shared}/sweep/.submitit/%j: refused, {shared} is writable by other "
+        "users; submitit exchanges pickled code with each job there; keep hydra.sweep.dir in a folder only you "
+        "can write to, or type hydra.launcher.submitit_folder=<a folder of yours>/%j\n"
+    )
+    assert not (shared / "sweep").exists()
