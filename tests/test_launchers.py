@@ -38,7 +38,16 @@ from typedexp.config_guard import (
 )
 from typedexp.preflight import typed_launcher_settings
 from typedexp.safety import AllowList
-from typedexp.safety.launchers import as_text, check_launcher_leaf, check_pickle_folder, flatten, override_key
+from typedexp.safety.launchers import (
+    JOBLIB,
+    SUBMITIT_LOCAL,
+    SUBMITIT_SLURM,
+    as_text,
+    check_launcher_leaf,
+    check_pickle_folder,
+    flatten,
+    override_key,
+)
 from typedexp.safety.secrets import mask_report
 from typedexp.store import APP_NAME, register_configs
 
@@ -563,3 +572,32 @@ def test_a_submitit_sweep_into_a_folder_others_can_write_is_one_line_before_any_
         "can write to, or type hydra.launcher.submitit_folder=<a folder of yours>/%j\n"
     )
     assert not (shared / "sweep").exists()
+
+
+def test_only_the_path_before_the_first_placeholder_is_checked(tmp_path: Path) -> None:
+    placeholder = tmp_path / "%j"  # a real folder with submitit's placeholder for a name: never used
+    placeholder.mkdir()
+    placeholder.chmod(0o777)
+    assert folder_refusal(tmp_path) == "passes"  # checks tmp_path/.submitit/, not tmp_path/%j/...
+    check_pickle_folder(SUBMITIT_FOLDER, f"{tmp_path}/%j/x/%t")  # passes: no error
+
+
+def test_only_submitit_s_own_folder_field_is_checked_as_a_folder(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    unsafe = f"{shared}/x/%j"
+    typed = {"submitit_folder": unsafe, "comment": unsafe}
+    check_launcher_leaf("comment", unsafe, unsafe, target=SUBMITIT_SLURM, typed=typed, defaults=())  # plain text
+    check_launcher_leaf("submitit_folder", unsafe, unsafe, target=JOBLIB, typed=typed, defaults=())  # not submitit's
+    with pytest.raises(ConfigError, match=f"{shared} is writable by other users"):
+        check_launcher_leaf("submitit_folder", unsafe, unsafe, target=SUBMITIT_LOCAL, typed=typed, defaults=())
+
+
+@pytest.mark.skipif(not hasattr(os, "chown") or os.geteuid() != 0, reason="giving a folder to another user needs root")
+def test_folders_of_root_above_a_folder_of_yours_pass_for_any_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mine = tmp_path / "user-4242"
+    mine.mkdir(mode=0o755)
+    os.chown(mine, 4242, 4242)
+    monkeypatch.setattr(os, "getuid", lambda: 4242)  # as that user: tmp_path and / belong to root
+    assert folder_refusal(mine) == "passes"
