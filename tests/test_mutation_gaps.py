@@ -183,6 +183,19 @@ def test_pixel_statistics_are_the_exact_mean_and_std_of_each_channel(channels: i
     assert torch.allclose(std.double(), exact.std(dim=(0, 2, 3), keepdim=True), rtol=1e-7, atol=0)
 
 
+def test_float_images_are_normalized_per_channel_with_the_training_statistics() -> None:
+    # Synthetic data (FakeData, the digits) comes as floats: no histogram, the same per-channel rule.
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(30, 3, 4, 5, generator=generator) * torch.tensor([1.0, 5.0, 20.0])[None, :, None, None]
+    data = RawImages(images + torch.tensor([0.0, 3.0, -7.0])[None, :, None, None], torch.arange(30) % 3)
+    bundle = split_train_val(data, num_classes=3, val_fraction=0.2, seed=1)
+    pixels = data.images[bundle.train.source_index]
+    mean, std = pixels.mean(dim=(0, 2, 3), keepdim=True), pixels.std(dim=(0, 2, 3), keepdim=True)
+    assert bundle.mean == pytest.approx(mean.flatten().tolist()) and bundle.std == pytest.approx(std.flatten().tolist())
+    assert torch.allclose(bundle.train.images, (pixels - mean) / std, atol=1e-6)
+    assert torch.allclose(bundle.val.images, (data.images[bundle.val.source_index] - mean) / std, atol=1e-6)
+
+
 def test_a_constant_channel_normalizes_to_zeros_not_nan() -> None:
     images = torch.full((8, 1, 2, 2), 7, dtype=torch.uint8)
     bundle = split_train_val(RawImages(images, torch.zeros(8, dtype=torch.int64)), num_classes=1, val_fraction=0.25, seed=0)
