@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from typedexp.engine.checkpoint import Checkpoint, Checkpointer, LoopPosition, read_checkpoint
+from typedexp.engine.distributed import DistributedCheckpointer, World
 from typedexp.engine.settings import TrainerSettings
 from typedexp.errors import CheckpointError, ConfigError
 from typedexp.rundir import CHECKPOINT_DIR, WEIGHTS_FILE, open_no_follow
@@ -57,17 +58,20 @@ def open_session(
     settings: TrainerSettings,
     metrics_file: Path,
     schedule: LRSchedule | None = None,
+    world: World | None = None,
 ) -> Session:
-    """A checkpointer for ``run_dir``; with ``resume``, the model/optimizer/RNGs restored from it."""
+    """A checkpointer for ``run_dir``; with ``resume``, the model/optimizer/RNGs restored from it.
+
+    With ``world`` (one rank of several), every rank restores the same checkpoint, and only rank 0
+    writes: checkpoints and the truncated ``metrics.jsonl``.
+    """
+    scheduler = None if schedule is None else schedule.scheduler
     checkpointer = Checkpointer(
-        run_dir / CHECKPOINT_DIR,
-        model=model,
-        optimizer=optimizer,
-        generator=generator,
-        settings=settings,
-        config=config,
-        metrics_file=metrics_file,
-        scheduler=None if schedule is None else schedule.scheduler,
+        run_dir / CHECKPOINT_DIR, model=model, optimizer=optimizer, generator=generator,
+        settings=settings, config=config, metrics_file=metrics_file, scheduler=scheduler,
+    ) if world is None else DistributedCheckpointer(
+        world, run_dir / CHECKPOINT_DIR, model=model, optimizer=optimizer, generator=generator,
+        settings=settings, config=config, metrics_file=metrics_file, scheduler=scheduler,
     )
     if resume is None:
         return Session(checkpointer)
@@ -82,6 +86,9 @@ def open_session(
         )
     position = checkpointer.restore(checkpoint)
     refuse_finished(checkpoint, position, epochs)
+    if world is not None and not world.is_main:
+        position.window = None  # the saved window is the ranks' sum: rank 0 carries it, the others start at 0
+        return Session(checkpointer, position)
     if checkpoint.path.resolve().parent == checkpointer.directory.resolve():
         # Same run directory: drop metrics.jsonl lines logged after the checkpoint (work that
         # the resumed run redoes, bit-exactly on CPU), so no step appears twice.
