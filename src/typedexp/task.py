@@ -131,7 +131,8 @@ class JobFacts:
     def current(cls) -> JobFacts:
         hydra = HydraConfig.get()
         multirun = hydra.mode == RunMode.MULTIRUN
-        return cls(multirun, int(hydra.job.num), str(hydra.job.name), run_name(list(hydra.overrides.task)), sweep_group())
+        number = int(hydra.job.num) if multirun else 0  # unset (???) outside a sweep
+        return cls(multirun, number, str(hydra.job.name), run_name(list(hydra.overrides.task)), sweep_group())
 
 
 def torchrun_rank() -> tuple[int, int, int, int] | None:

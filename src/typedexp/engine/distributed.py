@@ -351,5 +351,11 @@ def enter_world(
     from typedexp.engine.runtime import resolve_device
 
     device = rank_device(resolve_device(settings.device), local_rank, settings.devices)
+    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        # N ranks with torch's default of one thread per core would oversubscribe the cores N
+        # times; torchrun sets OMP_NUM_THREADS=1 for the same reason. Share them out instead.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // settings.devices))
     join_group(rank=rank, size=size, device=device, settings=settings, store_port=store_port)
     return World(rank, size, local_rank, device, handles_signals=store_port is None, stop_flag=stop_flag)
