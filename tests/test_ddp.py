@@ -211,10 +211,15 @@ def test_two_ranks_from_the_cli_share_one_run_dir(tmp_path: Path) -> None:
     assert (tmp_path / "two" / "checkpoints" / "last.pt").is_file()
 
 
-def rank_pids(parent: int) -> list[int]:
-    """The parent's child processes (its ranks), from /proc."""
+def child_pids(parent: int) -> list[int]:
+    """The parent's child processes, from /proc: its ranks and multiprocessing's resource tracker."""
     children = Path(f"/proc/{parent}/task/{parent}/children")
     return [int(pid) for pid in children.read_text().split()] if children.exists() else []
+
+
+def rank_pids(parent: int) -> list[int]:
+    """The ranks among them (multiprocessing's spawn entry point, not its resource tracker)."""
+    return [pid for pid in child_pids(parent) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
 def alive(pid: int) -> bool:
@@ -247,6 +252,7 @@ def test_a_signal_stops_every_rank_and_the_run_resumes(tmp_path: Path, signum: i
     wait_for(lambda: logged_steps(metrics) >= 3 or process.poll() is not None)
     ranks = rank_pids(process.pid)
     assert len(ranks) == 2, ranks
+    ranks = child_pids(process.pid)  # the resource tracker must not outlive the run either
     process.send_signal(signum)
     _, err = process.communicate(timeout=120)
     assert process.returncode == code, err
@@ -271,8 +277,8 @@ def test_a_signal_stops_every_rank_and_the_run_resumes(tmp_path: Path, signum: i
 def test_killing_the_parent_takes_its_ranks_along(tmp_path: Path) -> None:
     process = start_long_run(tmp_path, "run")
     wait_for(lambda: logged_steps(tmp_path / "run" / "metrics.jsonl") >= 1 or process.poll() is not None)
-    ranks = rank_pids(process.pid)
-    assert len(ranks) == 2, ranks
+    assert len(rank_pids(process.pid)) == 2
+    ranks = child_pids(process.pid)
     process.kill()
     process.communicate(timeout=60)
     wait_for(lambda: not any(alive(pid) for pid in ranks), timeout_s=10)
@@ -301,3 +307,27 @@ def test_torchrun_workers_join_one_group_and_one_run_dir(tmp_path: Path) -> None
     )
     assert wrong.returncode != 0
     assert "typedexp: error: trainer.devices=1 trainer.nodes=1, but torchrun started 2 processes per node" in wrong.stderr
+
+
+@pytest.mark.slow
+def test_two_nodes_meet_at_the_rendezvous_address(tmp_path: Path) -> None:
+    """Two `typedexp` commands as two one-process nodes (here on one machine), one shared run dir."""
+    import socket
+
+    with socket.socket() as probe:  # a free port for node 0's rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("SWANLAB_API_KEY", "HYDRA_FULL_ERROR")}
+    common = ["tracker=disabled", "trainer.progress=off", "epochs=2", "trainer.media_every=0", "trainer.device=cpu",
+              "trainer.nodes=2", "trainer.master_addr=127.0.0.1", f"trainer.master_port={port}", "hydra.run.dir=run"]
+    nodes = [
+        subprocess.Popen([sys.executable, "-m", "typedexp", f"trainer.node_rank={rank}", *common], cwd=tmp_path,
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for rank in (1, 0)  # node 1 first: it waits for node 0's rendezvous
+    ]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs
+    assert outputs[0][0].count("done: ") == 0 and outputs[1][0].count("done: ") == 1  # node 0 speaks
+    single = run_cli(["hydra.run.dir=one", *common[:5]], tmp_path)
+    assert single.returncode == 0, single.stderr
+    assert close_weights(tmp_path / "one" / "model.pt", tmp_path / "run" / "model.pt") < 1e-6

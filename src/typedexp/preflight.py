@@ -17,7 +17,7 @@ from hydra import compose, initialize
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from typedexp.error_messages import group_options
 from typedexp.errors import ConfigError, TypedexpError
@@ -70,7 +70,8 @@ def prepare_overrides(overrides: Sequence[str], *, multirun: bool = False, will_
         except Exception:  # a bad override: Hydra reports it in its own words when it composes
             return final
         resuming = plan.run_dir if plan is not None else None
-        refuse_reused_run_dirs(composed, multirun=multirun, resuming=resuming)
+        if OmegaConf.select(composed, "trainer.node_rank", default=0) == 0:  # node 0 checks and writes it
+            refuse_reused_run_dirs(composed, multirun=multirun, resuming=resuming)
     return final
 
 

@@ -89,11 +89,10 @@ def run_experiment(experiment: Experiment, composed: DictConfig | None = None) -
     run_dir = Path(hydra.runtime.output_dir)
     job = JobFacts.current()
     launched = torchrun_rank()
-    if launched is not None and launched[0] != 0:
-        # A torchrun worker other than rank 0: rank 0 holds the run dir and writes all of it.
-        from typedexp.ranks import train_under_torchrun
-
-        return train_under_torchrun(experiment, plain_config(composed), run_dir, Stage(), job)
+    if (launched[0] != 0) if launched is not None else experiment.trainer.node_rank != 0:
+        # A torchrun worker other than rank 0, or another node's ranks: the process of rank 0
+        # holds the run dir and writes all of it (docs/ddp.md).
+        return _train_all(experiment, plain_config(composed), run_dir, Stage(), job, torchrun=launched is not None)
     # The lock is taken before any file of ours is written and held until the run ends. Under it,
     # the pre-Hydra checks (guards.refuse_reused_run_dirs) are repeated, for a run that started
     # beside this one, and for a sweep job dir that a custom hydra.sweep.subdir made shared.
