@@ -172,7 +172,7 @@ def outcome(messages: list[Message], crash: str | None) -> RunResult:
         raise Interrupted(stops[0].signum, stops[0].line)
     results = [m.result for m in messages if isinstance(m, Finished)]
     if crash is not None or not results:
-        raise RankCrash(f"{crash or 'rank 0 ended without a result'}; the run dir keeps the last checkpoint")
+        raise RankCrash(f"{crash or 'no rank reported a result'}; the run dir keeps the last checkpoint")
     return results[0]
 
 
@@ -198,7 +198,8 @@ def rank_main(local_rank: int, job: RankJob, inbox: SimpleQueue[Message], flag: 
     message: Message | None = None
     try:
         result = train(job.experiment, job.config, job.run_dir, stage, job.job, world)
-        message = Finished(result) if world.is_main else None
+        # Every rank's result holds the same (reduced) numbers; this node's first rank reports it.
+        message = Finished(result) if local_rank == 0 else None
     except Interrupted as exc:  # every rank stops at the agreed step; rank 0's line is printed
         message = Stopped(rank, exc.signum, str(exc))
     except BaseException as exc:
