@@ -37,7 +37,7 @@ def steps_per_second(devices: int, epochs: int, device: str, run_dir: str) -> fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--devices", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
@@ -53,7 +53,7 @@ def main() -> None:
     print(machine())
     print(f"model=large, digits, batch 64, {args.epochs} epochs, {args.device}, median of {args.repeats}")
     print(table(
-        ["processes", "steps/s", f"÷ 1 process"],
+        ["processes", "steps/s", "÷ 1 process"],
         [["1", f"{one:.1f}", "1.00"], [str(args.devices), f"{many:.1f}", f"{many / one:.2f}"]],
     ))
 

@@ -184,12 +184,14 @@ class DistributedCheckpointer(Checkpointer):
             config=config, metrics_file=metrics_file, scheduler=scheduler,
         )
 
+    # The base's plain attribute, here the agreed signal: a rank's own request (from a signal
+    # handler, at any step) goes through the setter, so no rank stops before the others agree.
     @property
     def stop_signal(self) -> int | None:
         return self.agreed
 
     @stop_signal.setter
-    def stop_signal(self, signum: int | None) -> None:
+    def stop_signal(self, signum: int | None) -> None:  # pyright: ignore[reportIncompatibleVariableOverride]  # int | None read and written, as in the base
         self.requested = signum
 
     def due(self, step: int) -> bool:
