@@ -332,3 +332,12 @@ def test_two_nodes_meet_at_the_rendezvous_address(tmp_path: Path) -> None:
     single = run_cli(["hydra.run.dir=one", *common[:5]], tmp_path)
     assert single.returncode == 0, single.stderr
     assert close_weights(tmp_path / "one" / "model.pt", tmp_path / "run" / "model.pt") < 1e-6
+
+
+def test_where_ranks_meet_may_change_on_resume_but_not_how_many() -> None:
+    from typedexp.session import may_differ
+    from typedexp.task import run_name
+
+    assert all(may_differ(f"trainer.{key}") for key in ("master_addr", "master_port", "node_rank", "timeout_s"))
+    assert not may_differ("trainer.devices") and not may_differ("trainer.nodes")
+    assert run_name(["trainer.devices=2", "trainer.master_port=29500", "trainer.node_rank=1"]) == "trainer.devices=2"

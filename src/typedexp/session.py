@@ -35,6 +35,8 @@ MAY_DIFFER = (
     "trainer.media_every", "trainer.media_samples",
     # Where the dataset files live and how they are fetched do not change the data itself.
     "dataset.root", "dataset.download", "dataset.cache",
+    # Where and how long the ranks meet; the number of ranks (devices, nodes) must stay the same.
+    "trainer.master_addr", "trainer.master_port", "trainer.node_rank", "trainer.timeout_s",
 )
 
 

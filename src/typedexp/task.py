@@ -47,7 +47,10 @@ from typedexp.tracking.media_files import MEDIA_DIR, MediaFiles
 # What the dashboard shows of a run: the experiment, not Hydra's or the allow-list's plumbing.
 EXPERIMENT_FIELDS = ("dataset", "model", "optim", "schedule", "trainer", "epochs", "batch_size", "seed")
 # Overrides that do not change what is computed are left out of a run's name.
-NOT_IN_RUN_NAME = ("tracker", "trainer.progress", "hydra", "resume", "allowed_targets")
+NOT_IN_RUN_NAME = (
+    "tracker", "trainer.progress", "hydra", "resume", "allowed_targets",
+    "trainer.master_addr", "trainer.master_port", "trainer.node_rank", "trainer.timeout_s",  # where ranks meet
+)
 
 
 @dataclass(frozen=True)
