@@ -158,12 +158,16 @@ def test_more_devices_than_gpus_is_refused_on_cuda() -> None:
 
 
 def test_one_process_never_loads_the_rank_launcher(tmp_path: Path) -> None:
-    """devices=1 is the single-process path: no ranks module, no process group, no gloo."""
+    """devices=1 is the single-process path: neither DDP module of typedexp, no process group.
+
+    (``import torch`` itself already imports ``torch.distributed`` and DDP's module; nothing more.)
+    """
     code = (
         "import sys, torch.distributed as dist\n"
         "from typedexp import launch\n"
         f"launch({[*QUICK, 'hydra.run.dir=' + str(tmp_path / 'run')]!r})\n"
         "assert 'typedexp.ranks' not in sys.modules, 'ranks imported'\n"
+        "assert 'typedexp.engine.distributed' not in sys.modules, 'engine/distributed.py imported'\n"
         "assert not dist.is_initialized()\n"
         "print('single-process path')\n"
     )

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from typedexp.engine.checkpoint import Checkpoint, Checkpointer, LoopPosition, read_checkpoint
-from typedexp.engine.distributed import DistributedCheckpointer, World
 from typedexp.engine.settings import TrainerSettings
 from typedexp.errors import CheckpointError, ConfigError
 from typedexp.rundir import CHECKPOINT_DIR, WEIGHTS_FILE, open_no_follow
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from typedexp.engine.distributed import World
     from typedexp.engine.loop import LRSchedule
 
 # Fields a resumed run may change: they do not alter the numbers computed so far. `epochs` lets a
@@ -68,13 +68,18 @@ def open_session(
     writes: checkpoints and the truncated ``metrics.jsonl``.
     """
     scheduler = None if schedule is None else schedule.scheduler
-    checkpointer = Checkpointer(
-        run_dir / CHECKPOINT_DIR, model=model, optimizer=optimizer, generator=generator,
-        settings=settings, config=config, metrics_file=metrics_file, scheduler=scheduler,
-    ) if world is None else DistributedCheckpointer(
-        world, run_dir / CHECKPOINT_DIR, model=model, optimizer=optimizer, generator=generator,
-        settings=settings, config=config, metrics_file=metrics_file, scheduler=scheduler,
-    )
+    if world is None:
+        checkpointer = Checkpointer(
+            run_dir / CHECKPOINT_DIR, model=model, optimizer=optimizer, generator=generator,
+            settings=settings, config=config, metrics_file=metrics_file, scheduler=scheduler,
+        )
+    else:
+        from typedexp.engine.distributed import DistributedCheckpointer
+
+        checkpointer = DistributedCheckpointer(
+            world, run_dir / CHECKPOINT_DIR, model=model, optimizer=optimizer, generator=generator,
+            settings=settings, config=config, metrics_file=metrics_file, scheduler=scheduler,
+        )
     if resume is None:
         return Session(checkpointer)
     checkpoint = read_checkpoint(Path(resume))

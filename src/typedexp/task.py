@@ -9,11 +9,13 @@ composed config (turned into a plain dict for checkpoints and the tracker) and `
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from traceback import format_exception
+from typing import TYPE_CHECKING
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -25,7 +27,6 @@ from typedexp.data.cache import load_shared
 from typedexp.engine import count_batches, fit, prepare, resolve_device, seed_everything
 from typedexp.engine.checkpoint import malformed, write_atomically
 from typedexp.engine.checkpoint_checks import resume_problem
-from typedexp.engine.distributed import World, ignoring_signals
 from typedexp.engine.settings import Progress, TrainerSettings
 from typedexp.engine.signals import stop_on_signals
 from typedexp.error_messages import error_line, user_message
@@ -41,6 +42,9 @@ from typedexp.session import Session, open_session
 from typedexp.tracking import FanOut, JsonlTracker, RunOutcome, Tracker
 from typedexp.tracking.guarded import GuardedTracker
 from typedexp.tracking.media_files import MEDIA_DIR, MediaFiles
+
+if TYPE_CHECKING:  # engine/distributed.py is imported only by runs of more than one process
+    from typedexp.engine.distributed import World
 
 
 
@@ -140,6 +144,8 @@ class JobFacts:
 def torchrun_rank() -> tuple[int, int, int, int] | None:
     """(rank, size, local rank, local size) when torchrun started this process; typedexp's own
     spawned ranks never run the task, so this is torchrun (or the elastic agent) only."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return None  # the usual case, without importing engine/distributed.py
     from typedexp.engine.distributed import from_environment
 
     return from_environment()
@@ -317,7 +323,12 @@ def train(
     should_stop = trials.take(job.job_num) if job.multirun and world is None else None
     outcome, error = RunOutcome.crashed, None
     # A spawned rank leaves signals to its parent, which sets the stop flag the ranks agree on.
-    signals = stop_on_signals(session.checkpointer) if world is None or world.handles_signals else ignoring_signals()
+    if world is None or world.handles_signals:
+        signals = stop_on_signals(session.checkpointer)
+    else:
+        from typedexp.engine.distributed import ignoring_signals
+
+        signals = ignoring_signals()
     try:
         with signals, naming_sizes("training", step_sizes):
             fitted = fit(

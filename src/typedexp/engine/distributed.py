@@ -24,7 +24,6 @@ initialised, and ``fit`` takes ``world=None``, which is the unchanged single-pro
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import sys
@@ -308,6 +307,8 @@ def die_with_parent() -> None:
     """Linux: SIGKILL this process when the process that started it dies (even by SIGKILL)."""
     if not sys.platform.startswith("linux"):
         return
+    import ctypes  # here: 5 ms of import that the single-process path does not need
+
     libc = ctypes.CDLL(None, use_errno=True)
     pr_set_pdeathsig = 1
     libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
