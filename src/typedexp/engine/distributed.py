@@ -278,11 +278,13 @@ def join_group(
 def leave_group(*, wait: bool) -> None:
     """Tear the group down while the interpreter is whole; with ``wait``, after every rank got here.
 
-    Without this, the process group (and gloo's threads) is destroyed during interpreter exit
-    while its threads may still be joinable: C++ then calls ``std::terminate`` ("terminate called
-    without an active exception"), killing the rank with SIGABRT after it trained correctly.
-    The barrier keeps a fast rank from tearing down while a slow one still sends to it. After a
-    failure (``wait=False``) the others may never arrive, so it is skipped.
+    Without this, the default process group and its gloo threads are left to interpreter exit,
+    which destroys them in whatever order it tears things down; then a rank sometimes dies with
+    SIGABRT after training correctly: "terminate called without an active exception", the C++
+    runtime's message for a ``std::thread`` destroyed while still joinable. Measured on the 2-core
+    VM, 2 gloo ranks: 3 aborted runs in 59 without this call, 0 in 60 with it. The barrier keeps a
+    fast rank from tearing down while a slow one still talks to it. After a failure
+    (``wait=False``) the others may never arrive, so it is skipped.
     """
     import torch.distributed as dist
 
