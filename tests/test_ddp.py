@@ -345,3 +345,16 @@ def test_where_ranks_meet_may_change_on_resume_but_not_how_many() -> None:
     assert all(may_differ(f"trainer.{key}") for key in ("master_addr", "master_port", "node_rank", "timeout_s"))
     assert not may_differ("trainer.devices") and not may_differ("trainer.nodes")
     assert run_name(["trainer.devices=2", "trainer.master_port=29500", "trainer.node_rank=1"]) == "trainer.devices=2"
+
+
+def test_a_taken_rendezvous_port_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = run_main(["trainer.devices=2", f"trainer.master_port={port}", *QUICK], tmp_path)
+    assert run.returncode == 2
+    assert len(run.stderr_lines) == 1, run.stderr
+    assert run.stderr_lines[0].startswith(f"typedexp: error: trainer.master_port={port}: cannot listen on 127.0.0.1:{port} (")

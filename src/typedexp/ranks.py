@@ -38,7 +38,7 @@ from typedexp.engine.distributed import (
     StopFlag, World, check_launched_shape, die_with_parent, enter_world, from_environment, leave_group, uneven_warning,
 )
 from typedexp.error_messages import error_line
-from typedexp.errors import Interrupted
+from typedexp.errors import ConfigError, Interrupted
 from typedexp.experiment import Experiment
 from typedexp.report import print_error, warn
 from typedexp.task import JobFacts, RunResult, Stage, train
@@ -102,10 +102,17 @@ def spawn_ranks(experiment: Experiment, config: dict[str, object], run_dir: Path
     if settings.node_rank == 0:  # node 0 hosts the rendezvous; port 0 lets the OS pick a free one
         from datetime import timedelta
 
-        store = dist.TCPStore(  # type: ignore[attr-defined]  # documented; torch re-exports it without `as`
-            settings.master_addr, settings.master_port, is_master=True, wait_for_workers=False,
-            timeout=timedelta(seconds=settings.timeout_s),
-        )
+        try:
+            store = dist.TCPStore(  # type: ignore[attr-defined]  # documented; torch re-exports it without `as`
+                settings.master_addr, settings.master_port, is_master=True, wait_for_workers=False,
+                timeout=timedelta(seconds=settings.timeout_s),
+            )
+        except RuntimeError as exc:  # torch's DistNetworkError: a taken port, an address not on this host
+            reason = " ".join(str(exc).split())[:160]
+            raise ConfigError(
+                f"trainer.master_port={settings.master_port}: cannot listen on {settings.master_addr}:"
+                f"{settings.master_port} ({reason}); choose a free port, or 0 for any on one node"
+            ) from exc
     port = settings.master_port if store is None else store.port
     context = mp.get_context("spawn")
     inbox: SimpleQueue[Message] = context.SimpleQueue()
