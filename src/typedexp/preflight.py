@@ -9,13 +9,15 @@ composed config). What a config may build is checked on every composed config
 
 from __future__ import annotations
 
+import os
+
 from collections.abc import Sequence
 
 from hydra import compose, initialize
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from typedexp.error_messages import group_options
 from typedexp.errors import ConfigError, TypedexpError
@@ -58,7 +60,9 @@ def prepare_overrides(overrides: Sequence[str], *, multirun: bool = False, will_
     overrides = [override.removeprefix("+") if override.startswith("+experiment=") else override for override in overrides]
     plan = plan_resume(overrides, multirun=multirun)
     final = plan.overrides if plan is not None else list(overrides)
-    if will_run:
+    # A torchrun worker other than rank 0 writes nothing of the run (rank 0 holds the run dir and
+    # checks it): its check would race rank 0's lock on a shared hydra.run.dir (docs/ddp.md).
+    if will_run and os.environ.get("RANK", "0") == "0":
         try:
             composed = compose_with_hydra_node(final)
         except TypedexpError:
@@ -66,7 +70,8 @@ def prepare_overrides(overrides: Sequence[str], *, multirun: bool = False, will_
         except Exception:  # a bad override: Hydra reports it in its own words when it composes
             return final
         resuming = plan.run_dir if plan is not None else None
-        refuse_reused_run_dirs(composed, multirun=multirun, resuming=resuming)
+        if OmegaConf.select(composed, "trainer.node_rank", default=0) == 0:  # node 0 checks and writes it
+            refuse_reused_run_dirs(composed, multirun=multirun, resuming=resuming)
     return final
 
 

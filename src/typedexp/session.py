@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from typedexp.engine.distributed import World
     from typedexp.engine.loop import LRSchedule
 
 # Fields a resumed run may change: they do not alter the numbers computed so far. `epochs` lets a
@@ -34,6 +35,8 @@ MAY_DIFFER = (
     "trainer.media_every", "trainer.media_samples",
     # Where the dataset files live and how they are fetched do not change the data itself.
     "dataset.root", "dataset.download", "dataset.cache",
+    # Where and how long the ranks meet; the number of ranks (devices, nodes) must stay the same.
+    "trainer.master_addr", "trainer.master_port", "trainer.node_rank", "trainer.timeout_s",
 )
 
 
@@ -57,18 +60,26 @@ def open_session(
     settings: TrainerSettings,
     metrics_file: Path,
     schedule: LRSchedule | None = None,
+    world: World | None = None,
 ) -> Session:
-    """A checkpointer for ``run_dir``; with ``resume``, the model/optimizer/RNGs restored from it."""
-    checkpointer = Checkpointer(
-        run_dir / CHECKPOINT_DIR,
-        model=model,
-        optimizer=optimizer,
-        generator=generator,
-        settings=settings,
-        config=config,
-        metrics_file=metrics_file,
-        scheduler=None if schedule is None else schedule.scheduler,
-    )
+    """A checkpointer for ``run_dir``; with ``resume``, the model/optimizer/RNGs restored from it.
+
+    With ``world`` (one rank of several), every rank restores the same checkpoint, and only rank 0
+    writes: checkpoints and the truncated ``metrics.jsonl``.
+    """
+    scheduler = None if schedule is None else schedule.scheduler
+    if world is None:
+        checkpointer = Checkpointer(
+            run_dir / CHECKPOINT_DIR, model=model, optimizer=optimizer, generator=generator,
+            settings=settings, config=config, metrics_file=metrics_file, scheduler=scheduler,
+        )
+    else:
+        from typedexp.engine.distributed import DistributedCheckpointer
+
+        checkpointer = DistributedCheckpointer(
+            world, run_dir / CHECKPOINT_DIR, model=model, optimizer=optimizer, generator=generator,
+            settings=settings, config=config, metrics_file=metrics_file, scheduler=scheduler,
+        )
     if resume is None:
         return Session(checkpointer)
     checkpoint = read_checkpoint(Path(resume))
@@ -82,6 +93,9 @@ def open_session(
         )
     position = checkpointer.restore(checkpoint)
     refuse_finished(checkpoint, position, epochs)
+    if world is not None and not world.is_main:
+        position.window = None  # the saved window is the ranks' sum: rank 0 carries it, the others start at 0
+        return Session(checkpointer, position)
     if checkpoint.path.resolve().parent == checkpointer.directory.resolve():
         # Same run directory: drop metrics.jsonl lines logged after the checkpoint (work that
         # the resumed run redoes, bit-exactly on CPU), so no step appears twice.

@@ -9,11 +9,13 @@ composed config (turned into a plain dict for checkpoints and the tracker) and `
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from traceback import format_exception
+from typing import TYPE_CHECKING
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -25,7 +27,7 @@ from typedexp.data.cache import load_shared
 from typedexp.engine import count_batches, fit, prepare, resolve_device, seed_everything
 from typedexp.engine.checkpoint import malformed, write_atomically
 from typedexp.engine.checkpoint_checks import resume_problem
-from typedexp.engine.settings import TrainerSettings
+from typedexp.engine.settings import Progress, TrainerSettings
 from typedexp.engine.signals import stop_on_signals
 from typedexp.error_messages import error_line, user_message
 from typedexp.errors import ConfigError, TypedexpError
@@ -41,12 +43,18 @@ from typedexp.tracking import FanOut, JsonlTracker, RunOutcome, Tracker
 from typedexp.tracking.guarded import GuardedTracker
 from typedexp.tracking.media_files import MEDIA_DIR, MediaFiles
 
+if TYPE_CHECKING:  # engine/distributed.py is imported only by runs of more than one process
+    from typedexp.engine.distributed import World
+
 
 
 # What the dashboard shows of a run: the experiment, not Hydra's or the allow-list's plumbing.
 EXPERIMENT_FIELDS = ("dataset", "model", "optim", "schedule", "trainer", "epochs", "batch_size", "seed")
 # Overrides that do not change what is computed are left out of a run's name.
-NOT_IN_RUN_NAME = ("tracker", "trainer.progress", "hydra", "resume", "allowed_targets")
+NOT_IN_RUN_NAME = (
+    "tracker", "trainer.progress", "hydra", "resume", "allowed_targets",
+    "trainer.master_addr", "trainer.master_port", "trainer.node_rank", "trainer.timeout_s",  # where ranks meet
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,12 @@ def run_experiment(experiment: Experiment, composed: DictConfig | None = None) -
     experiment.tracker.check_available()
     hydra = HydraConfig.get()
     run_dir = Path(hydra.runtime.output_dir)
+    job = JobFacts.current()
+    launched = torchrun_rank()
+    if (launched[0] != 0) if launched is not None else experiment.trainer.node_rank != 0:
+        # A torchrun worker other than rank 0, or another node's ranks: the process of rank 0
+        # holds the run dir and writes all of it (docs/ddp.md).
+        return _train_all(experiment, plain_config(composed), run_dir, Stage(), job, torchrun=launched is not None)
     # The lock is taken before any file of ours is written and held until the run ends. Under it,
     # the pre-Hydra checks (guards.refuse_reused_run_dirs) are repeated, for a run that started
     # beside this one, and for a sweep job dir that a custom hydra.sweep.subdir made shared.
@@ -99,7 +113,7 @@ def run_experiment(experiment: Experiment, composed: DictConfig | None = None) -
         # refused before it began writing (a checkpoint that does not fit) leaves the dir as it was.
         stage = Stage()
         try:
-            result = _train(experiment, plain_config(composed), run_dir, stage)
+            result = _train_all(experiment, plain_config(composed), run_dir, stage, job, torchrun=launched is not None)
         except BaseException as exc:
             if stage.writing or not continuing:
                 record_failure(run_dir, exc, time.monotonic() - started)
@@ -107,6 +121,49 @@ def run_experiment(experiment: Experiment, composed: DictConfig | None = None) -
         state = JobState.pruned if result.pruned else JobState.done
         record(run_dir, state, seconds=time.monotonic() - started, metrics=result.metrics, steps=result.steps)
         return result
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    """What a run needs of Hydra's job, read once in the Hydra process (spawned ranks have no Hydra)."""
+
+    multirun: bool
+    job_num: int  # hydra.job.num: a sweep job's number, which picks its colour
+    job_name: str  # names the job's log file, <run dir>/<job name>.log
+    run_name: str  # the overrides that name the run (the tracker's run name)
+    group: str | None  # the sweep dir, for the tracker; None for one run
+
+    @classmethod
+    def current(cls) -> JobFacts:
+        hydra = HydraConfig.get()
+        multirun = hydra.mode == RunMode.MULTIRUN
+        number = int(hydra.job.num) if multirun else 0  # unset (???) outside a sweep
+        return cls(multirun, number, str(hydra.job.name), run_name(list(hydra.overrides.task)), sweep_group())
+
+
+def torchrun_rank() -> tuple[int, int, int, int] | None:
+    """(rank, size, local rank, local size) when torchrun started this process; typedexp's own
+    spawned ranks never run the task, so this is torchrun (or the elastic agent) only."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return None  # the usual case, without importing engine/distributed.py
+    from typedexp.engine.distributed import from_environment
+
+    return from_environment()
+
+
+def _train_all(
+    experiment: Experiment, config: dict[str, object], run_dir: Path, stage: Stage, job: JobFacts, *, torchrun: bool
+) -> RunResult:
+    """One process, or the ranks: joined to torchrun's group, or started here (typedexp/ranks.py)."""
+    if torchrun:
+        from typedexp.ranks import train_under_torchrun
+
+        return train_under_torchrun(experiment, config, run_dir, stage, job)
+    if experiment.trainer.world_size > 1:
+        from typedexp.ranks import spawn_ranks
+
+        return spawn_ranks(experiment, config, run_dir, stage, job)
+    return train(experiment, config, run_dir, stage, job)
 
 
 @dataclass
@@ -196,20 +253,28 @@ def continues(resume: str | None, run_dir: Path) -> bool:
     return path.name == rundir.LAST and path.parent == (run_dir / rundir.CHECKPOINT_DIR).resolve()
 
 
-def _train(experiment: Experiment, config: dict[str, object], run_dir: Path, stage: Stage) -> RunResult:
-    """The run itself, in a run dir this process holds: train, record, save the weights."""
+def train(
+    experiment: Experiment,
+    config: dict[str, object],
+    run_dir: Path,
+    stage: Stage,
+    job: JobFacts,
+    world: World | None = None,
+) -> RunResult:
+    """The run itself, in a run dir this process (or its parent) holds: train, record, save the
+    weights. With ``world``, this is one rank: only rank 0 writes files and talks to the tracker."""
     dataset, model, optim, tracker, trainer = (
         experiment.dataset, experiment.model, experiment.optim, experiment.tracker, experiment.trainer
     )
     epochs, batch_size, seed, resume = experiment.epochs, experiment.batch_size, experiment.seed, experiment.resume
-    hydra = HydraConfig.get()
-    generator = seed_everything(seed)
-    device = resolve_device(trainer.device)
+    main = world is None or world.is_main
+    generator = seed_everything(seed)  # the same seed on every rank: the same init and data order
+    device = resolve_device(trainer.device) if world is None else world.device
     # Absurd sizes fail inside torch's allocator; these name the fields that asked for them.
     with naming_sizes("loading the dataset", size_fields("dataset", dataset)):
         # A sweep's jobs with the same dataset load it once (data/cache.py). Only in a sweep: the
         # kept bundle and the job's copy take twice the dataset's memory (CIFAR-10: 2 x 0.7 GB).
-        data = load_shared(dataset) if hydra.mode == RunMode.MULTIRUN else dataset.load()
+        data = load_shared(dataset) if job.multirun and world is None else dataset.load()
     if trainer.overfit_batches is not None:
         data = data.first_train(trainer.overfit_batches * batch_size)
     model_sizes = size_fields("model", model)
@@ -224,34 +289,48 @@ def _train(experiment: Experiment, config: dict[str, object], run_dir: Path, sta
     session = open_session(
         run_dir, resume=resume, config=config, epochs=epochs, model=net, optimizer=optimizer,
         generator=generator, settings=trainer, metrics_file=run_dir / METRICS_FILE, schedule=schedule,
+        world=world,
     )
     check_resume_fits(session, train_size=len(data.train), batch_size=batch_size, settings=trainer)
+    if world is not None:  # after restoring: DDP broadcasts rank 0's weights, the same ones
+        from typedexp.engine.distributed import wrap
+
+        trained = wrap(trained, device)
     stage.writing = True
 
-    console = Console()
-    sweep_job = hydra.job.num if hydra.mode == RunMode.MULTIRUN else None
+    console = Console(quiet=not main)  # rank 0 speaks for the run
+    if not main:
+        trainer = dataclasses.replace(trainer, progress=Progress.off)
+    sweep_job = job.job_num if job.multirun else None
     color = session.tracker_color or tracker.pick_color(sweep_job)
-    external = GuardedTracker.start(
+    external = GuardedTracker(None) if not main else GuardedTracker.start(
         lambda: tracker.start(
             config=experiment_config(config),
-            run_name=run_name(list(hydra.overrides.task)),
+            run_name=job.run_name,
             run_dir=str(run_dir),
             resume_id=session.tracker_id,
             color=color,
-            chatter=run_dir / f"{hydra.job.name}.log",
-            group=sweep_group(),
+            chatter=run_dir / f"{job.job_name}.log",
+            group=job.group,
         )
     )
     session.checkpointer.extra.update(tracker_id=external.run_id, tracker_color=color)
     view = external.view or "tracker off: metrics.jsonl only"
     console.print(f"typedexp: run dir {run_dir}; {view}", markup=False, highlight=False, soft_wrap=True)
     # media/*.png for every tracker mode (tracker=disabled included); SwanLab gets the same pictures.
-    trackers = FanOut([JsonlTracker(run_dir / METRICS_FILE), MediaFiles(run_dir / MEDIA_DIR), external])
+    trackers = FanOut([JsonlTracker(run_dir / METRICS_FILE), MediaFiles(run_dir / MEDIA_DIR), external] if main else [])
     # A sweeper's per-epoch check for this job (a trial's pruner), when it runs in its process.
-    should_stop = trials.take(hydra.job.num) if hydra.mode == RunMode.MULTIRUN else None
+    should_stop = trials.take(job.job_num) if job.multirun and world is None else None
     outcome, error = RunOutcome.crashed, None
+    # A spawned rank leaves signals to its parent, which sets the stop flag the ranks agree on.
+    if world is None or world.handles_signals:
+        signals = stop_on_signals(session.checkpointer)
+    else:
+        from typedexp.engine.distributed import ignoring_signals
+
+        signals = ignoring_signals()
     try:
-        with stop_on_signals(session.checkpointer), naming_sizes("training", step_sizes):
+        with signals, naming_sizes("training", step_sizes):
             fitted = fit(
                 trained,
                 optimizer,
@@ -266,6 +345,7 @@ def _train(experiment: Experiment, config: dict[str, object], run_dir: Path, sta
                 resume_from=session.resume_from,
                 schedule=schedule,
                 should_stop=should_stop,
+                world=world,
             )
         outcome = RunOutcome.pruned if fitted.stopped_early else RunOutcome.success
         error = f"pruned after epoch {fitted.epochs}" if fitted.stopped_early else None
@@ -280,7 +360,8 @@ def _train(experiment: Experiment, config: dict[str, object], run_dir: Path, sta
 
     # Atomic, so that model.pt exists only complete: its presence is what marks a finished run
     # (session.open_session), and a symlink planted as model.pt is replaced, never followed.
-    write_atomically(net.state_dict(), run_dir / WEIGHTS_FILE)
+    if main:
+        write_atomically(net.state_dict(), run_dir / WEIGHTS_FILE)
     result = RunResult(
         run_dir, fitted.metrics, fitted.steps, fitted.epochs, fitted.seconds, str(device), external.failure,
         pruned=fitted.stopped_early,

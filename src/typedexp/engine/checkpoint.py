@@ -291,10 +291,7 @@ class Checkpointer:
         improved = epoch_end and self._improves(position.latest)
         if improved:
             self.best_value = position.latest[self.settings.best_metric]
-        write_atomically(self._payload(position), self.last)
-        self.saved = self.last
-        if improved:
-            copy_atomically(self.last, self.best)
+        self.write(position, improved)
         if self.stop_signal is not None:
             import signal
 
@@ -307,6 +304,13 @@ class Checkpointer:
                 f"interrupted by {name} at {where}, step {position.step}; "
                 f"saved {self.last}; continue with: typedexp resume={run_dir}",
             )
+
+    def write(self, position: LoopPosition, improved: bool) -> None:
+        """``last.pt`` (and ``best.pt`` when ``improved``); a rank other than 0 writes nothing."""
+        write_atomically(self._payload(position), self.last)
+        self.saved = self.last
+        if improved:
+            copy_atomically(self.last, self.best)
 
     def restore(self, checkpoint: Checkpoint) -> LoopPosition:
         """Load ``checkpoint`` into the model, optimizer and RNGs; return where to carry on.

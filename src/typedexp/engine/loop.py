@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from typedexp.data.tensors import DataBundle, Split
+    from typedexp.engine.distributed import World
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,8 @@ class _Window:
             self.losses, self.sizes, self.logits, self.labels = [], [], [], []
         return self.weighted, self.correct, self.count
 
-    def drain(self, prefix: str) -> dict[str, float]:
-        """Read the window back (the one host sync) and reset it."""
+    def drain(self, prefix: str, world: World | None = None) -> dict[str, float]:
+        """Read the window back (the one host sync) and reset it; with ``world``, summed over ranks."""
         import torch
 
         weighted, correct_total, count = self.totals()
@@ -116,7 +117,11 @@ class _Window:
             loss_sum, correct = weighted.sum().item(), correct_total.item()
         else:
             loss_sum, correct = torch.stack([weighted.sum(), correct_total.to(weighted.dtype)]).tolist()
-        metrics = {f"{prefix}/loss": loss_sum / count, f"{prefix}/acc": correct / count}
+        if world is not None:  # what one process over the global batches would have summed
+            loss_sum, correct, total = world.sum([loss_sum, correct, count])
+        else:
+            total = count
+        metrics = {f"{prefix}/loss": loss_sum / total, f"{prefix}/acc": correct / total}
         self.weighted, self.correct, self.count = self.empty, self.zero, 0
         return metrics
 
@@ -166,6 +171,7 @@ def fit(
     resume_from: LoopPosition | None = None,
     schedule: LRSchedule | None = None,
     should_stop: EpochCheck | None = None,
+    world: World | None = None,
 ) -> FitResult:
     """Train ``model`` for ``epochs`` on ``data.train`` (already on the model's device).
 
@@ -180,13 +186,15 @@ def fit(
     confusion matrix of the validation split, go to ``tracker.log_media`` if it has one.
     ``should_stop`` is asked after every epoch (once its checkpoint is saved); when it says True,
     training ends there and the end-of-run evaluations (confusion matrix, test split) are skipped.
+    ``world`` (one of several processes, engine/distributed.py): ``model`` is DDP-wrapped, this
+    rank trains on its slice of each global batch and logs metrics summed over the ranks.
     """
     import torch
 
     train = data.train
     device = train.images.device
     augment = data.augmentation if data.augmentation.enabled else None
-    step_fn = training_step(model, optimizer, settings, device)
+    step_fn = training_step(model, optimizer, settings, device) if world is None else world.training_step(model, optimizer, settings)
     batches_per_epoch = count_batches(len(train), batch_size, settings)
     step_scheduler = schedule.scheduler.step if schedule is not None and schedule.per_step else None
     console = console or Console()
@@ -209,21 +217,24 @@ def fit(
                 window = _Window.zeros(device)
             for batch in range(first_batch, batches_per_epoch):
                 index = order[batch * batch_size : (batch + 1) * batch_size]
-                if index_to_device:
-                    index = index.to(device, non_blocking=True)
-                # index_select gives the same rows as train.images[index] at about a third of the
-                # CPU time: advanced indexing's general path dominates a small model's step
-                images = torch.index_select(train.images, 0, index)  # (B, C, H, W)
-                labels = torch.index_select(train.labels, 0, index)  # (B,)
-                if augment is not None:
-                    images = augment(images, generator)
+                if world is not None:  # this rank's slice of the global batch
+                    images, labels = world.batch(train, index, augment, generator)
+                else:
+                    if index_to_device:
+                        index = index.to(device, non_blocking=True)
+                    # index_select gives the same rows as train.images[index] at about a third of
+                    # the CPU time: advanced indexing's general path dominates a small model's step
+                    images = torch.index_select(train.images, 0, index)  # (B, C, H, W)
+                    labels = torch.index_select(train.labels, 0, index)  # (B,)
+                    if augment is not None:
+                        images = augment(images, generator)
                 loss, logits = step_fn(images, labels)
                 if step_scheduler is not None:
                     step_scheduler()
                 step += 1
                 window.add(loss, logits, labels)
                 if step % settings.log_every == 0 or batch == batches_per_epoch - 1:
-                    metrics = window.drain("train")
+                    metrics = window.drain("train", world)
                     if schedule is not None:
                         metrics["train/lr"] = float(optimizer.param_groups[0]["lr"])
                     _check_finite(metrics, epoch, step, settings, checkpoints)

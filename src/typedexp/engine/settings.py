@@ -71,6 +71,23 @@ class TrainerSettings:
     # <run dir>/media/, never anything per step.
     media_every: int = 5
     media_samples: int = 16  # validation images in each grid: the split's first N, every time
+    # Processes per node, each training a copy of the model on its share of every global batch
+    # (DistributedDataParallel: gloo on CPU, NCCL on CUDA; one GPU each). 1: no torch.distributed.
+    # batch_size stays the global batch: each rank takes its contiguous slice (docs/ddp.md).
+    devices: int = 1
+    nodes: int = 1  # machines; each runs `typedexp` with its own trainer.node_rank
+    node_rank: int = 0  # this machine's place, 0 .. nodes-1; node 0 hosts the rendezvous
+    # Where the ranks meet: node 0's address and a TCP port there. Port 0 picks a free port, which
+    # only works on one node (the other nodes could not know it).
+    master_addr: str = "127.0.0.1"
+    master_port: int = 0
+    # Seconds a rank waits for the others (rendezvous, every collective) before failing.
+    timeout_s: float = 300.0
+
+    @property
+    def world_size(self) -> int:
+        """Processes in the whole run: ``devices`` on each of ``nodes`` machines."""
+        return self.devices * self.nodes
 
     def __post_init__(self) -> None:
         require_finite(self, "trainer")
@@ -90,3 +107,28 @@ class TrainerSettings:
             raise ConfigError(f"trainer.media_samples={self.media_samples}: must be 1-{MAX_MEDIA_SAMPLES} images")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise ConfigError(f"trainer.clip_grad_norm={self.clip_grad_norm}: must be > 0 or null")
+        self._check_distributed()
+
+    def _check_distributed(self) -> None:
+        if self.devices < 1:
+            raise ConfigError(f"trainer.devices={self.devices}: must be >= 1 processes per node")
+        if self.nodes < 1:
+            raise ConfigError(f"trainer.nodes={self.nodes}: must be >= 1")
+        if not 0 <= self.node_rank < self.nodes:
+            raise ConfigError(f"trainer.node_rank={self.node_rank}: must be 0 .. trainer.nodes-1 ({self.nodes - 1})")
+        if not 0 <= self.master_port <= 65535:
+            raise ConfigError(f"trainer.master_port={self.master_port}: must be a TCP port, 1-65535, or 0 for a free one")
+        if self.nodes > 1 and self.master_port == 0:
+            raise ConfigError(
+                f"trainer.nodes={self.nodes} needs trainer.master_port: a port on node 0 that every node "
+                "can reach (0 picks a free port, which only one node would know)"
+            )
+        if not self.master_addr.strip() or any(c.isspace() or not c.isprintable() for c in self.master_addr):
+            raise ConfigError(f"trainer.master_addr={self.master_addr!r}: must be a host name or an IP address")
+        if not self.timeout_s > 0:
+            raise ConfigError(f"trainer.timeout_s={self.timeout_s}: must be > 0 seconds")
+        if self.world_size > 1 and self.compile:
+            raise ConfigError(
+                f"trainer.compile=true with trainer.devices={self.devices}: torch.compile under DDP is not supported "
+                "by typedexp yet; use one or the other"
+            )
