@@ -925,3 +925,33 @@ def test_should_stop_is_asked_each_epoch_and_ends_the_run_where_it_says() -> Non
     never = short_fit(RecordingTracker(), epochs=2, settings=TrainerSettings(progress=Progress.off),
                       should_stop=lambda epoch, latest: False)
     assert (never.steps, never.epochs, never.stopped_early) == (4, 2, False)
+
+
+from typedexp.engine.distributed import World  # noqa: E402
+
+
+@dataclasses.dataclass
+class WithAnotherRank(World):
+    """Rank 0 of a stand-in group whose other rank always adds the same sums: no process group."""
+
+    other: tuple[float, float, float] = (30.0, 6.0, 40.0)  # loss x count, correct, count
+
+    def sum(self, values: list[float]) -> list[float]:
+        return [mine + theirs for mine, theirs in zip(values, self.other, strict=True)]
+
+
+def test_fit_in_a_group_logs_the_training_sums_of_every_rank() -> None:
+    data = FakeData(num_samples=100).load()  # 80 to train: 2 global batches of 40 an epoch
+    world = WithAnotherRank(rank=0, size=1, local_rank=0, device=torch.device("cpu"), handles_signals=False)
+    runs = []
+    for group in (None, world):
+        generator = seed_everything(0)  # the same initial weights and order for both
+        model = MLP(hidden=(4,)).build(data.input_shape, data.num_classes)
+        tracker = RecordingTracker()
+        fit(model, SGD().build(model.parameters()), data, epochs=1, batch_size=40,
+            settings=TrainerSettings(progress=Progress.off, log_every=2), tracker=tracker,
+            generator=generator, world=group)
+        runs.append(tracker.points[0][2])
+    alone, together = runs  # one logged window of both steps: 80 examples of this rank's own
+    assert together["train/loss"] == pytest.approx((alone["train/loss"] * 80 + 30) / 120)
+    assert together["train/acc"] == pytest.approx((alone["train/acc"] * 80 + 6) / 120)
