@@ -340,3 +340,19 @@ def test_a_csv_cell_a_spreadsheet_would_run_as_a_formula_is_quoted(tmp_path: Pat
     assert rows["0"]["note"] == "'=HYPERLINK(\"http://x\")" and rows["1"]["note"] == "'@SUM(1)"
     assert rows["0"]["error"] == "'-2+3+cmd|' /C calc'!A0"
     assert (rows["0"]["optim.lr"], rows["1"]["optim.lr"]) == ("-1", "-0.5")  # numbers stay numbers
+
+
+def test_resuming_a_sweep_job_updates_the_sweep_summary_with_its_ranking(workdir: Path) -> None:
+    ranking = ["hydra.callbacks.summary.metric=val/loss", "hydra.callbacks.summary.mode=min"]
+    launch_sweep(["seed=1,2", *QUICK, *ranking], sweep_dir="sweep")
+    before = {row["job"]: row for row in summary_rows(workdir / "sweep")}
+    assert before["0"]["steps"] == "2"
+    launch(["resume=sweep/0", "epochs=2"])  # one more epoch of 2 steps
+    rows = summary_rows(workdir / "sweep")
+    after = {row["job"]: row for row in rows}
+    assert after["0"]["steps"] == "4" and after["1"] == {**before["1"], "rank": after["1"]["rank"]}
+    assert list(rows[0])[3] == "val/loss"  # still ranked by the sweep's metric
+    assert [row["job"] for row in rows] == sorted(after, key=lambda job: float(after[job]["val/loss"]))
+    assert "| 4 |" in (workdir / "sweep" / "summary.md").read_text(encoding="utf-8")
+    launch([*QUICK, "hydra.run.dir=alone"])  # a run outside a sweep writes no summary
+    assert not (workdir / "summary.csv").exists()

@@ -283,6 +283,29 @@ def report(sweep_dir: Path, metric: str, mode: BestMode, console: Console | None
     return summary
 
 
+def refresh_after_resume(run_dir: Path) -> None:
+    """Save the summary of the sweep that ``run_dir`` is a job of again, after a resume of it.
+
+    A sweep's ``summary.csv`` is written once, when the sweep ends; ``typedexp resume=<sweep>/<job>``
+    changes that job's results afterwards. The ranking is the one the job ran under, read from its
+    ``.hydra/hydra.yaml``. Nothing happens for a run outside a sweep (no summary beside it); a
+    failure to save is one warning, as at the end of a sweep.
+    """
+    sweep_dir = run_dir.parent
+    if not (sweep_dir / CSV_FILE).is_file():
+        return
+    saved = load_yaml(run_dir / ".hydra" / "hydra.yaml")
+    hydra = saved.get("hydra") if isinstance(saved, dict) else None
+    callbacks = hydra.get("callbacks") if isinstance(hydra, dict) else None
+    ranking = callbacks.get("summary") if isinstance(callbacks, dict) else None
+    ranking = ranking if isinstance(ranking, dict) else {}
+    try:
+        ranked = SweepSummary(str(ranking.get("metric", "val/acc")), str(ranking.get("mode", BestMode.max.value)))
+        save(summarize(sweep_dir, ranked.metric, ranked.mode))
+    except (OSError, ConfigError) as exc:
+        warn(f"the sweep summary in {sweep_dir} was not updated after this resume: {exc}")
+
+
 def wide_console() -> Console:
     console = Console()
     if not console.is_terminal:

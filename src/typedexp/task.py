@@ -39,6 +39,7 @@ from typedexp.runs import RESULT_FILE, JobState, write_result
 from typedexp.safety import redact
 from typedexp.safety.secrets import mask_report
 from typedexp.session import Session, open_session
+from typedexp.summary import refresh_after_resume
 from typedexp.tracking import FanOut, JsonlTracker, RunOutcome, Tracker
 from typedexp.tracking.guarded import GuardedTracker
 from typedexp.tracking.media_files import MEDIA_DIR, MediaFiles
@@ -117,9 +118,13 @@ def run_experiment(experiment: Experiment, composed: DictConfig | None = None) -
         except BaseException as exc:
             if stage.writing or not continuing:
                 record_failure(run_dir, exc, time.monotonic() - started)
+                if continuing and not job.multirun:
+                    refresh_after_resume(run_dir)
             raise
         state = JobState.pruned if result.pruned else JobState.done
         record(run_dir, state, seconds=time.monotonic() - started, metrics=result.metrics, steps=result.steps)
+        if continuing and not job.multirun:  # a sweep job resumed on its own: its sweep's table too
+            refresh_after_resume(run_dir)
         return result
 
 
