@@ -1,7 +1,10 @@
 """Narrow patches that make SwanLab 0.10 cheaper without changing what it records.
 
-Each checks that SwanLab still has the shape it patches; if not, it patches nothing and SwanLab
-runs unmodified. Each is tested against SwanLab's own output.
+Each is installed only on the pinned SwanLab (``patch_gates.PINS``) and only if the internal still
+has the shape it patches; otherwise it patches nothing, SwanLab runs unmodified, and a debug record
+says why (``patch_gates.allowed``). Each is tested against SwanLab's own output. SwanLab 0.10.3 has
+no public hook for any of them: ``Settings(probe=...)`` can only switch the environment snapshot
+off (``requirements=False``), which drops the list from the run instead of making it cheaper.
 
 **The environment snapshot.** ``swanlab.init`` records the installed packages by running
 ``python -m pip list --format=freeze`` in a subprocess: 0.75 s of its 0.85 s on this project's
@@ -32,6 +35,8 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+from typedexp.patch_gates import allowed, has_parameters
 
 if TYPE_CHECKING:
     from swanlab.deprecated.local import LocalCallbacker, _MetricContext
@@ -97,17 +102,22 @@ def _interpreter_paths() -> list[str]:
 
 
 def list_requirements_in_process() -> bool:
-    """Make SwanLab's environment snapshot use ``installed_requirements`` (idempotent)."""
+    """Make SwanLab's environment snapshot use ``installed_requirements`` (idempotent).
+
+    False (SwanLab's own ``pip list`` runs) off the pinned SwanLab or if ``requirements.get``
+    is not the argument-less function SwanLab 0.10.3 calls at each init.
+    """
     try:
         from swanlab.sdk.internal.probe_python.environment import requirements
-    except ImportError:
-        return False
-    if not callable(getattr(requirements, "get", None)):
+    except ImportError:  # moved: SwanLab's own snapshot runs, wherever it lives now
+        return allowed("requirements_in_process", lambda: False)
+    if getattr(getattr(requirements, "get", None), _PATCHED, False):
+        return True
+    if not allowed("requirements_in_process", lambda: has_parameters(getattr(requirements, "get", None), ())):
         return False
     original = requirements.get
-    if getattr(original, _PATCHED, False):
-        return True
 
+    @functools.wraps(original)  # __wrapped__: SwanLab's own, for the tests and for a reader
     def snapshot() -> str | None:
         try:
             return installed_requirements()
@@ -120,24 +130,65 @@ def list_requirements_in_process() -> bool:
 
 
 def check_dashboard_once_per_flush() -> bool:
-    """Patch swanlab's ``LocalCallbacker`` (idempotent); False if its shape is not the known one."""
+    """Patch swanlab's ``LocalCallbacker`` (idempotent); True if both patches are in place.
+
+    Each patch is gated on its own (``patch_gates.allowed``): off the pinned SwanLab, or where
+    the writer's methods are not the ones these patches were written against, SwanLab's
+    per-value writer runs as it is.
+    """
     try:
-        from swanlab.deprecated.local import LocalCallbacker
+        from swanlab.deprecated.local import LocalCallbacker, _MetricContext
     except ImportError:  # swanlab without the local writer: nothing to make cheaper
-        return False
-    batched = write_scalars_once_per_file(LocalCallbacker)  # first: the check wraps what it installs
-    return check_once_per_flush(LocalCallbacker) and batched
+        return allowed("dashboard_status_once_per_flush", lambda: False)
+    # First: check_once_per_flush wraps the on_scalar_flush this installs.
+    batched = writes_scalars(LocalCallbacker) or (
+        allowed("dashboard_scalars_once_per_file", lambda: writer_has_its_shape(LocalCallbacker, _MetricContext))
+        and write_scalars_once_per_file(LocalCallbacker)
+    )
+    checked = bool(LocalCallbacker.__dict__.get(_PATCHED, False)) or (
+        allowed("dashboard_status_once_per_flush", lambda: flushes_have_their_shape(LocalCallbacker))
+        and check_once_per_flush(LocalCallbacker)
+    )
+    return batched and checked
 
 
-_WRITER_PARTS = (
-    "_get_metric_context", "_create_column", "_record_time", "_require_swanlog_dir", "_rewrite_metric_file",
-)
+# SwanLab 0.10.3's writer methods that write_scalars calls, with their parameters.
+_WRITER_PARTS = {
+    "_get_metric_context": ("self", "record", "scalar"),
+    "_create_column": ("self", "record", "ctx"),
+    "_record_time": ("record",),  # a staticmethod
+    "_require_swanlog_dir": ("self",),
+    "_rewrite_metric_file": ("metric_path", "metric"),  # a staticmethod
+}
+
+
+def writer_has_its_shape(callbacker: type[LocalCallbacker], context: type[_MetricContext]) -> bool:
+    """``callbacker`` and its metric context are the ones ``write_scalars`` was written against."""
+    parts = {"on_scalar_flush": ("self", "scalar_records", "args", "kwargs"), **_WRITER_PARTS}
+    return all(has_parameters(getattr(callbacker, name, None), names) for name, names in parts.items()) and (
+        has_parameters(getattr(context, "add", None), ("self", "step", "data", "create_time", "more"))
+    )
+
+
+def flushes_have_their_shape(callbacker: type[LocalCallbacker]) -> bool:
+    """The status check and the media flush are SwanLab 0.10.3's (the scalar flush may be ours)."""
+    return has_parameters(getattr(callbacker, "_check_exp_status", None), ("self",)) and has_parameters(
+        getattr(callbacker, "on_media_flush", None), ("self", "media_records", "args", "kwargs")
+    )
+
+
+def writes_scalars(callbacker: type[LocalCallbacker]) -> bool:
+    """Whether ``write_scalars`` is installed on ``callbacker`` itself (possibly wrapped)."""
+    flush = callbacker.__dict__.get("on_scalar_flush")
+    return flush is write_scalars or getattr(flush, "__wrapped__", None) is write_scalars
 
 
 def write_scalars_once_per_file(callbacker: type[LocalCallbacker]) -> bool:
     """Replace ``callbacker.on_scalar_flush`` with ``write_scalars`` (before ``check_once_per_flush``)."""
-    if callbacker.__dict__.get(_PATCHED, False):
+    if writes_scalars(callbacker):
         return True
+    if callbacker.__dict__.get(_PATCHED, False):  # the status check wraps SwanLab's own flush: leave both
+        return False
     if not all(callable(getattr(callbacker, name, None)) for name in ("on_scalar_flush", *_WRITER_PARTS)):
         return False
     setattr(callbacker, "on_scalar_flush", write_scalars)
