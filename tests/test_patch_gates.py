@@ -284,12 +284,9 @@ swanlab_own = {"get": requirements.get, **{name: LocalCallbacker.__dict__[name]
                for name in ("on_scalar_flush", "on_media_flush", "_check_exp_status")}}
 
 def installed():
-    flush = LocalCallbacker.__dict__["on_scalar_flush"]
     return {
         "snapshot": getattr(requirements.get, "__typedexp_patched__", False),
-        "writer": getattr(flush, "__wrapped__", flush) is write_scalars,
-        "once_per_flush": LocalCallbacker.__dict__.get("__typedexp_patched__", False)
-        and LocalCallbacker._check_exp_status.__name__ == "check_unless_checked",
+        "writer": LocalCallbacker.__dict__["on_scalar_flush"] is write_scalars,
     }
 
 seen = {"before": installed()}
@@ -318,23 +315,24 @@ def probe_patches(tmp_path: Path, version: str) -> dict[str, object]:
 
 def test_the_real_swanlab_tracker_installs_its_patches_when_it_starts(tmp_path: Path) -> None:
     seen = probe_patches(tmp_path, "")
-    assert seen["before"] == {"snapshot": False, "writer": False, "once_per_flush": False}
-    # offline: the snapshot patch only; local also gets the dashboard writer's two patches.
-    assert seen["offline"] == {"snapshot": True, "writer": False, "once_per_flush": False}
-    assert seen["local"] == {"snapshot": True, "writer": True, "once_per_flush": True}
+    assert seen["before"] == {"snapshot": False, "writer": False}
+    # offline: the snapshot patch only; local also gets the dashboard writer's.
+    assert seen["offline"] == {"snapshot": True, "writer": False}
+    assert seen["local"] == {"snapshot": True, "writer": True}
     assert seen["offline_snapshot_is_ours"] and seen["local_snapshot_is_ours"]
-    assert seen["swanlab_own_in_place"] == [] and seen["snapshot_commands"] == 0 and seen["notes"] == []
+    assert seen["swanlab_own_in_place"] == ["on_media_flush", "_check_exp_status"]  # never patched
+    assert seen["snapshot_commands"] == 0 and seen["notes"] == []
 
 
 @pytest.mark.slow
 def test_on_another_swanlab_the_real_tracker_runs_swanlab_as_it_is(tmp_path: Path) -> None:
     seen = probe_patches(tmp_path, "0.11.0")
-    nothing = {"snapshot": False, "writer": False, "once_per_flush": False}
+    nothing = {"snapshot": False, "writer": False}
     assert seen["offline"] == seen["local"] == nothing
     assert seen["swanlab_own_in_place"] == ["get", "on_scalar_flush", "on_media_flush", "_check_exp_status"]
     commands = seen["snapshot_commands"]
     assert isinstance(commands, int) and commands >= 2  # SwanLab's own snapshot, at each init
     notes = seen["notes"]
     assert isinstance(notes, list)
-    for patch in ("requirements_in_process", "dashboard_scalars_once_per_file", "dashboard_status_once_per_flush"):
+    for patch in ("requirements_in_process", "dashboard_scalars_per_batch"):
         assert any(f"patch {patch} not installed" in note and "swanlab 0.11.0" in note for note in notes), notes

@@ -34,8 +34,7 @@ PINS: dict[str, frozenset[str]] = {
 PATCHES: dict[str, tuple[str, str]] = {
     "help_shares_repository": ("hydra-core", "hydra._internal.config_loader_impl.CachingConfigRepository, --help only"),
     "requirements_in_process": ("swanlab", "swanlab.sdk.internal.probe_python.environment.requirements.get"),
-    "dashboard_status_once_per_flush": ("swanlab", "swanlab.deprecated.local.LocalCallbacker._check_exp_status"),
-    "dashboard_scalars_once_per_file": ("swanlab", "swanlab.deprecated.local.LocalCallbacker.on_scalar_flush"),
+    "dashboard_scalars_per_batch": ("swanlab", "swanlab.deprecated.local.LocalCallbacker.on_scalar_flush"),
     "dashboard_run_table": ("swanboard", "swanboard.controller.project.get_tag_dir"),
 }
 

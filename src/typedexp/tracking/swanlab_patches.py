@@ -14,13 +14,13 @@ the process (until a package is installed or removed), so later sweep jobs do no
 
 **The local dashboard writer** (``tracker=local``). SwanLab's writer thread stores every
 logged value for ``swanlab watch``. It receives values in batches (every 0.5 s or 100 records)
-but handles them one by one, and for each value it
-- queries the dashboard's SQLite database to see whether the user stopped or deleted the
-  experiment there (``_check_exp_status``): 68% of the writer's time, about 2 ms per value
-  through peewee on this project's 2-core VM. ``check_once_per_flush`` asks once per batch,
-  which gives the same answer at the same moments;
-- opens two files (most of the rest): ``write_scalars`` writes each file once per batch.
-(SwanLab 0.10 itself marks this writer as a transitional design.)
+but handles them one by one, and for each value it queries the dashboard's SQLite database to
+see whether the user stopped or deleted the experiment there (``_check_exp_status``, about 2 ms
+per value through peewee on this project's 2-core VM), then opens two files. ``write_scalars``
+asks the database once per batch, which gives the same answer at the same moments, and writes
+each file once per batch. Pictures (a few per run) keep SwanLab's own per-record path: a
+separate patch that checked once per media batch too bought nothing measurable and was dropped
+(benchmarks/README.md). (SwanLab 0.10 itself marks this writer as a transitional design.)
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import threading
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from typedexp.patch_gates import allowed, has_parameters
 
@@ -42,14 +42,7 @@ if TYPE_CHECKING:
     from swanlab.deprecated.local import LocalCallbacker, _MetricContext
     from swanlab.proto.swanlab.metric.data.v1.data_pb2 import ScalarRecord
 
-_FLUSH_METHODS = ("on_scalar_flush", "on_media_flush")
 _PATCHED = "__typedexp_patched__"
-_inside_flush = threading.local()  # .active: True while a wrapped flush runs on this thread
-
-
-class Flush(Protocol):
-    def __call__(self, callbacker: LocalCallbacker, records: Sequence[object], /, *args: object, **kwargs: object) -> None: ...
-
 
 # The last snapshot and what it was read from: each path entry with its directory's mtime (ns).
 _snapshot: tuple[tuple[tuple[str, int], ...], str] | None = None
@@ -129,31 +122,27 @@ def list_requirements_in_process() -> bool:
     return True
 
 
-def check_dashboard_once_per_flush() -> bool:
-    """Patch swanlab's ``LocalCallbacker`` (idempotent); True if both patches are in place.
+def write_scalars_per_batch() -> bool:
+    """Make SwanLab's ``LocalCallbacker`` write scalars with ``write_scalars`` (idempotent).
 
-    Each patch is gated on its own (``patch_gates.allowed``): off the pinned SwanLab, or where
-    the writer's methods are not the ones these patches were written against, SwanLab's
-    per-value writer runs as it is.
+    False, and SwanLab's per-value writer runs as it is, off the pinned SwanLab or where the
+    writer's methods are not the ones ``write_scalars`` was written against.
     """
     try:
         from swanlab.deprecated.local import LocalCallbacker, _MetricContext
     except ImportError:  # swanlab without the local writer: nothing to make cheaper
-        return allowed("dashboard_status_once_per_flush", lambda: False)
-    # First: check_once_per_flush wraps the on_scalar_flush this installs.
-    batched = writes_scalars(LocalCallbacker) or (
-        allowed("dashboard_scalars_once_per_file", lambda: writer_has_its_shape(LocalCallbacker, _MetricContext))
-        and write_scalars_once_per_file(LocalCallbacker)
-    )
-    checked = bool(LocalCallbacker.__dict__.get(_PATCHED, False)) or (
-        allowed("dashboard_status_once_per_flush", lambda: flushes_have_their_shape(LocalCallbacker))
-        and check_once_per_flush(LocalCallbacker)
-    )
-    return batched and checked
+        return allowed("dashboard_scalars_per_batch", lambda: False)
+    if writes_scalars(LocalCallbacker):
+        return True
+    return allowed(
+        "dashboard_scalars_per_batch", lambda: writer_has_its_shape(LocalCallbacker, _MetricContext)
+    ) and write_scalars_once_per_file(LocalCallbacker)
 
 
 # SwanLab 0.10.3's writer methods that write_scalars calls, with their parameters.
 _WRITER_PARTS = {
+    "on_scalar_flush": ("self", "scalar_records", "args", "kwargs"),  # the one replaced
+    "_check_exp_status": ("self",),
     "_get_metric_context": ("self", "record", "scalar"),
     "_create_column": ("self", "record", "ctx"),
     "_record_time": ("record",),  # a staticmethod
@@ -164,45 +153,37 @@ _WRITER_PARTS = {
 
 def writer_has_its_shape(callbacker: type[LocalCallbacker], context: type[_MetricContext]) -> bool:
     """``callbacker`` and its metric context are the ones ``write_scalars`` was written against."""
-    parts = {"on_scalar_flush": ("self", "scalar_records", "args", "kwargs"), **_WRITER_PARTS}
-    return all(has_parameters(getattr(callbacker, name, None), names) for name, names in parts.items()) and (
+    return all(has_parameters(getattr(callbacker, name, None), names) for name, names in _WRITER_PARTS.items()) and (
         has_parameters(getattr(context, "add", None), ("self", "step", "data", "create_time", "more"))
     )
 
 
-def flushes_have_their_shape(callbacker: type[LocalCallbacker]) -> bool:
-    """The status check and the media flush are SwanLab 0.10.3's (the scalar flush may be ours)."""
-    return has_parameters(getattr(callbacker, "_check_exp_status", None), ("self",)) and has_parameters(
-        getattr(callbacker, "on_media_flush", None), ("self", "media_records", "args", "kwargs")
-    )
-
-
 def writes_scalars(callbacker: type[LocalCallbacker]) -> bool:
-    """Whether ``write_scalars`` is installed on ``callbacker`` itself (possibly wrapped)."""
-    flush = callbacker.__dict__.get("on_scalar_flush")
-    return flush is write_scalars or getattr(flush, "__wrapped__", None) is write_scalars
+    """Whether ``write_scalars`` is installed on ``callbacker`` itself."""
+    return callbacker.__dict__.get("on_scalar_flush") is write_scalars
 
 
 def write_scalars_once_per_file(callbacker: type[LocalCallbacker]) -> bool:
-    """Replace ``callbacker.on_scalar_flush`` with ``write_scalars`` (before ``check_once_per_flush``)."""
+    """Replace ``callbacker.on_scalar_flush`` with ``write_scalars`` (no version gate: for tests)."""
     if writes_scalars(callbacker):
         return True
-    if callbacker.__dict__.get(_PATCHED, False):  # the status check wraps SwanLab's own flush: leave both
-        return False
-    if not all(callable(getattr(callbacker, name, None)) for name in ("on_scalar_flush", *_WRITER_PARTS)):
+    if not all(callable(getattr(callbacker, name, None)) for name in _WRITER_PARTS):
         return False
     setattr(callbacker, "on_scalar_flush", write_scalars)
     return True
 
 
 def write_scalars(self: LocalCallbacker, records: Sequence[ScalarRecord], /, *args: object, **kwargs: object) -> None:
-    """SwanLab's ``_handle_metric`` for a batch of scalars, writing each file once per batch.
+    """SwanLab's ``_handle_metric`` for a batch of scalars: one status query, each file written once.
 
-    SwanLab opens two files per value (the metric's log, appended, and its ``_summary.json``,
+    SwanLab queries the dashboard's database and opens two files per value (the metric's log, appended, and its ``_summary.json``,
     rewritten). Here each metric's new lines are appended in one write and its summary is
     written once, with the same content. The step bookkeeping, the dashboard's columns and the
     rewrite of a repeated step are SwanLab's own methods.
     """
+    if not records:
+        return
+    self._check_exp_status()  # raises, as SwanLab's does per value, if the run was stopped in the dashboard
     swanlog = self._require_swanlog_dir()
     # Keyed by strings: building and hashing a Path per value cost more than the rest together.
     lines: dict[str, list[str]] = {}  # metric log, relative to logs/ -> its new JSON lines, in order
@@ -238,35 +219,3 @@ def write_scalars(self: LocalCallbacker, records: Sequence[ScalarRecord], /, *ar
             folder = swanlog / kid
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "_summary.json").write_text(json.dumps(context.summary, ensure_ascii=False), encoding="utf-8")
-
-
-def check_once_per_flush(callbacker: type[LocalCallbacker]) -> bool:
-    """Make ``callbacker``'s flushes check the experiment's status once per batch of records."""
-    if callbacker.__dict__.get(_PATCHED, False):  # this class itself, not a patched base
-        return True
-    if not all(callable(getattr(callbacker, name, None)) for name in (*_FLUSH_METHODS, "_check_exp_status")):
-        return False
-    check = callbacker._check_exp_status
-
-    def check_unless_checked(self: LocalCallbacker) -> None:
-        if not getattr(_inside_flush, "active", False):
-            check(self)
-
-    def once_per_batch(flush: Flush) -> Flush:
-        @functools.wraps(flush)
-        def wrapper(self: LocalCallbacker, records: Sequence[object], /, *args: object, **kwargs: object) -> None:
-            if records:
-                check(self)  # raises, as before, if the experiment was stopped in the dashboard
-            _inside_flush.active = True
-            try:
-                flush(self, records, *args, **kwargs)
-            finally:
-                _inside_flush.active = False
-
-        return wrapper
-
-    for name in _FLUSH_METHODS:
-        setattr(callbacker, name, once_per_batch(getattr(callbacker, name)))
-    setattr(callbacker, "_check_exp_status", check_unless_checked)
-    setattr(callbacker, _PATCHED, True)
-    return True
