@@ -36,7 +36,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from typedexp.patch_gates import allowed, has_parameters
+import typedexp.patch_gates as gates  # gates.allowed looked up at each call: a benchmark may refuse a patch
+from typedexp.patch_gates import has_parameters
 
 if TYPE_CHECKING:
     from swanlab.deprecated.local import LocalCallbacker, _MetricContext
@@ -103,10 +104,10 @@ def list_requirements_in_process() -> bool:
     try:
         from swanlab.sdk.internal.probe_python.environment import requirements
     except ImportError:  # moved: SwanLab's own snapshot runs, wherever it lives now
-        return allowed("requirements_in_process", lambda: False)
+        return gates.allowed("requirements_in_process", lambda: False)
     if getattr(getattr(requirements, "get", None), _PATCHED, False):
         return True
-    if not allowed("requirements_in_process", lambda: has_parameters(getattr(requirements, "get", None), ())):
+    if not gates.allowed("requirements_in_process", lambda: has_parameters(getattr(requirements, "get", None), ())):
         return False
     original = requirements.get
 
@@ -131,10 +132,10 @@ def write_scalars_per_batch() -> bool:
     try:
         from swanlab.deprecated.local import LocalCallbacker, _MetricContext
     except ImportError:  # swanlab without the local writer: nothing to make cheaper
-        return allowed("dashboard_scalars_per_batch", lambda: False)
+        return gates.allowed("dashboard_scalars_per_batch", lambda: False)
     if writes_scalars(LocalCallbacker):
         return True
-    return allowed(
+    return gates.allowed(
         "dashboard_scalars_per_batch", lambda: writer_has_its_shape(LocalCallbacker, _MetricContext)
     ) and write_scalars_once_per_file(LocalCallbacker)
 
