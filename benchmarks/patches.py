@@ -101,7 +101,7 @@ def refused(off: tuple[str, ...]) -> Iterator[None]:
     flush = LocalCallbacker.__dict__["on_scalar_flush"]
     gates.allowed = lambda patch, shape_ok: False if patch in off else real(patch, shape_ok)
     if "requirements_in_process" in off and getattr(get, "__typedexp_patched__", False):
-        requirements.get = get.__wrapped__  # SwanLab's own
+        requirements.get = vars(get)["__wrapped__"]  # SwanLab's own (functools.wraps keeps it there)
     if "dashboard_scalars_per_batch" in off and flush is patches.write_scalars:
         setattr(LocalCallbacker, "on_scalar_flush", SWANLAB_SCALAR_FLUSH)
     patches._snapshot = None  # a fresh process's first run reads the package metadata once
