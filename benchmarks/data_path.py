@@ -98,7 +98,7 @@ def data_only(bundle: DataBundle, batch_size: int, resident_uint8: bool) -> Call
     def run() -> None:
         order = torch.randperm(len(pixels), generator=generator)
         for start in range(0, len(pixels), batch_size):
-            images = pixels[order[start : start + batch_size]]
+            images = torch.index_select(pixels, 0, order[start : start + batch_size])  # as the engine does
             if resident_uint8:  # normalize, then pad with zeros = the mean colour, as typedexp does
                 images = (images.float() - mean) / std
             augment(images, generator)

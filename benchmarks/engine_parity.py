@@ -42,6 +42,7 @@ from benchmarks.peers import (
     engine_runner,
     lightning_runner,
     raw_loop,
+    raw_loop_index_select,
 )
 from typedexp.data import DataBundle, FakeData
 from typedexp.models import MLP, ModelSpec
@@ -131,6 +132,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows: dict[str, Runner] = {
             "raw loop (baseline)": raw_loop,
+            "raw loop, index_select batches": raw_loop_index_select,
             "typedexp fit, no tracking": engine_runner(NullTracker, finish),
             "typedexp fit, offline tracking": engine_runner(offline_tracker(Path(tmp)), finish),
             "seed's DataLoader loop": dataloader_loop,

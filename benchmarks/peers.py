@@ -6,7 +6,8 @@ generator, and validates once per epoch on the whole validation split. So all of
 same optimizer steps on the same batches, and ``losses`` (the training loss of every step, or
 of every logged window for the engine) can be compared across runners.
 
-- ``raw_loop``: the seed lesson's loop on resident tensors (``loss.item()`` every step).
+- ``raw_loop``: the seed lesson's loop on resident tensors (``loss.item()`` every step), batches
+  taken by indexing (``images[index]``); ``raw_loop_index_select``: the same with ``index_select``.
 - ``dataloader_loop``: the seed's actual pipeline shape: ``DataLoader(TensorDataset)``, shuffled
   (a sampler doing RandomSampler's work), batches collated from single examples, ``num_workers=0``.
 - ``lightning_loop``: a ``LightningModule`` with the same step, ``lightning.Trainer`` with its
@@ -81,6 +82,17 @@ def _start(spec: ModelSpec, data: DataBundle) -> tuple[torch.Generator, nn.Modul
 
 def raw_loop(spec: ModelSpec, data: DataBundle, epochs: int, batch_size: int) -> Trained:
     """The seed's loop (zero_grad, forward, loss, backward, step, loss.item()) on resident tensors."""
+    return _hand_written(spec, data, epochs, batch_size, lambda tensor, index: tensor[index])
+
+
+def raw_loop_index_select(spec: ModelSpec, data: DataBundle, epochs: int, batch_size: int) -> Trained:
+    """The same loop with batches taken by ``torch.index_select``, as the engine takes them: what
+    is left of the engine's own overhead once the cheaper gather is out of the comparison."""
+    return _hand_written(spec, data, epochs, batch_size, lambda tensor, index: torch.index_select(tensor, 0, index))
+
+
+def _hand_written(spec: ModelSpec, data: DataBundle, epochs: int, batch_size: int,
+                  gather: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Trained:
     clock, losses = Clock(), []
     clock.start()
     generator, model, optimizer = _start(spec, data)
@@ -91,7 +103,7 @@ def raw_loop(spec: ModelSpec, data: DataBundle, epochs: int, batch_size: int) ->
         for start in range(0, len(labels), batch_size):
             index = order[start : start + batch_size]
             optimizer.zero_grad()
-            loss = F.cross_entropy(model(images[index]), labels[index])
+            loss = F.cross_entropy(model(gather(images, index)), gather(labels, index))
             torch.autograd.backward(loss)
             optimizer.step()
             losses.append(loss.item())

@@ -70,6 +70,12 @@ class Score:
         return [name for name in self.survivors if name not in self.equivalent]
 
     @property
+    def stale(self) -> list[str]:
+        """Listed names of this module that mutmut no longer generates."""
+        prefix = "typedexp." + self.module.replace("/", ".") + "."
+        return sorted(name for name in self.equivalent if name.startswith(prefix) and name not in self.statuses)
+
+    @property
     def score(self) -> float:
         checked = sum(status != "not checked" for status in self.statuses.values())
         counted = checked - len(set(self.survivors) & self.equivalent)
@@ -154,7 +160,7 @@ def main() -> int:
     for module in options.modules or list(MODULES):
         result = run_module(module, max_children=options.max_children, minutes=options.minutes, fresh=options.fresh)
         gated = module not in NOT_GATED
-        ok = result.finished and not result.error and result.score >= TARGET and not result.unlisted
+        ok = result.finished and not result.error and result.score >= TARGET and not result.unlisted and not result.stale
         failed |= gated and not ok
         note = "" if result.finished else "  stopped at the time limit"
         note += f"  {result.error}" if result.error else ""
@@ -170,6 +176,8 @@ def main() -> int:
         killed = {name for name, status in result.statuses.items() if status in ("killed", "timeout")}
         for name in sorted(result.equivalent & killed):
             print(f"    killed now, remove from {EQUIVALENT.name}: {name}")
+        for name in result.stale:  # mutmut numbers mutants by position: an edit above renumbers them
+            print(f"    no such mutant now, remove or renumber in {EQUIVALENT.name}: {name}")
     print(f"\n{'module':<18} {'mutants':>7} {'killed':>6} {'survived':>8} {'equivalent':>10} {'score':>6}  (target {TARGET:.0%})")
     print("\n".join(rows))
     return 1 if failed else 0

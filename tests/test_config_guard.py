@@ -579,3 +579,32 @@ def test_every_log_record_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
         assert record.getMessage() == "key ***"
     finally:
         logging.setLogRecordFactory(original)
+
+
+def test_masking_a_process_wraps_stdout_and_stderr_once_each_and_masks_log_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+    import logging
+
+    from typedexp.safety.secrets import mask_process_output, remember_env_value
+
+    monkeypatch.setenv("MY_TOKEN", SECRET)
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)  # put back after the test, as the factory is below
+    monkeypatch.setattr(sys, "stderr", err)
+    original = logging.getLogRecordFactory()
+    try:
+        mask_process_output()
+        wrapped = (sys.stdout, sys.stderr)
+        mask_process_output()  # a second call (a job process after the CLI's own) wraps nothing again
+        assert (sys.stdout, sys.stderr) == wrapped and isinstance(sys.stdout, MaskingStream)
+        remember_env_value("/home/someone/mask-process")
+        print(SECRET, "/home/someone/mask-process")
+        print(SECRET, "/home/someone/mask-process", file=sys.stderr)
+        record = logging.getLogger("typedexp.test").makeRecord("t", logging.INFO, "f", 1, "key %s", (SECRET,), None)
+        assert record.getMessage() == "key ***"
+    finally:
+        logging.setLogRecordFactory(original)
+    assert out.getvalue() == "*** /home/someone/mask-process\n"  # stdout: secrets only
+    assert err.getvalue() == "*** ***\n"  # stderr: reports mask environment values too

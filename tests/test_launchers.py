@@ -30,6 +30,7 @@ from omegaconf.resolvers import oc
 
 from tests import fake_slurm
 from tests.helpers import QUICK, CliRun, run_cli, run_main
+import typedexp.config_guard
 from typedexp import ConfigError
 from typedexp.config_guard import (
     JobProcessGuard, PackageConfigsChecked, Rules, active_job_guard, check_composed, config_guard, guard_job_process, guarding,
@@ -37,7 +38,16 @@ from typedexp.config_guard import (
 )
 from typedexp.preflight import typed_launcher_settings
 from typedexp.safety import AllowList
-from typedexp.safety.launchers import as_text, check_launcher_leaf, flatten, override_key
+from typedexp.safety.launchers import (
+    JOBLIB,
+    SUBMITIT_LOCAL,
+    SUBMITIT_SLURM,
+    as_text,
+    check_launcher_leaf,
+    check_pickle_folder,
+    flatten,
+    override_key,
+)
 from typedexp.safety.secrets import mask_report
 from typedexp.store import APP_NAME, register_configs
 
@@ -402,19 +412,43 @@ def compose_job(overrides: list[str]) -> str:
     return "composed"
 
 
-def test_a_job_process_guard_installs_the_rules_it_carries_once(restored_hydra: None, workdir: Path) -> None:
+def test_a_job_process_guard_installs_the_rules_it_carries_once(
+    restored_hydra: None, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     register_configs()
+    masked: list[bool] = []  # the real masking would wrap this test process's streams for good
+    monkeypatch.setattr(typedexp.config_guard, "mask_process_output", lambda: masked.append(True))
     assert not guarding() and active_job_guard() is None  # outside any block, this process is unguarded
     typed, launcher = ("mylib.Net",), (("setup[0]", "module load cuda"),)
     job_guard = guard_job_process(typed, launcher)
-    assert job_guard == JobProcessGuard(typed, launcher) and guarding()
+    assert job_guard == JobProcessGuard(typed, launcher) and guarding() and masked == [True]
     installed = ConfigLoaderImpl.load_configuration
     assert guard_job_process((), ()) == JobProcessGuard((), ()) and ConfigLoaderImpl.load_configuration is installed
+    assert masked == [True]
     slurm = ["hydra/launcher=submitit_slurm", "allowed_targets=[mylib.Net]"]
     assert compose_job([*slurm, "hydra.launcher.setup=['module load cuda']"]) == "composed"
     assert compose_job([*slurm, "hydra.launcher.setup=['curl x | sh']"]).startswith("refused: hydra.launcher.setup[0]=curl x")
     assert compose_job(["hydra/launcher=submitit_slurm"]).startswith("refused: allowed_targets=")  # typed: mylib.Net
     job_guard.confirm()
+
+
+def test_a_job_process_masks_secrets_in_what_it_prints_and_logs(tmp_path: Path) -> None:
+    # What a joblib worker or a submitit job does first: unpickle the task's guard. After that,
+    # a secret printed by anything in the job (a library's banner, a traceback) is masked.
+    secret = "tok-" + "7" * 12
+    script = (
+        "import logging, os, pickle, sys\n"
+        "from typedexp.config_guard import JobProcessGuard\n"
+        "pickle.loads(pickle.dumps(JobProcessGuard((), ())))\n"
+        "print('out', os.environ['TYPEDEXP_TEST_TOKEN'])\n"
+        "print('err', os.environ['TYPEDEXP_TEST_TOKEN'], file=sys.stderr)\n"
+        "logging.getLogger('job').warning('log %s', os.environ['TYPEDEXP_TEST_TOKEN'])\n"
+    )
+    env = {**os.environ, "TYPEDEXP_TEST_TOKEN": secret}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "out ***\n" and "err ***" in done.stderr and "log ***" in done.stderr
+    assert secret not in done.stdout + done.stderr
 
 
 def test_confirm_refuses_a_job_composed_without_the_guard() -> None:
@@ -472,3 +506,98 @@ def test_the_exact_line_of_a_refused_package_config_source() -> None:
         "use file://<directory> (or --config-dir) instead"
     )
     assert PackageConfigsChecked.__name__ == "ImportlibResourcesConfigSource"
+
+
+# Where submitit exchanges pickles: nobody else may be able to write there.
+SUBMITIT_FOLDER = "hydra.launcher.submitit_folder"
+
+
+def folder_refusal(folder: Path | str) -> str:
+    try:
+        check_pickle_folder(SUBMITIT_FOLDER, f"{folder}/.submitit/%j")
+    except ConfigError as refused:
+        return str(refused)
+    return "passes"
+
+
+def test_a_submitit_folder_of_your_own_passes_even_below_a_sticky_shared_folder(tmp_path: Path) -> None:
+    assert folder_refusal(tmp_path / "sweeps" / "new") == "passes"  # created later, in a folder of yours
+    shared = tmp_path / "scratch"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: anyone may create, nobody may replace what another owns
+    (shared / "mine").mkdir(mode=0o755)
+    assert folder_refusal(shared / "mine" / "sweep") == "passes"
+
+
+def test_a_submitit_folder_others_can_write_to_or_create_first_is_refused(tmp_path: Path) -> None:
+    open_folder = tmp_path / "open"
+    open_folder.mkdir()
+    open_folder.chmod(0o777)
+    (open_folder / "mine").mkdir(mode=0o755)  # yours, but anyone can rename it and put theirs there
+    assert folder_refusal(open_folder / "mine") == (
+        f"{SUBMITIT_FOLDER}={open_folder}/mine/.submitit/%j: refused, {open_folder} is writable by other users; "
+        "submitit exchanges pickled code with each job there; keep hydra.sweep.dir in a folder only you can "
+        "write to, or type hydra.launcher.submitit_folder=<a folder of yours>/%j"
+    )
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    assert f"{sticky} is writable by other users" in folder_refusal(sticky / "not-made-yet")  # another could make it first
+    group = tmp_path / "group"
+    group.mkdir()
+    group.chmod(0o770)
+    assert f"{group} is writable by other users" in folder_refusal(group)
+
+
+@pytest.mark.skipif(not hasattr(os, "chown") or os.geteuid() != 0, reason="giving a folder to another user needs root")
+def test_a_submitit_folder_of_another_user_or_a_link_to_one_is_refused(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, 4242, 4242)
+    assert f"{theirs} belongs to another user" in folder_refusal(theirs)
+    link = tmp_path / "link"
+    link.symlink_to(theirs)
+    assert f"{link} belongs to another user" in folder_refusal(link)
+
+
+def test_a_submitit_sweep_into_a_folder_others_can_write_is_one_line_before_any_job(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    done = run_main(["-m", "hydra/launcher=submitit_local", f"hydra.sweep.dir={shared}/sweep", *QUICK, "seed=1,2"], tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        f"typedexp: error: {SUBMITIT_FOLDER}={shared}/sweep/.submitit/%j: refused, {shared} is writable by other "
+        "users; submitit exchanges pickled code with each job there; keep hydra.sweep.dir in a folder only you "
+        "can write to, or type hydra.launcher.submitit_folder=<a folder of yours>/%j\n"
+    )
+    assert not (shared / "sweep").exists()
+
+
+def test_only_the_path_before_the_first_placeholder_is_checked(tmp_path: Path) -> None:
+    placeholder = tmp_path / "%j"  # a real folder with submitit's placeholder for a name: never used
+    placeholder.mkdir()
+    placeholder.chmod(0o777)
+    assert folder_refusal(tmp_path) == "passes"  # checks tmp_path/.submitit/, not tmp_path/%j/...
+    check_pickle_folder(SUBMITIT_FOLDER, f"{tmp_path}/%j/x/%t")  # passes: no error
+
+
+def test_only_submitit_s_own_folder_field_is_checked_as_a_folder(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    unsafe = f"{shared}/x/%j"
+    typed = {"submitit_folder": unsafe, "comment": unsafe}
+    check_launcher_leaf("comment", unsafe, unsafe, target=SUBMITIT_SLURM, typed=typed, defaults=())  # plain text
+    check_launcher_leaf("submitit_folder", unsafe, unsafe, target=JOBLIB, typed=typed, defaults=())  # not submitit's
+    with pytest.raises(ConfigError, match=f"{shared} is writable by other users"):
+        check_launcher_leaf("submitit_folder", unsafe, unsafe, target=SUBMITIT_LOCAL, typed=typed, defaults=())
+
+
+@pytest.mark.skipif(not hasattr(os, "chown") or os.geteuid() != 0, reason="giving a folder to another user needs root")
+def test_folders_of_root_above_a_folder_of_yours_pass_for_any_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mine = tmp_path / "user-4242"
+    mine.mkdir(mode=0o755)
+    os.chown(mine, 4242, 4242)
+    monkeypatch.setattr(os, "getuid", lambda: 4242)  # as that user: tmp_path and / belong to root
+    assert folder_refusal(mine) == "passes"

@@ -112,7 +112,7 @@ def test_a_one_pixel_map_is_fine_for_every_norm_but_instance() -> None:
 # --- data: the split, its normalization, moving it; augmentation draw by draw ---------------
 
 from typedexp.data import Augmentation, DataBundle, RawImages  # noqa: E402
-from typedexp.data.tensors import split_train_val  # noqa: E402
+from typedexp.data.tensors import pixel_statistics, split_train_val  # noqa: E402
 
 
 def raw(n: int, channels: int = 2) -> RawImages:
@@ -148,6 +148,54 @@ def test_every_split_is_normalized_with_the_training_statistics_only() -> None:
     assert bundle.num_classes == 3 and bundle.input_shape == (2, 3, 3)
 
 
+def test_a_split_without_training_examples_or_an_empty_test_file_is_one_clear_error() -> None:
+    with pytest.raises(ConfigError) as raised:
+        split_train_val(raw(4), num_classes=3, val_fraction=1.0, seed=0)
+    assert str(raised.value) == ("dataset.val_fraction=1.0: leaves 0 of the dataset's 4 examples for training and "
+                                 "needs at least one in each split; lower it or use more examples")
+    assert len(split_train_val(raw(4), num_classes=3, val_fraction=0.75, seed=0).train) == 1  # 3 of 4: one left
+    empty = RawImages(torch.zeros(0, 2, 3, 3, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64))
+    with pytest.raises(ConfigError) as raised:
+        split_train_val(raw(4), num_classes=3, val_fraction=0.25, seed=0, test=empty)
+    assert str(raised.value) == "the dataset's test files hold no examples; check the files under dataset.root"
+    one = split_train_val(raw(4), num_classes=3, val_fraction=0.25, seed=0, test=raw(1))
+    assert one.test is not None and len(one.test) == 1
+
+
+def test_first_train_keeps_the_first_examples_and_every_other_field() -> None:
+    bundle = split_train_val(raw(12), num_classes=3, val_fraction=0.25, seed=0, test=raw(3),
+                             augmentation=Augmentation(horizontal_flip=True))
+    first = bundle.first_train(4)
+    assert torch.equal(first.train.images, bundle.train.images[:4]) and torch.equal(first.train.labels, bundle.train.labels[:4])
+    assert torch.equal(first.train.source_index, bundle.train.source_index[:4])
+    assert (first.val, first.test, first.num_classes, first.augmentation, first.mean, first.std) == (
+        bundle.val, bundle.test, 3, bundle.augmentation, bundle.mean, bundle.std)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_pixel_statistics_are_the_exact_mean_and_std_of_each_channel(channels: int) -> None:
+    images = torch.randint(0, 256, (50, channels, 7, 5), generator=torch.Generator().manual_seed(channels), dtype=torch.uint8)
+    images[0, 0, 0, 0], images[1, -1, 0, 0] = 0, 255  # both ends of the histogram
+    mean, std = pixel_statistics(images)
+    exact = images.double()
+    assert mean.shape == std.shape == (1, channels, 1, 1) and mean.dtype == std.dtype == torch.float32
+    assert torch.equal(mean, exact.mean(dim=(0, 2, 3), keepdim=True).float())
+    assert torch.allclose(std.double(), exact.std(dim=(0, 2, 3), keepdim=True), rtol=1e-7, atol=0)
+
+
+def test_float_images_are_normalized_per_channel_with_the_training_statistics() -> None:
+    # Synthetic data (FakeData, the digits) comes as floats: no histogram, the same per-channel rule.
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(30, 3, 4, 5, generator=generator) * torch.tensor([1.0, 5.0, 20.0])[None, :, None, None]
+    data = RawImages(images + torch.tensor([0.0, 3.0, -7.0])[None, :, None, None], torch.arange(30) % 3)
+    bundle = split_train_val(data, num_classes=3, val_fraction=0.2, seed=1)
+    pixels = data.images[bundle.train.source_index]
+    mean, std = pixels.mean(dim=(0, 2, 3), keepdim=True), pixels.std(dim=(0, 2, 3), keepdim=True)
+    assert bundle.mean == pytest.approx(mean.flatten().tolist()) and bundle.std == pytest.approx(std.flatten().tolist())
+    assert torch.allclose(bundle.train.images, (pixels - mean) / std, atol=1e-6)
+    assert torch.allclose(bundle.val.images, (data.images[bundle.val.source_index] - mean) / std, atol=1e-6)
+
+
 def test_a_constant_channel_normalizes_to_zeros_not_nan() -> None:
     images = torch.full((8, 1, 2, 2), 7, dtype=torch.uint8)
     bundle = split_train_val(RawImages(images, torch.zeros(8, dtype=torch.int64)), num_classes=1, val_fraction=0.25, seed=0)
@@ -173,6 +221,12 @@ def test_augmentation_is_enabled_by_either_part_and_checks_its_padding() -> None
     assert not Augmentation(crop_padding=0).enabled
     with pytest.raises(ConfigError, match=r"^dataset.crop_padding=-1: must be >= 0$"):
         Augmentation(crop_padding=-1)
+
+
+def test_a_non_finite_padding_from_python_is_refused_naming_the_field() -> None:
+    # mypy refuses a float here; a script without it gets the same one line as a bad override.
+    with pytest.raises(ConfigError, match=r"^dataset\.crop_padding=nan: must be a finite number$"):
+        Augmentation(crop_padding=float("nan"))  # type: ignore[arg-type]
 
 
 def test_crop_takes_the_window_at_the_drawn_offsets_and_can_reach_every_one() -> None:
@@ -810,3 +864,64 @@ def test_bf16_steps_clip_the_gradient_norm_too() -> None:
 
     assert first_update(None) > 0.01
     assert first_update(0.01) == pytest.approx(0.01, rel=1e-3)
+
+
+from typedexp.tracking.base import ConfusionMatrix, Media, PredictionSamples  # noqa: E402
+
+
+@dataclasses.dataclass
+class MediaRecorder(RecordingTracker):
+    """A MediaTracker: keeps (kind of media, step, epoch) for each picture the engine sends."""
+
+    media: list[tuple[str, int, int]] = dataclasses.field(default_factory=list)
+
+    def log_media(self, media: Media, *, step: int, epoch: int) -> None:
+        self.media.append((type(media).__name__, step, epoch))
+
+
+def short_fit(tracker: RecordingTracker, *, epochs: int, settings: TrainerSettings,
+              should_stop: engine_loop.EpochCheck | None = None) -> engine_loop.FitResult:
+    """100 fake images, 80 to train in batches of 40: 2 steps an epoch unless capped."""
+    data = FakeData(num_samples=100).load()
+    model = MLP(hidden=(4,)).build(data.input_shape, data.num_classes)
+    return fit(model, SGD().build(model.parameters()), data, epochs=epochs, batch_size=40, settings=settings,
+               tracker=tracker, generator=torch.Generator().manual_seed(0), should_stop=should_stop)
+
+
+def test_max_batches_caps_the_steps_of_every_epoch() -> None:
+    tracker = RecordingTracker()
+    result = short_fit(tracker, epochs=3, settings=TrainerSettings(progress=Progress.off, max_batches=1))
+    assert result.steps == 3 and [step for step, _, metrics in tracker.points if "val/loss" in metrics] == [1, 2, 3]
+    assert short_fit(RecordingTracker(), epochs=1, settings=TrainerSettings(progress=Progress.off, max_batches=9)).steps == 2
+
+
+def test_the_sample_grid_comes_every_n_epochs_and_after_the_last_then_the_confusion_matrix() -> None:
+    tracker = MediaRecorder()
+    short_fit(tracker, epochs=3, settings=TrainerSettings(progress=Progress.off, media_every=2))
+    grid, matrix = PredictionSamples.__name__, ConfusionMatrix.__name__
+    assert tracker.media == [(grid, 4, 2), (grid, 6, 3), (matrix, 6, 3)]
+    tracker = MediaRecorder()  # media_every beyond the run: the last epoch still gets its grid
+    short_fit(tracker, epochs=2, settings=TrainerSettings(progress=Progress.off, media_every=5))
+    assert tracker.media == [(grid, 4, 2), (matrix, 4, 2)]
+    tracker = MediaRecorder()
+    short_fit(tracker, epochs=2, settings=TrainerSettings(progress=Progress.off, media_every=0))
+    assert tracker.media == []
+
+
+def test_should_stop_is_asked_each_epoch_and_ends_the_run_where_it_says() -> None:
+    asked: list[tuple[int, dict[str, float]]] = []
+
+    def stop_after_two(epoch: int, latest: Mapping[str, float]) -> bool:
+        asked.append((epoch, dict(latest)))
+        return epoch == 2
+
+    tracker = MediaRecorder()
+    result = short_fit(tracker, epochs=4, settings=TrainerSettings(progress=Progress.off), should_stop=stop_after_two)
+    assert [epoch for epoch, _ in asked] == [1, 2]
+    assert asked[-1][1]["val/acc"] == tracker.points[-1][2]["val/acc"] and "train/loss" in asked[-1][1]
+    assert (result.steps, result.epochs, result.stopped_early) == (4, 2, True)
+    assert result.metrics == asked[-1][1] and 0 < result.seconds < 600
+    assert all(kind != ConfusionMatrix.__name__ for kind, _, _ in tracker.media)  # the end-of-run media skipped
+    never = short_fit(RecordingTracker(), epochs=2, settings=TrainerSettings(progress=Progress.off),
+                      should_stop=lambda epoch, latest: False)
+    assert (never.steps, never.epochs, never.stopped_early) == (4, 2, False)

@@ -85,6 +85,16 @@ def test_launch_sweep_returns_every_job_in_order_with_failures_as_values(
     assert printed[start + 7 :] == [f"job 2 failed: {failure.error}", f"job 3 failed: {failure.error}"]
 
 
+def test_launch_sweep_under_joblib_gives_each_failed_job_its_own_line(workdir: Path) -> None:
+    # Not in test_launchers.py: mutation testing runs that file in-process with mutated modules,
+    # which joblib's workers would import without mutmut's set-up.
+    results = launch_sweep(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optim.lr=0.1,-1", *QUICK], sweep_dir="sweep")
+    assert [type(result) for result in results] == [RunResult, JobFailure]
+    failure = results[1]
+    assert isinstance(failure, JobFailure) and failure.error == "optim.lr=-1.0: must be >= 0"
+    assert failure.run_dir == workdir / "sweep" / "1"
+
+
 def test_the_ranking_metric_and_its_direction_are_config(workdir: Path) -> None:
     ranking = ["hydra.callbacks.summary.metric=train/loss", "hydra.callbacks.summary.mode=min"]
     results = launch_sweep(["optim.lr=0.3,0.03,0.003", *QUICK, *ranking], sweep_dir="sweep")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from typedexp.errors import Interrupted, TypedexpError
 from typedexp.report import INTERRUPTED_EXIT, print_error
-from typedexp.safety.secrets import MaskingStream, mask_log_records
+from typedexp.safety.secrets import mask_process_output
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -106,14 +106,6 @@ def share_repository_for_help() -> bool:
     return True
 
 
-def mask_secrets_in_output() -> None:
-    """Mask secrets in all the process prints and logs, Hydra's output included (safety/secrets.py)."""
-    if not isinstance(sys.stdout, MaskingStream):
-        sys.stdout = MaskingStream(sys.stdout, reports=False)
-        sys.stderr = MaskingStream(sys.stderr, reports=True)
-        mask_log_records()
-
-
 # Hydra does one of these per command, and raises a bare ValueError (a traceback) for two of them.
 MODE_FLAGS = {"-m": "-m", "--multirun": "-m", "-r": "--run", "--run": "--run", "-c": "--cfg", "--cfg": "--cfg",
               "-i": "--info", "--info": "--info", "-sc": "--shell-completion", "--shell-completion": "--shell-completion"}
@@ -159,7 +151,7 @@ def _main(args: list[str]) -> None:
     from typedexp.preflight import flags_first, overrides_in, typed_allow_list, typed_launcher_settings
     from typedexp.store import register_configs
 
-    mask_secrets_in_output()
+    mask_process_output()
     register_configs()
     try:
         require_supported_hydra()  # the config guard refuses to run unchecked

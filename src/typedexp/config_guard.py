@@ -41,7 +41,7 @@ from omegaconf.resolvers import oc
 from typedexp.errors import ConfigError
 from typedexp.safety.allowlist import SETTING, AllowList, refuse_unless_permitted
 from typedexp.safety.launchers import SECTION as LAUNCHER, check_launcher_leaf, flatten
-from typedexp.safety.secrets import remember_env_value
+from typedexp.safety.secrets import mask_process_output, remember_env_value
 
 SUPPORTED_HYDRA = "1.3."  # pyproject pins hydra-core>=1.3,<1.4; tests/test_config_guard.py checks both
 TARGET_KEYS = ("_target_", "_zen_target")  # hydra-zen's zen_processing calls _zen_target
@@ -305,8 +305,8 @@ class JobProcessGuard:
     sweeper has checked those configs in the launching process already, but files can change
     before a queued Slurm job starts. The task carries this object; unpickling it in the job
     process (which happens before the launcher composes the job's config) installs the same check
-    there, for the life of that process, and ``confirm`` refuses to run a job whose config was
-    composed unchecked.
+    there, and the CLI's masking of secrets in printed and logged text, for the life of that
+    process; ``confirm`` refuses to run a job whose config was composed unchecked.
     """
 
     typed: tuple[str, ...]  # allowed_targets' entries, as typed
@@ -325,6 +325,7 @@ def guard_job_process(typed: tuple[str, ...], typed_launcher: tuple[tuple[str, s
     """Check every config this process composes from now on (see ``JobProcessGuard``)."""
     if not guarding():
         install(AllowList.parse(typed), dict(typed_launcher))  # for the life of the job process
+        mask_process_output()  # as the CLI does in its own process: a job's prints and logs too
     return JobProcessGuard(typed, typed_launcher)
 
 

@@ -41,9 +41,10 @@ def crop_and_flip(images: torch.Tensor, padding: int, flip: bool, generator: tor
 
     The draws, in this order, are those of a crop then a flip: the crop's top and left corner
     (B each, in 0..2p) and the flip's (B,) uniform numbers (< 0.5: flipped). Each output pixel
-    is copied from the padded batch, so the values are exactly a crop then a flip; computing
-    every pixel's source offset and gathering once costs about half of indexing with four
-    broadcast index tensors and then flipping every image (``benchmarks/README.md``).
+    is copied from the padded batch, so the values are exactly a crop then a flip. The source
+    offsets are computed per image for one channel, (B, H*W), and shared by the channels through
+    a stride-0 view: building a (B, C*H*W) int64 index cost more than the gather itself
+    (``benchmarks/README.md``).
     """
     import torch
     import torch.nn.functional as F
@@ -55,25 +56,27 @@ def crop_and_flip(images: torch.Tensor, padding: int, flip: bool, generator: tor
         left = torch.randint(0, 2 * padding + 1, (batch,), generator=generator)
         corner = (top * (width + 2 * padding) + left).to(images.device)
         images = F.pad(images, (padding, padding, padding, padding))  # (B, C, H + 2p, W + 2p)
-    bases = _source_offsets(channels, height, width, padding, images.device)  # (2, C*H*W)
+    bases = _source_offsets(height, width, padding, images.device)  # (2, H*W)
     if flip:
         flipped = torch.rand(batch, generator=generator) < 0.5  # (B,)
-        index = bases[flipped.long().to(images.device)]  # (B, C*H*W)
+        index = torch.index_select(bases, 0, flipped.long().to(images.device))  # (B, H*W), a new tensor
+        if corner is not None:
+            index.add_(corner[:, None])
     else:
         index = bases[0].expand(batch, -1)
-    if corner is not None:
-        index = index + corner[:, None]
-    return images.reshape(batch, -1).gather(1, index).view(batch, channels, height, width)
+        if corner is not None:
+            index = index + corner[:, None]
+    index = index[:, None, :].expand(batch, channels, height * width)  # every channel reads the same pixels
+    return images.reshape(batch, channels, -1).gather(2, index).view(batch, channels, height, width)
 
 
 @functools.lru_cache(maxsize=8)
-def _source_offsets(channels: int, height: int, width: int, padding: int, device: torch.device) -> torch.Tensor:
-    """(2, C*H*W) int64: where each output pixel is read in a (C, H+2p, W+2p) image cropped at its
+def _source_offsets(height: int, width: int, padding: int, device: torch.device) -> torch.Tensor:
+    """(2, H*W) int64: where each output pixel is read in one (H+2p, W+2p) channel cropped at its
     top-left corner; row 0 unflipped, row 1 flipped (column j read from column W-1-j)."""
     import torch
 
     padded_width = width + 2 * padding
-    channel = torch.arange(channels, device=device)[:, None, None] * (height + 2 * padding) * padded_width
-    row = torch.arange(height, device=device)[None, :, None] * padded_width
-    column = torch.arange(width, device=device)[None, None, :]
-    return torch.stack([(channel + row + column).flatten(), (channel + row + (width - 1 - column)).flatten()])
+    row = torch.arange(height, device=device)[:, None] * padded_width
+    column = torch.arange(width, device=device)[None, :]
+    return torch.stack([(row + column).flatten(), (row + (width - 1 - column)).flatten()])

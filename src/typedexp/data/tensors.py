@@ -75,6 +75,25 @@ class DataBundle:
         )
 
 
+def pixel_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (unbiased) std of (N, C, H, W) uint8 pixels, each (1, C, 1, 1) float32.
+
+    Counted from a 256-bin histogram per channel in float64: exact up to the final rounding to
+    float32, and about a fifth of the CPU time of ``float_images.std(dim=(0, 2, 3))``, which was
+    most of the time taken to load CIFAR-10 from its cache.
+    """
+    import torch
+
+    channels = images.shape[1]
+    counts = torch.stack([torch.bincount(images[:, c].reshape(-1), minlength=256) for c in range(channels)])
+    counts = counts.to(torch.float64)  # (C, 256): how many pixels of each channel have each value
+    values = torch.arange(256, dtype=torch.float64)
+    total = counts.sum(dim=1)  # (C,) pixels per channel
+    mean = (counts * values).sum(dim=1) / total
+    variance = (counts * (values - mean[:, None]) ** 2).sum(dim=1) / (total - 1)
+    return mean.float().view(1, channels, 1, 1), variance.sqrt().float().view(1, channels, 1, 1)
+
+
 @dataclass(frozen=True)
 class RawImages:
     """Decoded but not normalized: what a dataset file gives, before any split."""
@@ -111,18 +130,25 @@ def split_train_val(
     if test is not None and len(test.labels) == 0:
         raise ConfigError("the dataset's test files hold no examples; check the files under dataset.root")
     val_index, train_index = order[:num_val], order[num_val:]
-    train_pixels = train.images[train_index].float()  # (N_train, C, H, W)
-    mean = train_pixels.mean(dim=(0, 2, 3), keepdim=True)  # (1, C, 1, 1)
-    std = train_pixels.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-8)
+    # index_select: the same rows as advanced indexing at half its CPU time (CIFAR-10: ~70 ms saved)
+    train_source = torch.index_select(train.images, 0, train_index)  # (N_train, C, H, W)
+    train_pixels = train_source.float()
+    if train_source.dtype == torch.uint8:
+        mean, std = pixel_statistics(train_source)
+    else:  # synthetic float images
+        mean, std = train_pixels.mean(dim=(0, 2, 3), keepdim=True), train_pixels.std(dim=(0, 2, 3), keepdim=True)
+    std = std.clamp_min(1e-8)  # (1, C, 1, 1); a constant channel becomes zeros, not nan
 
     def normalized(raw: RawImages, index: torch.Tensor) -> Split:
-        return Split((raw.images[index].float() - mean) / std, raw.labels[index].long(), index)
+        images = torch.index_select(raw.images, 0, index).float()
+        return Split((images - mean) / std, torch.index_select(raw.labels, 0, index).long(), index)
 
     test_split = normalized(test, torch.arange(len(test.labels))) if test is not None else None
     # The training split normalized in place: the same two element-wise operations as
     # `normalized`, so the same values, without a second gather and float copy of the largest
     # split (CIFAR-10: 553 MB each).
-    train_split = Split(train_pixels.sub_(mean).div_(std), train.labels[train_index].long(), train_index)
+    train_labels = torch.index_select(train.labels, 0, train_index).long()
+    train_split = Split(train_pixels.sub_(mean).div_(std), train_labels, train_index)
     return DataBundle(
         train_split,
         normalized(train, val_index),

@@ -211,7 +211,10 @@ def fit(
                 index = order[batch * batch_size : (batch + 1) * batch_size]
                 if index_to_device:
                     index = index.to(device, non_blocking=True)
-                images, labels = train.images[index], train.labels[index]  # (B, C, H, W), (B,)
+                # index_select gives the same rows as train.images[index] at about a third of the
+                # CPU time: advanced indexing's general path dominates a small model's step
+                images = torch.index_select(train.images, 0, index)  # (B, C, H, W)
+                labels = torch.index_select(train.labels, 0, index)  # (B,)
                 if augment is not None:
                     images = augment(images, generator)
                 loss, logits = step_fn(images, labels)

@@ -25,9 +25,12 @@ with ``shlex.quote``, which leaves a newline in place, and a newline ends the ``
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Mapping
 from enum import Enum
+from pathlib import Path
 
 from typedexp.errors import ConfigError
 
@@ -109,6 +112,8 @@ def check_launcher_leaf(
                 f"{where}={text!r}: refused, a launcher setting cannot hold a newline or another control "
                 "character (it would end the #SBATCH line it is written into)"
             )
+    if path == "submitit_folder" and target in (SUBMITIT_LOCAL, SUBMITIT_SLURM) and isinstance(value, str):
+        check_pickle_folder(where, value)  # wherever it came from: the folder's permissions decide
     if path == "_target_" or path in PLAIN_FIELDS.get(target, frozenset()):
         return  # the target has its own rule (config_guard)
     text = as_text(written)
@@ -119,3 +124,35 @@ def check_launcher_leaf(
         f"only from the command line (or launch()'s overrides); type {SECTION}.{override_key(path)}=... yourself "
         "if you trust it (docs/launchers.md lists what a config file may set)"
     )
+
+
+def check_pickle_folder(where: str, folder: str) -> None:
+    """Refuse a submitit folder that another user could put files in.
+
+    submitit writes each job's pickled function there and this process unpickles each job's
+    result from there: a file someone else writes in it is their code run as you. The folder
+    (``%j`` and the like name one folder per job below it) and every folder above it that exists
+    must belong to you or root, and none may be writable by others, except a sticky one (``/tmp``)
+    above a folder of yours: in a sticky folder nobody else can rename or replace what you own,
+    but they can create a missing folder before you do.
+    """
+    user = getattr(os, "getuid", None)
+    if user is None:  # Windows: no Slurm, no submitit folders shared with other accounts
+        return
+    path = Path(os.path.abspath(folder.partition("%")[0] or "."))
+    below_is_mine = False  # the folder checked just before (one level down) exists and is yours
+    for directory in (path, *path.parents):
+        try:
+            link, info = os.lstat(directory), os.stat(directory)  # the link itself, and where it leads
+        except FileNotFoundError:
+            continue  # to be created: by you, if nobody else can write where it will be made
+        owners = {link.st_uid, info.st_uid} - {user(), 0}
+        open_to_others = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        if owners or (open_to_others and not (info.st_mode & stat.S_ISVTX and below_is_mine)):
+            problem = "belongs to another user" if owners else "is writable by other users"
+            raise ConfigError(
+                f"{where}={folder}: refused, {directory} {problem}; submitit exchanges pickled code with "
+                "each job there; keep hydra.sweep.dir in a folder only you can write to, or type "
+                "hydra.launcher.submitit_folder=<a folder of yours>/%j"
+            )
+        below_is_mine = True

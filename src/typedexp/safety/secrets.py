@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -126,3 +127,12 @@ def mask_log_records() -> None:
         return record
 
     logging.setLogRecordFactory(masked_record)
+
+
+def mask_process_output() -> None:
+    """Mask secrets in everything this process prints and logs from now on, third parties' output
+    included: the CLI's process, and each process a launcher starts to run sweep jobs."""
+    if not isinstance(sys.stdout, MaskingStream):
+        sys.stdout = MaskingStream(sys.stdout, reports=False)
+        sys.stderr = MaskingStream(sys.stderr, reports=True)
+        mask_log_records()
