@@ -59,6 +59,7 @@ bench: install-dev
 	$(BIN)/python -m benchmarks.engine_overhead
 	$(BIN)/python -m benchmarks.tracking_cost
 	$(BIN)/python -m benchmarks.startup
+	$(BIN)/python -m benchmarks.patches
 	$(BIN)/python -m benchmarks.data_path
 	$(BIN)/python -m benchmarks.sweep
 	$(BIN)/python -m benchmarks.job_parts

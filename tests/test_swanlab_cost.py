@@ -5,7 +5,6 @@ and the local dashboard writer asking its database once per batch."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ from swanlab.proto.swanlab.metric.data.v1.data_pb2 import ScalarRecord, ScalarVa
 from typedexp import ConfigError, launch
 from typedexp.tracking import RunOutcome, SwanLabTracking
 from typedexp.tracking.guarded import GuardedTracker
-from typedexp.tracking.swanlab_patches import check_once_per_flush, installed_requirements, write_scalars_once_per_file
+from typedexp.tracking.swanlab_patches import installed_requirements, write_scalars_once_per_file
 from typedexp.tracking.swanlab_tracker import LogValue, SwanLabTracker
 
 from tests.test_tracking import SHORT, only_run
@@ -146,7 +145,7 @@ def patched_writer_class() -> type[CountingCallbacker]:
     class Patched(CountingCallbacker):
         pass
 
-    assert write_scalars_once_per_file(Patched) and check_once_per_flush(Patched)
+    assert write_scalars_once_per_file(Patched)
     return Patched
 
 
@@ -235,44 +234,3 @@ def test_local_writer_batches_write_the_same_files_as_swanlab(tmp_path: Path) ->
     assert written["batched"] == written["swanlab"]
     logs = [text for path, text in written["swanlab"].items() if path.endswith(".log")]
     assert any('"index": 5, "data": 9.5' in text for text in logs)  # the repeated step was rewritten
-
-
-# Run in a fresh interpreter: the patches are process-wide, so any earlier test that started a
-# local run would leave them installed and hide a `start` that no longer installs them.
-PATCH_PROBE = """
-import json, sys
-from swanlab.deprecated.local import LocalCallbacker
-from swanlab.sdk.internal.probe_python.environment import requirements
-from typedexp.tracking import RunOutcome, SwanLabMode, SwanLabTracking
-from typedexp.tracking.swanlab_patches import installed_requirements, write_scalars
-
-def installed():
-    flush = LocalCallbacker.__dict__["on_scalar_flush"]
-    return {
-        "snapshot": getattr(requirements.get, "__typedexp_patched__", False),
-        "writer": getattr(flush, "__wrapped__", flush) is write_scalars,
-        "once_per_flush": LocalCallbacker.__dict__.get("__typedexp_patched__", False)
-        and LocalCallbacker._check_exp_status.__name__ == "check_unless_checked",
-    }
-
-seen = {"before": installed()}
-for mode in ("offline", "local"):
-    tracking = SwanLabTracking(mode=SwanLabMode(mode), log_dir=sys.argv[1], flush_every_s=0)
-    tracker = tracking.start(config={}, run_name=mode, run_dir=sys.argv[1])
-    seen[mode] = installed()
-    seen[mode + "_snapshot_is_ours"] = requirements.get() == installed_requirements()
-    tracker.finish(RunOutcome.success)
-print(json.dumps(seen))
-"""
-
-
-def test_the_real_swanlab_tracker_installs_its_patches_when_it_starts(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-c", PATCH_PROBE, str(tmp_path / "sl")], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
-    assert seen["before"] == {"snapshot": False, "writer": False, "once_per_flush": False}
-    # offline: the snapshot patch only; local also gets the dashboard writer's two patches.
-    assert seen["offline"] == {"snapshot": True, "writer": False, "once_per_flush": False}
-    assert seen["local"] == {"snapshot": True, "writer": True, "once_per_flush": True}
-    assert seen["offline_snapshot_is_ours"] and seen["local_snapshot_is_ours"]

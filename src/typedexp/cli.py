@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from typedexp.errors import Interrupted, TypedexpError
 from typedexp.report import INTERRUPTED_EXIT, print_error
@@ -32,42 +33,77 @@ DASHBOARD = "dashboard"  # `typedexp dashboard [--port N] [--logdir DIR]` (dashb
 RUNS = "runs"  # `typedexp runs [DIR] [--sort M] [--where K=V] [--csv F] [--plot M]` (runs_table.py)
 
 
+FULL_ERROR = "HYDRA_FULL_ERROR"  # Hydra's documented switch: "1" re-raises instead of reporting
+# Set beside it by errors_raised_by_hydra, so that a typedexp started from this one (a launcher's
+# worker, a user's subprocess) does not take the inherited switch for the user's wish.
+FULL_ERROR_SET_BY_TYPEDEXP = "TYPEDEXP_SET_HYDRA_FULL_ERROR"
+
+
 def full_errors_wanted() -> bool:
-    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+    """Whether the user asked for Hydra's full reports (``HYDRA_FULL_ERROR=1``)."""
+    return os.environ.get(FULL_ERROR) == "1" and os.environ.get(FULL_ERROR_SET_BY_TYPEDEXP) != "1"
 
 
-def _report_in_one_line(func: Callable[[], Any]) -> Any:
-    """Stands in for Hydra's ``run_and_report``, which prints multi-line reports and tracebacks.
+@contextmanager
+def errors_raised_by_hydra() -> Iterator[None]:
+    """Let Hydra's errors reach typedexp, which reports them in one line.
 
-    ``Any`` because it replaces Hydra's own ``run_and_report(func: Any) -> Any``.
+    Hydra 1.3 has no hook for error reporting: its ``run_and_report`` prints a multi-line report
+    (a traceback for most errors) and exits 1, unless ``HYDRA_FULL_ERROR=1``, when it re-raises.
+    So the switch is on while Hydra runs, and ``run_hydra`` catches what comes out. Processes
+    started meanwhile (a launcher's workers) inherit it; they run jobs, where Hydra reports nothing.
     """
-    from typedexp.error_messages import describe
-
+    before = {name: os.environ.get(name) for name in (FULL_ERROR, FULL_ERROR_SET_BY_TYPEDEXP)}
+    if not full_errors_wanted():
+        os.environ[FULL_ERROR_SET_BY_TYPEDEXP] = "1"
+    os.environ[FULL_ERROR] = "1"
     try:
-        return func()
-    except Exception as exc:
-        print_error(describe(exc))
-        sys.exit(USER_ERROR_EXIT)
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
-def share_repository_for_help() -> None:
-    """Make ``--help`` about 1 s faster (1.5 s -> 0.6 s here) with the same output.
+def share_repository_for_help() -> bool:
+    """Make ``--help`` about 1.3 s faster (2.2 s -> 0.9 s here) with the same output; False if left out.
 
     Hydra 1.3 lists each config group's options through a ``CachingConfigRepository``, which
     deep-copies the whole config repository every time (about 80 copies for the help page), so
     that initializing its search path cannot touch the shared one. The help path only reads,
     and the process exits right after, so it can share the repository instead of copying it.
+    Hydra has no public hook for this (its help template only picks what is printed), so the
+    patch is installed only on the pinned hydra-core and while the class has its known shape.
     """
+    from typedexp.patch_gates import allowed, has_parameters
+
+    def known_shape() -> bool:
+        import hydra._internal.config_loader_impl as hydra_loader
+        import hydra._internal.config_repository as hydra_repository
+
+        caching = getattr(hydra_loader, "CachingConfigRepository", None)
+        return (
+            caching is getattr(hydra_repository, "CachingConfigRepository", None)  # not replaced already
+            and isinstance(caching, type)
+            and has_parameters(vars(caching).get("__init__"), ("self", "delegate"))
+            and all(callable(getattr(caching, name, None)) for name in ("get_group_options", "load_config"))
+        )
+
+    if not allowed("help_shares_repository", known_shape):
+        return False
     import hydra._internal.config_loader_impl as hydra_loader
     import hydra._internal.config_repository as hydra_repository
 
     class SharedRepository(hydra_repository.CachingConfigRepository):
         def __init__(self, delegate: hydra_repository.IConfigRepository) -> None:
-            self.delegate = delegate
+            self.delegate = delegate  # Hydra's own sets a deep copy of it
             self.cache = {}
 
     # The loader module imports the class by name, so the name must be replaced there.
     setattr(hydra_loader, "CachingConfigRepository", SharedRepository)
+    return True
 
 
 # Hydra does one of these per command, and raises a bare ValueError (a traceback) for two of them.
@@ -132,9 +168,8 @@ def _main(args: list[str]) -> None:
 def run_hydra(args: list[str]) -> None:
     """Hydra's main over the typed store, with ``args`` prepared and one-line errors."""
     import hydra
-    import hydra._internal.utils as hydra_internal
 
-    from typedexp.error_messages import error_line, user_message
+    from typedexp.error_messages import describe, error_line, user_message
     from typedexp.launch import Failure, guarded_task
     from typedexp.preflight import prepare_argv
     from typedexp.store import APP_NAME
@@ -148,9 +183,7 @@ def run_hydra(args: list[str]) -> None:
         sys.exit(USER_ERROR_EXIT)
     if "--help" in sys.argv[1:] or "-h" in sys.argv[1:]:
         share_repository_for_help()
-    if not full_errors_wanted():
-        # Hydra 1.3 has no hook for error reporting; its `_run_hydra` calls this module global.
-        hydra_internal.run_and_report = _report_in_one_line
+    full_errors = full_errors_wanted()  # read before errors_raised_by_hydra sets the variable
     failures: list[str] = []
     task = guarded_task()
 
@@ -160,7 +193,7 @@ def run_hydra(args: list[str]) -> None:
             label = sweep_job_label()  # "job 3 (model=large,optim.lr=0.1)" in a sweep, else ""
             # A crash keeps Hydra's traceback in a single run; in a sweep it is one line (its
             # traceback is in the job's result.json) and the other jobs still run.
-            if full_errors_wanted() or (user_message(outcome.error) is None and not label):
+            if full_errors or (user_message(outcome.error) is None and not label):
                 raise outcome.error
             print_error(f"{label}: {error_line(outcome.error)}" if label else error_line(outcome.error))
             failures.append(label)
@@ -168,10 +201,16 @@ def run_hydra(args: list[str]) -> None:
 
     forget_last_summary()  # an earlier sweep's, in a process that runs main() more than once
     try:
-        hydra.main(config_path=None, config_name=APP_NAME, version_base="1.3")(cli_task)()
+        with errors_raised_by_hydra():
+            hydra.main(config_path=None, config_name=APP_NAME, version_base="1.3")(cli_task)()
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: Hydra skips the summary's on_multirun_end
         report_interrupted_sweep()
         raise
+    except Exception as exc:  # what Hydra's run_and_report would have printed over several lines
+        if full_errors:
+            raise
+        print_error(describe(exc))
+        sys.exit(USER_ERROR_EXIT)
     # Jobs run by another launcher fail in other processes: their failures are read from the
     # sweep dir, by the summary that Hydra's callback just printed.
     summary = last_summary()

@@ -213,10 +213,6 @@ def harden(app: Starlette) -> None:
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=[HOST, "localhost"], www_redirect=False)
 
 
-# The swanboard whose run table reads a metric's folder by the metric's position (see below).
-SHIFTED_TABLE_VERSION = "0.1.10b2"
-
-
 def fix_run_table(log_dir: Path) -> bool:
     """Make the project's run table read each metric's own folder; True if it was patched.
 
@@ -226,14 +222,15 @@ def fix_run_table(log_dir: Path) -> bool:
     previous metric's last value (and the first "TypeError"); plain ``swanlab watch`` does too.
     The replacement looks the position up in the database and returns the folder SwanLab wrote
     (``tag.folder``, which each run's own page already uses). Only on that exact swanboard
-    (the version SwanLab's local mode requires): a fixed one is left alone.
+    (the version SwanLab's local mode requires, ``patch_gates.PINS``) and only while
+    ``get_tag_dir`` is its ``(name, tag)`` function: otherwise swanboard runs as it is.
     """
-    from importlib.metadata import version
+    from typedexp.patch_gates import allowed, has_parameters
 
+    if not allowed("dashboard_run_table", lambda: has_parameters(_tag_dir_function(), ("name", "tag"))):
+        return False
     import swanboard.controller.project as project
 
-    if version("swanboard") != SHIFTED_TABLE_VERSION:
-        return False
     original = project.get_tag_dir
     database = f"{(log_dir / DATABASE).as_uri()}?mode=ro"
 
@@ -252,6 +249,12 @@ def fix_run_table(log_dir: Path) -> bool:
     # The module looked the function up by name at import: replace the name there.
     setattr(project, "get_tag_dir", get_tag_dir)
     return True
+
+
+def _tag_dir_function() -> object:
+    import swanboard.controller.project as project
+
+    return getattr(project, "get_tag_dir", None)
 
 
 def serve(args: DashboardArgs) -> None:

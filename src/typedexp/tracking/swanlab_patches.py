@@ -1,7 +1,10 @@
 """Narrow patches that make SwanLab 0.10 cheaper without changing what it records.
 
-Each checks that SwanLab still has the shape it patches; if not, it patches nothing and SwanLab
-runs unmodified. Each is tested against SwanLab's own output.
+Each is installed only on the pinned SwanLab (``patch_gates.PINS``) and only if the internal still
+has the shape it patches; otherwise it patches nothing, SwanLab runs unmodified, and a debug record
+says why (``patch_gates.allowed``). Each is tested against SwanLab's own output. SwanLab 0.10.3 has
+no public hook for any of them: ``Settings(probe=...)`` can only switch the environment snapshot
+off (``requirements=False``), which drops the list from the run instead of making it cheaper.
 
 **The environment snapshot.** ``swanlab.init`` records the installed packages by running
 ``python -m pip list --format=freeze`` in a subprocess: 0.75 s of its 0.85 s on this project's
@@ -11,13 +14,13 @@ the process (until a package is installed or removed), so later sweep jobs do no
 
 **The local dashboard writer** (``tracker=local``). SwanLab's writer thread stores every
 logged value for ``swanlab watch``. It receives values in batches (every 0.5 s or 100 records)
-but handles them one by one, and for each value it
-- queries the dashboard's SQLite database to see whether the user stopped or deleted the
-  experiment there (``_check_exp_status``): 68% of the writer's time, about 2 ms per value
-  through peewee on this project's 2-core VM. ``check_once_per_flush`` asks once per batch,
-  which gives the same answer at the same moments;
-- opens two files (most of the rest): ``write_scalars`` writes each file once per batch.
-(SwanLab 0.10 itself marks this writer as a transitional design.)
+but handles them one by one, and for each value it queries the dashboard's SQLite database to
+see whether the user stopped or deleted the experiment there (``_check_exp_status``, about 2 ms
+per value through peewee on this project's 2-core VM), then opens two files. ``write_scalars``
+asks the database once per batch, which gives the same answer at the same moments, and writes
+each file once per batch. Pictures (a few per run) keep SwanLab's own per-record path: a
+separate patch that checked once per media batch too bought nothing measurable and was dropped
+(benchmarks/README.md). (SwanLab 0.10 itself marks this writer as a transitional design.)
 """
 
 from __future__ import annotations
@@ -31,20 +34,16 @@ import threading
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
+
+import typedexp.patch_gates as gates  # gates.allowed looked up at each call: a benchmark may refuse a patch
+from typedexp.patch_gates import has_parameters
 
 if TYPE_CHECKING:
     from swanlab.deprecated.local import LocalCallbacker, _MetricContext
     from swanlab.proto.swanlab.metric.data.v1.data_pb2 import ScalarRecord
 
-_FLUSH_METHODS = ("on_scalar_flush", "on_media_flush")
 _PATCHED = "__typedexp_patched__"
-_inside_flush = threading.local()  # .active: True while a wrapped flush runs on this thread
-
-
-class Flush(Protocol):
-    def __call__(self, callbacker: LocalCallbacker, records: Sequence[object], /, *args: object, **kwargs: object) -> None: ...
-
 
 # The last snapshot and what it was read from: each path entry with its directory's mtime (ns).
 _snapshot: tuple[tuple[tuple[str, int], ...], str] | None = None
@@ -97,17 +96,22 @@ def _interpreter_paths() -> list[str]:
 
 
 def list_requirements_in_process() -> bool:
-    """Make SwanLab's environment snapshot use ``installed_requirements`` (idempotent)."""
+    """Make SwanLab's environment snapshot use ``installed_requirements`` (idempotent).
+
+    False (SwanLab's own ``pip list`` runs) off the pinned SwanLab or if ``requirements.get``
+    is not the argument-less function SwanLab 0.10.3 calls at each init.
+    """
     try:
         from swanlab.sdk.internal.probe_python.environment import requirements
-    except ImportError:
-        return False
-    if not callable(getattr(requirements, "get", None)):
+    except ImportError:  # moved: SwanLab's own snapshot runs, wherever it lives now
+        return gates.allowed("requirements_in_process", lambda: False)
+    if getattr(getattr(requirements, "get", None), _PATCHED, False):
+        return True
+    if not gates.allowed("requirements_in_process", lambda: has_parameters(getattr(requirements, "get", None), ())):
         return False
     original = requirements.get
-    if getattr(original, _PATCHED, False):
-        return True
 
+    @functools.wraps(original)  # __wrapped__: SwanLab's own, for the tests and for a reader
     def snapshot() -> str | None:
         try:
             return installed_requirements()
@@ -119,39 +123,68 @@ def list_requirements_in_process() -> bool:
     return True
 
 
-def check_dashboard_once_per_flush() -> bool:
-    """Patch swanlab's ``LocalCallbacker`` (idempotent); False if its shape is not the known one."""
+def write_scalars_per_batch() -> bool:
+    """Make SwanLab's ``LocalCallbacker`` write scalars with ``write_scalars`` (idempotent).
+
+    False, and SwanLab's per-value writer runs as it is, off the pinned SwanLab or where the
+    writer's methods are not the ones ``write_scalars`` was written against.
+    """
     try:
-        from swanlab.deprecated.local import LocalCallbacker
+        from swanlab.deprecated.local import LocalCallbacker, _MetricContext
     except ImportError:  # swanlab without the local writer: nothing to make cheaper
-        return False
-    batched = write_scalars_once_per_file(LocalCallbacker)  # first: the check wraps what it installs
-    return check_once_per_flush(LocalCallbacker) and batched
+        return gates.allowed("dashboard_scalars_per_batch", lambda: False)
+    if writes_scalars(LocalCallbacker):
+        return True
+    return gates.allowed(
+        "dashboard_scalars_per_batch", lambda: writer_has_its_shape(LocalCallbacker, _MetricContext)
+    ) and write_scalars_once_per_file(LocalCallbacker)
 
 
-_WRITER_PARTS = (
-    "_get_metric_context", "_create_column", "_record_time", "_require_swanlog_dir", "_rewrite_metric_file",
-)
+# SwanLab 0.10.3's writer methods that write_scalars calls, with their parameters.
+_WRITER_PARTS = {
+    "on_scalar_flush": ("self", "scalar_records", "args", "kwargs"),  # the one replaced
+    "_check_exp_status": ("self",),
+    "_get_metric_context": ("self", "record", "scalar"),
+    "_create_column": ("self", "record", "ctx"),
+    "_record_time": ("record",),  # a staticmethod
+    "_require_swanlog_dir": ("self",),
+    "_rewrite_metric_file": ("metric_path", "metric"),  # a staticmethod
+}
+
+
+def writer_has_its_shape(callbacker: type[LocalCallbacker], context: type[_MetricContext]) -> bool:
+    """``callbacker`` and its metric context are the ones ``write_scalars`` was written against."""
+    return all(has_parameters(getattr(callbacker, name, None), names) for name, names in _WRITER_PARTS.items()) and (
+        has_parameters(getattr(context, "add", None), ("self", "step", "data", "create_time", "more"))
+    )
+
+
+def writes_scalars(callbacker: type[LocalCallbacker]) -> bool:
+    """Whether ``write_scalars`` is installed on ``callbacker`` itself."""
+    return callbacker.__dict__.get("on_scalar_flush") is write_scalars
 
 
 def write_scalars_once_per_file(callbacker: type[LocalCallbacker]) -> bool:
-    """Replace ``callbacker.on_scalar_flush`` with ``write_scalars`` (before ``check_once_per_flush``)."""
-    if callbacker.__dict__.get(_PATCHED, False):
+    """Replace ``callbacker.on_scalar_flush`` with ``write_scalars`` (no version gate: for tests)."""
+    if writes_scalars(callbacker):
         return True
-    if not all(callable(getattr(callbacker, name, None)) for name in ("on_scalar_flush", *_WRITER_PARTS)):
+    if not all(callable(getattr(callbacker, name, None)) for name in _WRITER_PARTS):
         return False
     setattr(callbacker, "on_scalar_flush", write_scalars)
     return True
 
 
 def write_scalars(self: LocalCallbacker, records: Sequence[ScalarRecord], /, *args: object, **kwargs: object) -> None:
-    """SwanLab's ``_handle_metric`` for a batch of scalars, writing each file once per batch.
+    """SwanLab's ``_handle_metric`` for a batch of scalars: one status query, each file written once.
 
-    SwanLab opens two files per value (the metric's log, appended, and its ``_summary.json``,
+    SwanLab queries the dashboard's database and opens two files per value (the metric's log, appended, and its ``_summary.json``,
     rewritten). Here each metric's new lines are appended in one write and its summary is
     written once, with the same content. The step bookkeeping, the dashboard's columns and the
     rewrite of a repeated step are SwanLab's own methods.
     """
+    if not records:
+        return
+    self._check_exp_status()  # raises, as SwanLab's does per value, if the run was stopped in the dashboard
     swanlog = self._require_swanlog_dir()
     # Keyed by strings: building and hashing a Path per value cost more than the rest together.
     lines: dict[str, list[str]] = {}  # metric log, relative to logs/ -> its new JSON lines, in order
@@ -187,35 +220,3 @@ def write_scalars(self: LocalCallbacker, records: Sequence[ScalarRecord], /, *ar
             folder = swanlog / kid
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "_summary.json").write_text(json.dumps(context.summary, ensure_ascii=False), encoding="utf-8")
-
-
-def check_once_per_flush(callbacker: type[LocalCallbacker]) -> bool:
-    """Make ``callbacker``'s flushes check the experiment's status once per batch of records."""
-    if callbacker.__dict__.get(_PATCHED, False):  # this class itself, not a patched base
-        return True
-    if not all(callable(getattr(callbacker, name, None)) for name in (*_FLUSH_METHODS, "_check_exp_status")):
-        return False
-    check = callbacker._check_exp_status
-
-    def check_unless_checked(self: LocalCallbacker) -> None:
-        if not getattr(_inside_flush, "active", False):
-            check(self)
-
-    def once_per_batch(flush: Flush) -> Flush:
-        @functools.wraps(flush)
-        def wrapper(self: LocalCallbacker, records: Sequence[object], /, *args: object, **kwargs: object) -> None:
-            if records:
-                check(self)  # raises, as before, if the experiment was stopped in the dashboard
-            _inside_flush.active = True
-            try:
-                flush(self, records, *args, **kwargs)
-            finally:
-                _inside_flush.active = False
-
-        return wrapper
-
-    for name in _FLUSH_METHODS:
-        setattr(callbacker, name, once_per_batch(getattr(callbacker, name)))
-    setattr(callbacker, "_check_exp_status", check_unless_checked)
-    setattr(callbacker, _PATCHED, True)
-    return True

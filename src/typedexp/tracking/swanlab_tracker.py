@@ -26,7 +26,7 @@ from typedexp.checks import require_finite
 from typedexp.errors import ConfigError, TrackerError
 from typedexp.tracking.base import Media, NullTracker, RunOutcome, Tracker
 from typedexp.tracking.render import render
-from typedexp.tracking.swanlab_patches import check_dashboard_once_per_flush, list_requirements_in_process
+from typedexp.tracking.swanlab_patches import list_requirements_in_process, write_scalars_per_batch
 
 if TYPE_CHECKING:
     import swanlab
@@ -134,7 +134,7 @@ class SwanLabTracking:
 
         list_requirements_in_process()
         if self.mode is SwanLabMode.local:
-            check_dashboard_once_per_flush()
+            write_scalars_per_batch()
         cloud = self.mode is SwanLabMode.cloud
         # Failures inside init (unwritable log_dir, no network) propagate: GuardedTracker turns
         # them into one warning and training goes on. The key is only handed over for cloud.
