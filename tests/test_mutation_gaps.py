@@ -112,7 +112,8 @@ def test_a_one_pixel_map_is_fine_for_every_norm_but_instance() -> None:
 # --- data: the split, its normalization, moving it; augmentation draw by draw ---------------
 
 from typedexp.data import Augmentation, DataBundle, RawImages  # noqa: E402
-from typedexp.data.tensors import pixel_statistics, split_train_val  # noqa: E402
+from typedexp.data.augment import crop_and_flip  # noqa: E402
+from typedexp.data.tensors import pixel_statistics, split_train_val, take  # noqa: E402
 
 
 def raw(n: int, channels: int = 2) -> RawImages:
@@ -194,6 +195,29 @@ def test_float_images_are_normalized_per_channel_with_the_training_statistics() 
     assert bundle.mean == pytest.approx(mean.flatten().tolist()) and bundle.std == pytest.approx(std.flatten().tolist())
     assert torch.allclose(bundle.train.images, (pixels - mean) / std, atol=1e-6)
     assert torch.allclose(bundle.val.images, (data.images[bundle.val.source_index] - mean) / std, atol=1e-6)
+
+
+def test_take_gives_the_rows_of_advanced_indexing_in_the_same_memory_format() -> None:
+    nhwc = torch.channels_last
+    images = torch.randn(10, 3, 4, 5, generator=torch.Generator().manual_seed(0))
+    index = torch.tensor([7, 2, 2, 9])
+    for source in (images, images.contiguous(memory_format=nhwc)):
+        taken = take(source, index)
+        assert torch.equal(taken, images[index])
+        assert taken.is_contiguous(memory_format=nhwc) == source.is_contiguous(memory_format=nhwc)
+        assert taken.is_contiguous() == source.is_contiguous()
+    assert not take(images.contiguous(memory_format=nhwc), index).is_contiguous()
+    transposed = torch.arange(12.0).reshape(3, 4).t()  # (4, 3), neither layout above
+    assert torch.equal(take(transposed, torch.tensor([3, 0])), transposed[torch.tensor([3, 0])])
+    assert torch.equal(take(torch.arange(10), index), index)
+
+
+def test_crop_and_flip_keeps_a_channels_last_batch_channels_last_with_the_same_values() -> None:
+    images = torch.randn(6, 3, 5, 5, generator=torch.Generator().manual_seed(1))
+    plain = crop_and_flip(images, 2, True, torch.Generator().manual_seed(2))
+    nhwc = crop_and_flip(images.contiguous(memory_format=torch.channels_last), 2, True, torch.Generator().manual_seed(2))
+    assert torch.equal(plain, nhwc) and plain.is_contiguous()
+    assert nhwc.is_contiguous(memory_format=torch.channels_last) and not nhwc.is_contiguous()
 
 
 def test_a_constant_channel_normalizes_to_zeros_not_nan() -> None:

@@ -50,6 +50,7 @@ def crop_and_flip(images: torch.Tensor, padding: int, flip: bool, generator: tor
     import torch.nn.functional as F
 
     batch, channels, height, width = images.shape
+    channels_last = not images.is_contiguous() and images.is_contiguous(memory_format=torch.channels_last)
     corner: torch.Tensor | None = None  # (B,) int64: each crop's top-left pixel in its padded image
     if padding > 0:
         top = torch.randint(0, 2 * padding + 1, (batch,), generator=generator)
@@ -67,7 +68,10 @@ def crop_and_flip(images: torch.Tensor, padding: int, flip: bool, generator: tor
         if corner is not None:
             index = index + corner[:, None]
     index = index[:, None, :].expand(batch, channels, height * width)  # every channel reads the same pixels
-    return images.reshape(batch, channels, -1).gather(2, index).view(batch, channels, height, width)
+    out = images.reshape(batch, channels, -1).gather(2, index).view(batch, channels, height, width)
+    # The gather writes (B, C, H, W) contiguous; a channels_last batch goes back to channels_last
+    # (one copy), so the convolutions get the layout trainer.channels_last asked for.
+    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
 
 @functools.lru_cache(maxsize=8)

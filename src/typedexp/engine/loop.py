@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from typedexp.data.tensors import take
 from typedexp.engine.checkpoint import Checkpointer, LoopPosition
 from typedexp.engine.media import grid_due, log_confusion, log_grid
 from typedexp.engine.progress import TrainingProgress, wants_progress
@@ -222,10 +223,8 @@ def fit(
                 else:
                     if index_to_device:
                         index = index.to(device, non_blocking=True)
-                    # index_select gives the same rows as train.images[index] at about a third of
-                    # the CPU time: advanced indexing's general path dominates a small model's step
-                    images = torch.index_select(train.images, 0, index)  # (B, C, H, W)
-                    labels = torch.index_select(train.labels, 0, index)  # (B,)
+                    images = take(train.images, index)  # (B, C, H, W), as train.images[index], faster
+                    labels = take(train.labels, index)  # (B,)
                     if augment is not None:
                         images = augment(images, generator)
                 loss, logits = step_fn(images, labels)
