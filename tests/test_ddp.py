@@ -191,17 +191,18 @@ def close_weights(a: Path, b: Path) -> float:
 
 @pytest.mark.slow
 def test_two_ranks_from_the_cli_share_one_run_dir(tmp_path: Path) -> None:
-    common = ["tracker=disabled", "trainer.progress=off", "epochs=2", "batch_size=65"]
-    two = run_cli(["trainer.devices=2", "hydra.run.dir=two", *common], tmp_path)
+    common = ["trainer.progress=off", "epochs=2", "batch_size=65"]
+    two = run_cli(["trainer.devices=2", "hydra.run.dir=two", "tracker=offline", *common], tmp_path)
     assert two.returncode == 0, two.stderr
     assert two.stderr_lines == [
         "typedexp: warning: batch_size=65 does not divide by 2 processes: ranks take 33 or 32 examples of "
         "each batch (the gradients still equal one process's over the whole batch)"
     ]
     assert two.stdout.count("done: ") == 1 and two.stdout.count("run dir") == 2  # rank 0 speaks
-    one = run_cli(["hydra.run.dir=one", *common], tmp_path)
+    one = run_cli(["hydra.run.dir=one", "tracker=disabled", *common], tmp_path)
     assert one.returncode == 0, one.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # no per-rank run dirs
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "swanlog", "two"]  # no per-rank run dirs
+    assert len(list((tmp_path / "swanlog").glob("run-*"))) == 1  # one SwanLab run: rank 0's
     assert close_weights(tmp_path / "one" / "model.pt", tmp_path / "two" / "model.pt") < 1e-6
     import json
 
