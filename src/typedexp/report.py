@@ -18,7 +18,7 @@ from typedexp.safety.secrets import mask_report
 
 PROGRAM = "typedexp"
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, what shells report for Ctrl-C
-PART_LIMIT = 240  # characters; a path in a message is rarely longer, a pasted value often is
+PART_LIMIT = 400  # characters: a path or the list of a config's fields (trainer: ~260) fits, a pasted value often does not
 _SEPARATORS = re.compile(r"(: |; )")
 
 
