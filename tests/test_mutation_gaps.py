@@ -959,13 +959,22 @@ class WithAnotherRank(World):
     """Rank 0 of a stand-in group whose other rank always adds the same sums: no process group."""
 
     other: tuple[float, float, float] = (30.0, 6.0, 40.0)  # loss x count, correct, count
+    steps_built: int = 0
 
     def sum(self, values: list[float]) -> list[float]:
         return [mine + theirs for mine, theirs in zip(values, self.other, strict=True)]
 
+    def training_step(self, model: nn.Module, optimizer: torch.optim.Optimizer,
+                      settings: TrainerSettings) -> engine_loop.StepFunction:
+        self.steps_built += 1
+        return super().training_step(model, optimizer, settings)
 
-def test_fit_in_a_group_logs_the_training_sums_of_every_rank() -> None:
+
+@pytest.mark.parametrize("augmented", [False, True])
+def test_fit_in_a_group_trains_through_the_world_and_logs_the_sums_of_every_rank(augmented: bool) -> None:
     data = FakeData(num_samples=100).load()  # 80 to train: 2 global batches of 40 an epoch
+    if augmented:  # the world augments the global batch with fit's generator, as one process does
+        data = dataclasses.replace(data, augmentation=Augmentation(crop_padding=1, horizontal_flip=True))
     world = WithAnotherRank(rank=0, size=1, local_rank=0, device=torch.device("cpu"), handles_signals=False)
     runs = []
     for group in (None, world):
@@ -977,5 +986,6 @@ def test_fit_in_a_group_logs_the_training_sums_of_every_rank() -> None:
             generator=generator, world=group)
         runs.append(tracker.points[0][2])
     alone, together = runs  # one logged window of both steps: 80 examples of this rank's own
+    assert world.steps_built == 1
     assert together["train/loss"] == pytest.approx((alone["train/loss"] * 80 + 30) / 120)
     assert together["train/acc"] == pytest.approx((alone["train/acc"] * 80 + 6) / 120)
