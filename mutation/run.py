@@ -8,19 +8,24 @@ and runs only those per mutant, so a module takes minutes, not the suite's time 
 
 Prints, per module: mutants, killed, survived, listed as equivalent, score. The score is killed
 (timeouts count as killed) over mutants that are not listed as equivalent in
-``mutation/equivalent.txt``. Exit status 1 if a gated module scores below ``TARGET`` or has a
-survivor that the file does not list. Tests that run the CLI in a subprocess run the plain
+``mutation/equivalent.txt``. Exit status 1 if a gated module scores below ``TARGET``, has a
+survivor that the file does not list, or lists a mutant whose change is no longer the one its
+reason was written for: mutmut names mutants by their position in a function, so an edit above
+one renumbers it, and each entry carries a fingerprint of its diff (``@`` and 8 hex digits). Tests that run the CLI in a subprocess run the plain
 copy, so they kill nothing here: the in-process tests must.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +60,8 @@ class Score:
     equivalent: set[str]  # survivors listed in equivalent.txt
     finished: bool  # False: stopped at the time limit, the rest unchecked
     error: str = ""  # mutmut's own failure (e.g. a selected test failing before any mutation)
+    # "name @fingerprint" of listed survivors whose diff is not the one listed (or none is listed)
+    mismatched: tuple[str, ...] = ()
 
     @property
     def killed(self) -> int:
@@ -82,16 +89,31 @@ class Score:
         return self.killed / counted if counted else 0.0
 
 
-def listed_equivalents() -> dict[str, str]:
-    """``mutant name  reason`` per line of equivalent.txt; ``#`` starts a comment."""
-    listed: dict[str, str] = {}
+@dataclass(frozen=True)
+class Listed:
+    fingerprint: str  # of the mutant's diff when its reason was written
+    reason: str
+
+
+def listed_equivalents() -> dict[str, Listed]:
+    """``<mutant name> @<fingerprint> <reason>`` per line of equivalent.txt; ``#`` starts a comment."""
+    listed: dict[str, Listed] = {}
     for line in EQUIVALENT.read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
-            name, _, reason = line.partition(" ")
-            if not reason.strip():
-                raise SystemExit(f"{EQUIVALENT.name}: {name} has no reason")
-            listed[name] = reason.strip()
+            name, _, rest = line.partition(" ")
+            mark, _, reason = rest.partition(" ")
+            if not re.fullmatch(r"@[0-9a-f]{8}", mark) or not reason.strip():
+                raise SystemExit(f"{EQUIVALENT.name}: {name} needs '@<fingerprint> <reason>' after its name")
+            listed[name] = Listed(mark[1:], reason.strip())
     return listed
+
+
+def fingerprint(diff: str) -> str:
+    """8 hex digits of the lines a mutant removes and adds (``mutmut show``), whitespace-trimmed:
+    the same change gives the same fingerprint whatever number mutmut gives it."""
+    changed = [line[0] + line[1:].strip() for line in diff.splitlines()
+               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    return hashlib.sha1("\n".join(changed).encode("utf-8")).hexdigest()[:8]
 
 
 def scratch_copy(module: str) -> Path:
@@ -141,7 +163,23 @@ def run_module(module: str, *, max_children: int, minutes: float, fresh: bool) -
         finished = False  # what was checked so far stays in mutants/*.meta
     listing = mutmut(scratch, "results", "--all", "true").stdout
     statuses = dict(re.findall(r"^\s+(\S+): (.+)$", listing, re.M))
-    return Score(module, statuses, set(listed_equivalents()), finished, error)
+    listed = listed_equivalents()
+    score = Score(module, statuses, set(listed), finished, error)
+
+    def show(name: str) -> str:  # the diff of one mutant
+        return mutmut(scratch, "show", name).stdout
+
+    return dataclasses.replace(score, mismatched=mismatches(score.survivors, listed, show))
+
+
+def mismatches(survivors: list[str], listed: dict[str, Listed], show: Callable[[str], str]) -> tuple[str, ...]:
+    """``name @fingerprint`` of each listed survivor whose diff (``show(name)``) is not the listed one."""
+    found = []
+    for name in sorted(set(survivors) & set(listed)):
+        actual = fingerprint(show(name))
+        if actual != listed[name].fingerprint:
+            found.append(f"{name} @{actual}")
+    return tuple(found)
 
 
 def main() -> int:
@@ -160,7 +198,8 @@ def main() -> int:
     for module in options.modules or list(MODULES):
         result = run_module(module, max_children=options.max_children, minutes=options.minutes, fresh=options.fresh)
         gated = module not in NOT_GATED
-        ok = result.finished and not result.error and result.score >= TARGET and not result.unlisted and not result.stale
+        ok = (result.finished and not result.error and result.score >= TARGET and not result.unlisted
+              and not result.stale and not result.mismatched)
         failed |= gated and not ok
         note = "" if result.finished else "  stopped at the time limit"
         note += f"  {result.error}" if result.error else ""
@@ -178,6 +217,10 @@ def main() -> int:
             print(f"    killed now, remove from {EQUIVALENT.name}: {name}")
         for name in result.stale:  # mutmut numbers mutants by position: an edit above renumbers them
             print(f"    no such mutant now, remove or renumber in {EQUIVALENT.name}: {name}")
+        for entry in result.mismatched:  # the name now belongs to another change: re-judge it
+            print(f"    listed for another change (renumbered?), judge it again in {EQUIVALENT.name}: {entry}")
+            if options.show:
+                print(mutmut(ROOT / ".mutation" / module.replace("/", "."), "show", entry.split(" ")[0]).stdout)
     print(f"\n{'module':<18} {'mutants':>7} {'killed':>6} {'survived':>8} {'equivalent':>10} {'score':>6}  (target {TARGET:.0%})")
     print("\n".join(rows))
     return 1 if failed else 0

@@ -31,6 +31,11 @@ from typedexp.models import CNN, MLP, Norm
         (lambda: CNN(kernel_size=-1), r"model.kernel_size=-1: must be odd and >= 1"),
         (lambda: CNN(kernel_size=4), r"model.kernel_size=4: must be odd and >= 1"),
         (lambda: CNN(dropout=1.0), r"model.dropout=1.0: must be in \[0, 1\)"),
+        # What mypy refuses, from a script without it: the same one line as a bad override.
+        (lambda: MLP(dropout=float("nan")), r"model.dropout=nan: must be a finite number$"),
+        (lambda: CNN(dropout=float("inf")), r"model.dropout=inf: must be a finite number$"),
+        (lambda: MLP(hidden=(64, 2.5)), r"model.hidden=\[64, 2.5\]: needs a list of whole numbers, e.g. \[128, 64\]$"),  # type: ignore[arg-type]
+        (lambda: CNN(channels=(True,)), r"model.channels=\[True\]: needs a list of whole numbers"),  # a bool is no width
         (lambda: CNN().build((64,), 10), r"model=cnn needs images \(C, H, W\), the dataset gives \(64,\)"),
         (lambda: CNN(norm=Norm.instance).build((1, 2, 2), 10),
          r"model.norm=instance needs feature maps larger than 1x1; images of \(1, 2, 2\) shrink to 1x1"),

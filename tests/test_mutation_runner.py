@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from mutation.run import EQUIVALENT, MODULES, Score, listed_equivalents
+from mutation.run import EQUIVALENT, MODULES, Listed, Score, fingerprint, listed_equivalents, mismatches
 
 LOOP = "typedexp.engine.loop.x_fit__mutmut_"
 
@@ -35,8 +35,33 @@ def test_the_equivalents_file_names_gated_modules_once_each_with_a_reason() -> N
     listed = listed_equivalents()  # raises on a name without its reason
     modules = {"typedexp." + module.replace("/", ".") for module in MODULES}
     names = [line.split(" ", 1)[0] for line in EQUIVALENT.read_text(encoding="utf-8").splitlines()
-             if line.strip() and not line.startswith("#")]
+             if line.strip() and not line.startswith("#")]  # each with "@<8 hex> <reason>" (or it raised)
     assert len(names) == len(set(names)) == len(listed)
     for name in names:
         assert re.fullmatch(r"typedexp\.[\w.ǁ]+__mutmut_\d+", name), name
         assert any(name.startswith(module + ".") for module in modules), name
+
+
+DIFF = """--- src/typedexp/engine/loop.py
++++ src/typedexp/engine/loop.py
+@@ -1,3 +1,3 @@
+ def fit(
+-    start = LoopPosition(epoch=1, batch=0)
++    start = LoopPosition(epoch=1, batch=None)
+     step = start.step
+"""
+
+
+def test_a_fingerprint_is_the_change_itself_whatever_its_number_and_context() -> None:
+    elsewhere = DIFF.replace("@@ -1,3 +1,3 @@", "@@ -90,3 +90,3 @@").replace(" def fit(", " def other(")
+    assert fingerprint(DIFF) == fingerprint(elsewhere) == fingerprint(DIFF.replace("    start", "\tstart"))
+    assert len(fingerprint(DIFF)) == 8 and int(fingerprint(DIFF), 16) >= 0
+    assert fingerprint(DIFF) != fingerprint(DIFF.replace("batch=None", "batch=1"))
+    assert fingerprint(DIFF) != fingerprint(DIFF.replace("batch=0)", "batch=2)"))  # the removed line counts too
+
+
+def test_a_listed_survivor_whose_change_moved_is_named_with_its_new_fingerprint() -> None:
+    diffs = {f"{LOOP}1": DIFF, f"{LOOP}2": DIFF.replace("batch=None", "batch=1"), f"{LOOP}3": DIFF}
+    listed = {name: Listed(fingerprint(DIFF), "fresh start: batch unused") for name in diffs}
+    found = mismatches([f"{LOOP}1", f"{LOOP}2", f"{LOOP}4"], listed, diffs.__getitem__)
+    assert found == (f"{LOOP}2 @{fingerprint(diffs[f'{LOOP}2'])}",)  # 3 was killed, 4 is unlisted
