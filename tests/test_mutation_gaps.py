@@ -309,6 +309,9 @@ from typedexp.optim import SGD, Adam, AdamW  # noqa: E402
         (lambda: Adam(beta2=1.0), r"optim.beta2=1.0: must be in \[0, 1\)"),
         (lambda: AdamW(beta2=1.5), r"optim.beta2=1.5: must be in \[0, 1\)"),
         (lambda: AdamW(lr=-2.0), r"optim.lr=-2.0: must be >= 0"),
+        (lambda: SGD(lr=float("nan")), r"optim.lr=nan: must be a finite number$"),
+        (lambda: Adam(eps=float("inf")), r"optim.eps=inf: must be a finite number$"),
+        (lambda: AdamW(weight_decay=float("-inf")), r"optim.weight_decay=-inf: must be a finite number$"),
     ],
 )
 def test_out_of_range_optimizer_fields_name_the_field_and_the_range(make: Callable[[], object], message: str) -> None:
