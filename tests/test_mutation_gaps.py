@@ -217,6 +217,20 @@ def test_take_gives_the_rows_of_advanced_indexing_in_the_same_memory_format() ->
     assert torch.equal(take(torch.arange(10), index), index)
 
 
+def test_take_gathers_channels_last_batches_with_index_select_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, ...]] = []
+    real = torch.index_select
+
+    def spy(tensor: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(tensor.shape))
+        return real(tensor, dim, index)
+
+    monkeypatch.setattr(torch, "index_select", spy)
+    nhwc = torch.randn(10, 3, 4, 5).contiguous(memory_format=torch.channels_last)
+    take(nhwc, torch.tensor([1, 2]))
+    assert calls == [(10, 4, 5, 3)]  # the (N, H, W, C) view, not advanced indexing's slower path
+
+
 def test_crop_and_flip_keeps_a_channels_last_batch_channels_last_with_the_same_values() -> None:
     images = torch.randn(6, 3, 5, 5, generator=torch.Generator().manual_seed(1))
     plain = crop_and_flip(images, 2, True, torch.Generator().manual_seed(2))
