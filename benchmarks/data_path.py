@@ -38,6 +38,7 @@ from torchvision.datasets import cifar
 from benchmarks.common import machine, table
 from tests.dataset_files import write_cifar10, write_mnist
 from typedexp.data import CIFAR10, MNIST, DataBundle
+from typedexp.data.tensors import take
 from typedexp.data.vision import TorchvisionImages
 from typedexp.engine import TrainerSettings, fit, seed_everything
 from typedexp.engine.settings import Progress
@@ -98,7 +99,7 @@ def data_only(bundle: DataBundle, batch_size: int, resident_uint8: bool) -> Call
     def run() -> None:
         order = torch.randperm(len(pixels), generator=generator)
         for start in range(0, len(pixels), batch_size):
-            images = torch.index_select(pixels, 0, order[start : start + batch_size])  # as the engine does
+            images = take(pixels, order[start : start + batch_size])  # as the engine does
             if resident_uint8:  # normalize, then pad with zeros = the mean colour, as typedexp does
                 images = (images.float() - mean) / std
             augment(images, generator)

@@ -21,7 +21,7 @@ from typedexp.experiment import Experiment
 from typedexp.guards import check_known_fields
 from typedexp.preflight import prepare_overrides, typed_allow_list, typed_launcher_settings
 from typedexp.resume import merge, quoted_value
-from typedexp.runs import RESULT_FILE, read_run
+from typedexp.runs import RESULT_FILE, read_result
 from typedexp.safety.secrets import mask_report
 from typedexp.store import APP_NAME, differences, experiment_config, plain, register_configs
 from typedexp.task import RunResult, record_early_failure, run_experiment
@@ -148,8 +148,8 @@ def job_failure(job: JobReturn, error: Exception) -> JobFailure:
     run_dir = Path(str(hydra.runtime.output_dir)) if hydra is not None else Path(job.working_dir or ".")
     # The line the job wrote in its result.json: from a joblib worker the exception comes back
     # pickled, without the cause chain that error_line reads, as Hydra's "Error in call to target".
-    recorded = read_run(run_dir).error if (run_dir / RESULT_FILE).is_file() else None
-    line = recorded or mask_report(error_line(error))
+    recorded = read_result(run_dir / RESULT_FILE)  # (state, error line, ...) or None
+    line = (recorded[1] if recorded is not None else None) or mask_report(error_line(error))
     user_error = find_user_error(error)  # as launch() raises it: Hydra wraps a spec's ConfigError
     return JobFailure(number, tuple(job.overrides or ()), line, run_dir, masked(user_error or error))
 

@@ -146,8 +146,7 @@ def split_train_val(
     if test is not None and len(test.labels) == 0:
         raise ConfigError("the dataset's test files hold no examples; check the files under dataset.root")
     val_index, train_index = order[:num_val], order[num_val:]
-    # index_select: the same rows as advanced indexing at half its CPU time (CIFAR-10: ~70 ms saved)
-    train_source = torch.index_select(train.images, 0, train_index)  # (N_train, C, H, W)
+    train_source = take(train.images, train_index)  # (N_train, C, H, W)
     train_pixels = train_source.float()
     if train_source.dtype == torch.uint8:
         mean, std = pixel_statistics(train_source)
@@ -156,15 +155,13 @@ def split_train_val(
     std = std.clamp_min(1e-8)  # (1, C, 1, 1); a constant channel becomes zeros, not nan
 
     def normalized(raw: RawImages, index: torch.Tensor) -> Split:
-        images = torch.index_select(raw.images, 0, index).float()
-        return Split((images - mean) / std, torch.index_select(raw.labels, 0, index).long(), index)
+        return Split((take(raw.images, index).float() - mean) / std, take(raw.labels, index).long(), index)
 
     test_split = normalized(test, torch.arange(len(test.labels))) if test is not None else None
     # The training split normalized in place: the same two element-wise operations as
     # `normalized`, so the same values, without a second gather and float copy of the largest
     # split (CIFAR-10: 553 MB each).
-    train_labels = torch.index_select(train.labels, 0, train_index).long()
-    train_split = Split(train_pixels.sub_(mean).div_(std), train_labels, train_index)
+    train_split = Split(train_pixels.sub_(mean).div_(std), take(train.labels, train_index).long(), train_index)
     return DataBundle(
         train_split,
         normalized(train, val_index),
