@@ -73,7 +73,7 @@ $(VENV)/.installed-mutation: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed $(VENV)/.installed-dev
 
 # Mutation score per module (mutmut; tens of minutes on 2 cores, not part of `make test`).
-# One module: `make mutation MODULES=models`. Fails below 85% or on a survivor that
+# One module: `make mutation MODULES=specs/models`. Fails below 85% or on a survivor that
 # mutation/equivalent.txt does not list with its reason.
 MODULES ?=
 mutation: $(VENV)/.installed-mutation

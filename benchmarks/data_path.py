@@ -42,7 +42,7 @@ from typedexp.data.tensors import take
 from typedexp.data.vision import TorchvisionImages
 from typedexp.engine import TrainerSettings, fit, seed_everything
 from typedexp.engine.settings import Progress
-from typedexp.models import MLP
+from typedexp.specs.models import MLP
 from typedexp.tracking import NullTracker
 
 

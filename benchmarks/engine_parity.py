@@ -45,7 +45,7 @@ from benchmarks.peers import (
     raw_loop_index_select,
 )
 from typedexp.data import DataBundle, FakeData
-from typedexp.models import MLP, ModelSpec
+from typedexp.specs.models import MLP, ModelSpec
 from typedexp.tracking import FanOut, JsonlTracker, NullTracker, RunOutcome, SwanLabMode, SwanLabTracking, Tracker
 
 MODELS: dict[str, ModelSpec] = {"small": MLP(hidden=(128,)), "large": MLP(hidden=(256, 128))}

@@ -36,12 +36,12 @@ from benchmarks.common import machine, table
 # The CLI with the patches named in argv[1] (comma-separated) refused by their gates.
 WITHOUT = """
 import sys
-import typedexp.patch_gates as gates
+import typedexp.core.versions as gates
 off, real = set(filter(None, sys.argv[1].split(","))), gates.allowed
 def allowed(patch, shape_ok):
     return False if patch in off else real(patch, shape_ok)
 gates.allowed = allowed  # cli.py looks it up there when --help starts
-from typedexp.cli import main
+from typedexp.app.cli import main
 main(sys.argv[2:])
 """
 
@@ -93,7 +93,7 @@ def refused(off: tuple[str, ...]) -> Iterator[None]:
     from swanlab.deprecated.local import LocalCallbacker
     from swanlab.sdk.internal.probe_python.environment import requirements
 
-    import typedexp.patch_gates as gates
+    import typedexp.core.versions as gates
     import typedexp.tracking.swanlab_patches as patches
 
     real = gates.allowed

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Sampler, TensorDataset
 from typedexp.data import DataBundle
 from typedexp.engine import TrainerSettings, fit, seed_everything
 from typedexp.engine.settings import Progress
-from typedexp.models import ModelSpec
+from typedexp.specs.models import ModelSpec
 from typedexp.tracking import RunOutcome, Tracker
 
 

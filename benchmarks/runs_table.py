@@ -21,8 +21,8 @@ from pathlib import Path
 from rich.console import Console
 
 from benchmarks.common import job_copies, machine, table, timed
-from typedexp.runs_table import parse, show
-from typedexp.summary import summarize
+from typedexp.runs.table import parse, show
+from typedexp.sweeps.summary import summarize
 
 
 def main(jobs: int) -> None:

@@ -51,7 +51,7 @@ def exit_after_first_step(*args, **kwargs):
         os._exit(0)
     return first
 loop.training_step = exit_after_first_step
-from typedexp.cli import main
+from typedexp.app.cli import main
 main(sys.argv[1:])
 """
 

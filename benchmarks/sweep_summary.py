@@ -17,8 +17,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from benchmarks.common import job_copies, machine, table, timed
-from typedexp import runs
-from typedexp.summary import save, summarize
+from typedexp.runs import record as runs
+from typedexp.sweeps.summary import save, summarize
 
 
 def omegaconf_hydra_files(run_dir: Path) -> tuple[int | None, tuple[str, ...]]:

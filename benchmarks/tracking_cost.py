@@ -33,7 +33,7 @@ from benchmarks.common import machine, table
 from typedexp.data import Digits
 from typedexp.engine import TrainerSettings, fit, seed_everything
 from typedexp.engine.settings import Progress
-from typedexp.models import MLP
+from typedexp.specs.models import MLP
 from typedexp.tracking import FanOut, JsonlTracker, RunOutcome, SwanLabMode, SwanLabTracking, Tracker
 
 Variant = tuple[SwanLabMode, float]  # (mode, flush_every_s)

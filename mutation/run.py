@@ -1,5 +1,5 @@
 """Mutation testing with mutmut 3, one module at a time: ``make mutation`` or
-``python -m mutation.run models optim``.
+``python -m mutation.run specs/models specs/optim``.
 
 Each module runs in its own scratch copy of the repository (``.mutation/<module>/``, ignored by
 git) with a ``[tool.mutmut]`` section that mutates only that module and selects only the test
@@ -35,19 +35,19 @@ TARGET = 0.85  # share of non-equivalent mutants killed, per module (issue 16)
 
 # module (under src/typedexp) -> the test files that exercise it in-process.
 MODULES: dict[str, tuple[str, ...]] = {
-    "models": ("tests/test_features_take_effect.py", "tests/test_augment_and_flags.py", "tests/test_mutation_gaps.py"),
-    "optim": ("tests/test_features_take_effect.py", "tests/test_configs.py", "tests/test_mutation_gaps.py"),
+    "specs/models": ("tests/test_features_take_effect.py", "tests/test_augment_and_flags.py", "tests/test_mutation_gaps.py"),
+    "specs/optim": ("tests/test_features_take_effect.py", "tests/test_configs.py", "tests/test_mutation_gaps.py"),
     "data/tensors": ("tests/test_datasets.py", "tests/test_engine.py", "tests/test_mutation_gaps.py"),
     "data/augment": ("tests/test_augment_and_flags.py", "tests/test_mutation_gaps.py"),
     "engine/loop": ("tests/test_engine.py", "tests/test_features_take_effect.py", "tests/test_resume.py", "tests/test_schedules.py",
                     "tests/test_mutation_gaps.py"),
     "engine/checkpoint": ("tests/test_resume.py", "tests/test_features_take_effect.py", "tests/test_mutation_gaps.py",
                           "tests/test_unclear_errors.py", "tests/test_schedules.py", "tests/test_run_dirs.py"),
-    "schedules": ("tests/test_schedules.py",),
-    "safety/allowlist": ("tests/test_config_guard.py",),
-    "safety/secrets": ("tests/test_config_guard.py",),
-    "safety/launchers": ("tests/test_launchers.py",),
-    "config_guard": ("tests/test_config_guard.py", "tests/test_launchers.py"),
+    "specs/schedules": ("tests/test_schedules.py",),
+    "core/safety/allowlist": ("tests/test_config_guard.py",),
+    "core/safety/secrets": ("tests/test_config_guard.py",),
+    "core/safety/launchers": ("tests/test_launchers.py",),
+    "app/config_guard": ("tests/test_config_guard.py", "tests/test_launchers.py"),
 }
 # Scored and printed, but not held to TARGET (the reason is printed beside the score).
 NOT_GATED: dict[str, str] = {}

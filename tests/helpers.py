@@ -75,14 +75,14 @@ def run_signalled(step: int | str, signals: str, args: list[str], cwd: Path) -> 
 
 
 def run_main(args: list[str], cwd: Path) -> CliRun:
-    """``typedexp.cli.main(args)`` in this process, in ``cwd``: ~0.1 s for an error, not ~3 s.
+    """``typedexp.app.cli.main(args)`` in this process, in ``cwd``: ~0.1 s for an error, not ~3 s.
 
     Catches the SystemExit and captures what it prints; torch and Hydra stay imported between calls.
     """
     import contextlib
     import io
 
-    from typedexp import cli
+    from typedexp.app import cli
 
     out, err = io.StringIO(), io.StringIO()
     before, argv = Path.cwd(), sys.argv
@@ -125,7 +125,7 @@ def config_fields() -> list[tuple[list[str], str, str]]:
     from hydra import compose, initialize
     from hydra.core.config_store import ConfigStore
 
-    from typedexp.store import APP_NAME, GROUPS, register_configs
+    from typedexp.app.store import APP_NAME, GROUPS, register_configs
 
     register_configs()
     choices: list[list[str]] = [["tracker=disabled"]]

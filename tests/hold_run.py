@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from typedexp.cli import main
+from typedexp.app.cli import main
 from typedexp.tracking import jsonl
 
 PATIENCE_S = 120.0

@@ -12,7 +12,7 @@ import signal
 import sys
 from collections.abc import Mapping
 
-from typedexp.cli import main
+from typedexp.app.cli import main
 from typedexp.engine import loop
 from typedexp.tracking import jsonl
 

@@ -11,7 +11,7 @@ from torch import nn
 from tests.helpers import QUICK, run_cli
 from typedexp import launch
 from typedexp.data import Augmentation
-from typedexp.models import CNN
+from typedexp.specs.models import CNN
 
 
 def test_crop_is_a_shifted_window_of_the_padded_image() -> None:

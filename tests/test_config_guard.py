@@ -26,8 +26,8 @@ from omegaconf import OmegaConf
 
 from tests.helpers import QUICK, run_cli
 from typedexp import ConfigError, launch
-from typedexp.models import MLP
-from typedexp.config_guard import (
+from typedexp.specs.models import MLP
+from typedexp.app.config_guard import (
     SUPPORTED_HYDRA,
     PackageConfigsChecked,
     Rules,
@@ -35,8 +35,8 @@ from typedexp.config_guard import (
     config_guard,
     require_supported_hydra,
 )
-from typedexp.safety import AllowList
-from typedexp.safety.secrets import MaskingStream, mask, redact
+from typedexp.core.safety import AllowList
+from typedexp.core.safety.secrets import MaskingStream, mask, redact
 
 MAKES_A_DIR = "{_target_:tempfile.mkdtemp,dir:.,prefix:pwned}"
 MAKES_A_DIR_YAML = "_target_: tempfile.mkdtemp\ndir: .\nprefix: pwned\n"
@@ -65,7 +65,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"      +dataset.extra: '{MAKES_A_DIR}'\n",
         "evil/experiment/relog.yaml": "# @package _global_\nhydra:\n  sweeper:\n    params:\n"
         "      hydra.job_logging.handlers.console.class: tempfile.mkdtemp\n",
-        "evil/model/deep.yaml": f"_target_: typedexp.models.MLP\nhidden: [8]\nextra: {CREATES_IT}\n",
+        "evil/model/deep.yaml": f"_target_: typedexp.specs.models.MLP\nhidden: [8]\nextra: {CREATES_IT}\n",
     }
     for name, text in files.items():
         (cwd / name).parent.mkdir(parents=True, exist_ok=True)
@@ -182,18 +182,18 @@ def test_allow_list_entries_mean_a_name_or_a_module_s_direct_members() -> None:
 def test_only_registered_configs_and_installed_plugins_are_allowed_by_default() -> None:
     cfg = OmegaConf.create(
         {
-            "model": {"_target_": "typedexp.models.MLP", "act": {"_zen_target": "typedexp.models.CNN"}},
+            "model": {"_target_": "typedexp.specs.models.MLP", "act": {"_zen_target": "typedexp.specs.models.CNN"}},
             "hydra": {"launcher": {"_target_": "hydra.plugins.SomeLauncher"}},
         }
     )
-    own = AllowList(frozenset({"typedexp.models.MLP"}))
+    own = AllowList(frozenset({"typedexp.specs.models.MLP"}))
     plugins = AllowList(frozenset({"hydra.plugins.SomeLauncher"}))
-    with pytest.raises(ConfigError, match=r"model.act._zen_target=typedexp.models.CNN: refused"):
+    with pytest.raises(ConfigError, match=r"model.act._zen_target=typedexp.specs.models.CNN: refused"):
         check_composed(cfg, Rules(AllowList(), own, plugins))
     with pytest.raises(ConfigError, match=r"hydra.launcher._target_=hydra.plugins.SomeLauncher: refused"):
-        check_composed(cfg, Rules(AllowList(), own | AllowList(frozenset({"typedexp.models.CNN"})), own))
-    check_composed(cfg, Rules(AllowList(), own | AllowList(frozenset({"typedexp.models.CNN"})), plugins))
-    wrappers = OmegaConf.create({"m": {"_target_": "typedexp.models.MLP", "_zen_wrappers": ["tempfile.mkdtemp"]}})
+        check_composed(cfg, Rules(AllowList(), own | AllowList(frozenset({"typedexp.specs.models.CNN"})), own))
+    check_composed(cfg, Rules(AllowList(), own | AllowList(frozenset({"typedexp.specs.models.CNN"})), plugins))
+    wrappers = OmegaConf.create({"m": {"_target_": "typedexp.specs.models.MLP", "_zen_wrappers": ["tempfile.mkdtemp"]}})
     with pytest.raises(ConfigError, match=r"m._zen_wrappers\[0\]=tempfile.mkdtemp"):
         check_composed(wrappers, Rules(AllowList(), own, plugins))
 
@@ -248,7 +248,7 @@ def test_a_typed_package_search_path_is_refused_and_a_directory_works(
         launch([*QUICK[1:], "hydra.searchpath=[pkg://sidecar_typed]"])
     assert not (workdir / "imported").exists() and "sidecar_typed" not in sys.modules
     (workdir / "more" / "model").mkdir(parents=True)
-    (workdir / "more" / "model" / "tiny.yaml").write_text("_target_: typedexp.models.MLP\nhidden: [3]\n")
+    (workdir / "more" / "model" / "tiny.yaml").write_text("_target_: typedexp.specs.models.MLP\nhidden: [3]\n")
     result = launch([*QUICK[1:], f"hydra.searchpath=[file://{workdir / 'more'}]", "model=tiny"])
     assert OmegaConf.load(result.run_dir / ".hydra" / "config.yaml").model.hidden == [3]
 
@@ -343,7 +343,7 @@ TYPED = AllowList.parse(["mylib.Net"])
 
 
 def rules(typed: AllowList = NONE) -> Rules:
-    own = AllowList(frozenset({"typedexp.models.MLP"})) | typed
+    own = AllowList(frozenset({"typedexp.specs.models.MLP"})) | typed
     return Rules(typed, own, AllowList(frozenset({"hydra.Launcher"})) | typed)
 
 
@@ -377,7 +377,7 @@ def rules(typed: AllowList = NONE) -> Rules:
         ({"model": {"_target_": "${oc.env:NO_SUCH_VARIABLE_HERE}"}},
          r"\(a target must be a qualified name written out, not an interpolation or a value\)$"),
         ({"model": {"_target_": 3}}, r"^model._target_=3: refused"),
-        ({"allowed_targets": ["mylib.Net"], "model": {"_target_": "typedexp.models.MLP"}},
+        ({"allowed_targets": ["mylib.Net"], "model": {"_target_": "typedexp.specs.models.MLP"}},
          r"^allowed_targets=\['mylib.Net'\] is set by a config file or a run directory"),
     ],
 )
@@ -389,7 +389,7 @@ def test_each_rule_refuses_with_its_line(node: dict[str, object], message: str) 
 def test_what_each_rule_lets_through() -> None:
     fine = {
         "allowed_targets": ["mylib.Net"],
-        "model": {"_target_": "mylib.Net", "inner": {"_target_": "typedexp.models.MLP"}},
+        "model": {"_target_": "mylib.Net", "inner": {"_target_": "typedexp.specs.models.MLP"}},
         "hydra": {
             "launcher": {"_target_": "hydra.Launcher"},
             "callbacks": {"c": {"_target_": "mylib.Net"}},
@@ -406,12 +406,12 @@ def test_what_each_rule_lets_through() -> None:
         },
     }
     check_composed(OmegaConf.create(fine), rules(TYPED))
-    check_composed(OmegaConf.create({"model": {"_target_": "typedexp.models.MLP"}, "allowed_targets": []}), rules())
-    check_composed(OmegaConf.create({"model": {"_target_": "typedexp.models.MLP", "x": "???"}}), rules())
+    check_composed(OmegaConf.create({"model": {"_target_": "typedexp.specs.models.MLP"}, "allowed_targets": []}), rules())
+    check_composed(OmegaConf.create({"model": {"_target_": "typedexp.specs.models.MLP", "x": "???"}}), rules())
 
 
 def test_a_dict_made_by_an_interpolation_is_checked() -> None:
-    created = {"model": {"_target_": "typedexp.models.MLP", "extra": "${oc.create:{_target_: mylib.Evil}}"}}
+    created = {"model": {"_target_": "typedexp.specs.models.MLP", "extra": "${oc.create:{_target_: mylib.Evil}}"}}
     with pytest.raises(ConfigError, match=r"^model.extra._target_=mylib.Evil: refused"):
         check_composed(OmegaConf.create(created), rules())
     listed = {"layers": [{"_zen_target": "mylib.Evil"}]}
@@ -422,17 +422,17 @@ def test_a_dict_made_by_an_interpolation_is_checked() -> None:
 def test_registered_targets_split_the_store_s_groups_from_hydra_s() -> None:
     from hydra.core.plugins import Plugins
 
-    from typedexp.config_guard import registered_targets
-    from typedexp.store import register_configs
+    from typedexp.app.config_guard import registered_targets
+    from typedexp.app.store import register_configs
 
     register_configs()
     Plugins.instance()  # Hydra's plugins register their configs when Hydra starts, as it has by then
     own, plugins = registered_targets()
-    assert {"typedexp.models.MLP", "typedexp.optim.SGD", "typedexp.experiment.Experiment"} <= own.names
+    assert {"typedexp.specs.models.MLP", "typedexp.specs.optim.SGD", "typedexp.specs.experiment.Experiment"} <= own.names
     assert "hydra._internal.core_plugins.basic_launcher.BasicLauncher" in plugins.names
     assert not any(name.startswith("hydra.") for name in own.names)
     # Of typedexp's own classes, hydra.* may name only the sweep summary callback (store.HYDRA_SETTINGS).
-    assert {name for name in plugins.names if name.startswith("typedexp.")} == {"typedexp.summary.SweepSummary"}
+    assert {name for name in plugins.names if name.startswith("typedexp.")} == {"typedexp.sweeps.summary.SweepSummary"}
 
 
 def test_allow_list_union_and_entries() -> None:
@@ -447,7 +447,7 @@ def test_allow_list_union_and_entries() -> None:
 
 
 def test_secret_variables_are_those_named_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    from typedexp.safety.secrets import is_secret_variable, mask_report, remember_env_value, secrets_by_variable
+    from typedexp.core.safety.secrets import is_secret_variable, mask_report, remember_env_value, secrets_by_variable
 
     for name in ("SWANLAB_API_KEY", "GITHUB_TOKEN", "db_password", "CLIENT_SECRET", "KEY"):
         assert is_secret_variable(name), name
@@ -464,7 +464,7 @@ def test_secret_variables_are_those_named_so(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_nesting_is_allowed_to_the_limit_and_refused_past_it() -> None:
-    from typedexp.config_guard import MAX_DEPTH
+    from typedexp.app.config_guard import MAX_DEPTH
 
     def nested(levels: int) -> dict[str, object]:
         node: dict[str, object] = {"leaf": 1}
@@ -498,9 +498,9 @@ def test_the_exact_lines_for_a_task_target_and_a_copied_allow_list() -> None:
 
 
 def test_wrappers_are_checked_at_any_depth_and_only_targets_are_collected() -> None:
-    from typedexp.config_guard import targets_in
+    from typedexp.app.config_guard import targets_in
 
-    deep = {"a": {"m": {"_target_": "typedexp.models.MLP", "_zen_wrappers": ["tempfile.mkdtemp"]}}}
+    deep = {"a": {"m": {"_target_": "typedexp.specs.models.MLP", "_zen_wrappers": ["tempfile.mkdtemp"]}}}
     with pytest.raises(ConfigError, match=r"^a.m._zen_wrappers\[0\]=tempfile.mkdtemp: refused"):
         check_composed(OmegaConf.create(deep), rules())
     found = targets_in(OmegaConf.create({"m": {"_target_": "x.Y", "act": "relu", "n": {"_zen_target": "x.Z"}}}))
@@ -508,7 +508,7 @@ def test_wrappers_are_checked_at_any_depth_and_only_targets_are_collected() -> N
 
 
 def test_the_secret_masks_longest_first_whatever_their_spelling(monkeypatch: pytest.MonkeyPatch) -> None:
-    from typedexp.safety.secrets import remember_env_value, report_secrets, secret_values
+    from typedexp.core.safety.secrets import remember_env_value, report_secrets, secret_values
 
     monkeypatch.setenv("A_KEY", "zzzzzz")
     monkeypatch.setenv("B_TOKEN", "azzzzzzb")  # holds A_KEY's value; sorts after it by spelling
@@ -518,7 +518,7 @@ def test_the_secret_masks_longest_first_whatever_their_spelling(monkeypatch: pyt
     remember_env_value(short)
     remember_env_value(f"a{short}b")
     assert report_secrets().index(f"a{short}b") < report_secrets().index(short)
-    from typedexp.safety.secrets import mask_report
+    from typedexp.core.safety.secrets import mask_report
 
     assert mask_report(f"a{short}b {short}") == "*** ***"
 
@@ -537,7 +537,7 @@ def test_redact_masks_every_string_in_containers_and_leaves_values_alone_without
 
 
 def test_the_refusal_of_a_typed_secret_names_the_key_and_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from typedexp.safety import refuse_secrets_in_overrides
+    from typedexp.core.safety import refuse_secrets_in_overrides
 
     monkeypatch.setenv("MY_TOKEN", SECRET)
     refuse_secrets_in_overrides(["tracker.description=harmless"])
@@ -552,7 +552,7 @@ def test_the_refusal_of_a_typed_secret_names_the_key_and_the_variable(monkeypatc
 def test_stdout_masks_the_secrets_it_was_made_with_and_stderr_also_environment_values(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from typedexp.safety.secrets import remember_env_value
+    from typedexp.core.safety.secrets import remember_env_value
 
     monkeypatch.setenv("MY_TOKEN", SECRET)
     out, err = MaskingStream(sys.stdout, reports=False), MaskingStream(sys.stderr, reports=True)
@@ -569,7 +569,7 @@ def test_stdout_masks_the_secrets_it_was_made_with_and_stderr_also_environment_v
 def test_every_log_record_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
     import logging
 
-    from typedexp.safety.secrets import mask_log_records
+    from typedexp.core.safety.secrets import mask_log_records
 
     monkeypatch.setenv("MY_TOKEN", SECRET)
     original = logging.getLogRecordFactory()
@@ -587,7 +587,7 @@ def test_masking_a_process_wraps_stdout_and_stderr_once_each_and_masks_log_recor
     import io
     import logging
 
-    from typedexp.safety.secrets import mask_process_output, remember_env_value
+    from typedexp.core.safety.secrets import mask_process_output, remember_env_value
 
     monkeypatch.setenv("MY_TOKEN", SECRET)
     out, err = io.StringIO(), io.StringIO()

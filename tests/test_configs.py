@@ -13,11 +13,11 @@ from hydra_zen import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from typedexp.store import APP_NAME, register_configs
+from typedexp.app.store import APP_NAME, register_configs
 from typedexp.data import Digits, FakeData
 from typedexp.engine import Device, TrainerSettings
-from typedexp.models import MLP
-from typedexp.optim import SGD, Adam, AdamW
+from typedexp.specs.models import MLP
+from typedexp.specs.optim import SGD, Adam, AdamW
 from typedexp.tracking import SwanLabMode, SwanLabTracking
 
 
@@ -106,7 +106,7 @@ def test_help_and_cfg_answer_without_importing_torch(flag: str) -> None:
     out = python_snippet(
         "import sys\n"
         f"sys.argv = ['typedexp', *{flag.split()!r}]\n"
-        "from typedexp.cli import main\n"
+        "from typedexp.app.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print('TORCH LOADED' if 'torch' in sys.modules else 'NO TORCH')\n"
     )
@@ -116,7 +116,7 @@ def test_help_and_cfg_answer_without_importing_torch(flag: str) -> None:
 
 def test_help_lists_every_group_and_option() -> None:
     out = python_snippet(
-        "import sys\nsys.argv = ['typedexp', '--help']\nfrom typedexp.cli import main\nmain()\n"
+        "import sys\nsys.argv = ['typedexp', '--help']\nfrom typedexp.app.cli import main\nmain()\n"
     )
     for line in (
         "dataset: cifar10, cifar100, digits, fake, fashion_mnist, mnist",
@@ -129,9 +129,9 @@ def test_help_lists_every_group_and_option() -> None:
 
 def test_fast_help_prints_exactly_what_hydra_prints() -> None:
     run_help = "sys.argv = ['typedexp', '--help']\ntry:\n    cli.main()\nexcept SystemExit:\n    pass\n"
-    fast = python_snippet("import sys\nimport typedexp.cli as cli\n" + run_help)
+    fast = python_snippet("import sys\nimport typedexp.app.cli as cli\n" + run_help)
     unpatched = python_snippet(
-        "import sys\nimport typedexp.cli as cli\ncli.share_repository_for_help = lambda: None\n" + run_help
+        "import sys\nimport typedexp.app.cli as cli\ncli.share_repository_for_help = lambda: None\n" + run_help
     )
     assert fast == unpatched
     assert "model: cnn, large, small" in fast

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from typedexp import launch
-from typedexp.dashboard import escapes
+from typedexp.runs.dashboard import escapes
 from typedexp.tracking.jsonl import read_metrics
 
 from tests.browser import find_chromium, headless_page

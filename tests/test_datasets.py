@@ -17,7 +17,7 @@ from typedexp import launch
 from typedexp.data import CIFAR10, CIFAR100, MNIST, DataBundle, Digits, FashionMNIST
 from typedexp.data.vision import CACHE_FOLDER, TorchvisionImages
 from typedexp.engine import epoch_order
-from typedexp.errors import DataError
+from typedexp.core.errors import DataError
 from typedexp.tracking.jsonl import read_metrics
 
 __all__ = ["trust_fake_cifar"]  # a fixture, used by name below

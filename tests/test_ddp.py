@@ -28,9 +28,9 @@ from typedexp.data.augment import Augmentation
 from typedexp.engine import TrainerSettings, fit, seed_everything
 from typedexp.engine.distributed import enter_world, leave_group, uneven_warning, wrap
 from typedexp.engine.settings import Device, Progress
-from typedexp.errors import ConfigError
-from typedexp.models import MLP
-from typedexp.optim import SGD
+from typedexp.core.errors import ConfigError
+from typedexp.specs.models import MLP
+from typedexp.specs.optim import SGD
 
 EPOCHS, BATCH = 3, 50  # 240 training examples: batches of 50, then 40; 50 and 40 split 25/25 and 20/20
 LOG_EVERY = 2
@@ -166,7 +166,7 @@ def test_one_process_never_loads_the_rank_launcher(tmp_path: Path) -> None:
         "import sys, torch.distributed as dist\n"
         "from typedexp import launch\n"
         f"launch({[*QUICK, 'hydra.run.dir=' + str(tmp_path / 'run')]!r})\n"
-        "assert 'typedexp.ranks' not in sys.modules, 'ranks imported'\n"
+        "assert 'typedexp.app.ranks' not in sys.modules, 'ranks imported'\n"
         "assert 'typedexp.engine.distributed' not in sys.modules, 'engine/distributed.py imported'\n"
         "assert not dist.is_initialized()\n"
         "print('single-process path')\n"
@@ -340,8 +340,8 @@ def test_two_nodes_meet_at_the_rendezvous_address(tmp_path: Path) -> None:
 
 
 def test_where_ranks_meet_may_change_on_resume_but_not_how_many() -> None:
-    from typedexp.session import may_differ
-    from typedexp.task import run_name
+    from typedexp.runs.session import may_differ
+    from typedexp.app.task import run_name
 
     assert all(may_differ(f"trainer.{key}") for key in ("master_addr", "master_port", "node_rank", "timeout_s"))
     assert not may_differ("trainer.devices") and not may_differ("trainer.nodes")

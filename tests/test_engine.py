@@ -14,8 +14,8 @@ from typedexp.data import DataBundle, FakeData
 from typedexp.engine import TrainerSettings, evaluate, fit, seed_everything
 from typedexp.engine.progress import wants_progress
 from typedexp.engine.settings import Progress
-from typedexp.models import MLP
-from typedexp.optim import SGD
+from typedexp.specs.models import MLP
+from typedexp.specs.optim import SGD
 
 EPOCHS, BATCH = 2, 32
 

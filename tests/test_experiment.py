@@ -11,9 +11,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from tests.helpers import QUICK, run_cli
 from typedexp import LARGE, SGD, Adam, ConfigError, Experiment, MLP, launch
-from typedexp.experiment import DEBUG, EXPERIMENTS
-from typedexp.launch import experiment_overrides
-from typedexp.store import GROUPS, options
+from typedexp.specs.experiment import DEBUG, EXPERIMENTS
+from typedexp.app.launch import experiment_overrides
+from typedexp.app.store import GROUPS, options
 from typedexp.tracking.jsonl import read_metrics
 
 def test_an_experiment_value_runs_and_is_recorded_as_overrides(workdir: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import QUICK, RecordingTracker
 from typedexp import ConfigError, launch
-from typedexp.errors import TrackerError
+from typedexp.core.errors import TrackerError
 from typedexp.tracking import RunOutcome
 from typedexp.tracking.guarded import GuardedTracker
 from typedexp.tracking.jsonl import read_metrics

@@ -21,14 +21,14 @@ from torch import nn
 
 from tests.helpers import QUICK, RecordingTracker
 from typedexp import ConfigError, launch
-from typedexp.store import APP_NAME, register_configs
+from typedexp.app.store import APP_NAME, register_configs
 from typedexp.data import DataBundle, FakeData
 from typedexp.engine import TrainerSettings, fit, prepare, seed_everything
 from typedexp.engine import loop as engine_loop
 from typedexp.engine.checkpoint import Checkpointer, read_checkpoint
 from typedexp.engine.settings import BestMode, Progress
-from typedexp.models import CNN, MLP, Norm
-from typedexp.optim import SGD, Adam, AdamW, OptimizerSpec
+from typedexp.specs.models import CNN, MLP, Norm
+from typedexp.specs.optim import SGD, Adam, AdamW, OptimizerSpec
 
 CUDA = torch.cuda.is_available()
 

@@ -15,17 +15,18 @@ from swanlab.proto.swanlab.run.v1.run_pb2 import RUN_STATE_ABORTED
 
 from tests.helpers import QUICK, RecordingTracker, run_main
 from tests.test_tracking import only_run, read_offline_run
-from typedexp import ConfigError, JobFailure, RunResult, launch_sweep, trials
-from typedexp.config_guard import registered_targets
+from typedexp import ConfigError, JobFailure, RunResult, launch_sweep
+from typedexp.sweeps import trials
+from typedexp.app.config_guard import registered_targets
 from typedexp.data import Digits
 from typedexp.engine import TrainerSettings, fit, prepare, resolve_device, seed_everything
 from typedexp.engine.settings import Progress
-from typedexp.hpo import PLUGIN_CLASS, search_space, study_file
-from typedexp.models import SMALL
-from typedexp.optim import SGD
-from typedexp.runs import JobState, read_run
-from typedexp.store import register_configs
-from typedexp.summary import BEST_FILE
+from typedexp.sweeps.hpo import PLUGIN_CLASS, search_space, study_file
+from typedexp.specs.models import SMALL
+from typedexp.specs.optim import SGD
+from typedexp.runs.record import JobState, read_run
+from typedexp.app.store import register_configs
+from typedexp.sweeps.summary import BEST_FILE
 
 # Obviously bad learning rates beside good ones: 1e-4 learns nothing in 3 epochs (pruned once two
 # trials have finished), 1000 diverges to NaN (a failed trial). Seeded, so the same trials every run.
@@ -218,7 +219,7 @@ def test_a_job_takes_the_check_offered_for_its_number_and_ends_pruned(workdir: P
 def test_an_interrupted_trial_is_failed_in_the_study_and_the_same_command_goes_on(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import typedexp.hpo
+    import typedexp.sweeps.hpo
 
     def interrupting(trial: optuna.Trial, metric: str) -> object:
         def check(epoch: int, metrics: object) -> bool:
@@ -228,7 +229,7 @@ def test_an_interrupted_trial_is_failed_in_the_study_and_the_same_command_goes_o
 
     study = ["hydra/sweeper=optuna", "hydra.sweeper.n_trials=1", "optim.lr=choice(0.05,0.1)", *QUICK]
     with monkeypatch.context() as patched:
-        patched.setattr(typedexp.hpo, "epoch_check", interrupting)
+        patched.setattr(typedexp.sweeps.hpo, "epoch_check", interrupting)
         with pytest.raises(KeyboardInterrupt):
             launch_sweep(study, sweep_dir="s")
     assert states(study_in(workdir / "s")) == [TrialState.FAIL]  # not left RUNNING

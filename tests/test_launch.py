@@ -13,7 +13,7 @@ from tests.helpers import QUICK
 from typedexp import ConfigError, RunResult, launch
 from typedexp.data import Digits
 from typedexp.engine import evaluate
-from typedexp.models import MLP
+from typedexp.specs.models import MLP
 from typedexp.tracking.jsonl import read_metrics
 
 

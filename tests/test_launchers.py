@@ -30,15 +30,15 @@ from omegaconf.resolvers import oc
 
 from tests import fake_slurm
 from tests.helpers import QUICK, CliRun, run_cli, run_main
-import typedexp.config_guard
+import typedexp.app.config_guard
 from typedexp import ConfigError
-from typedexp.config_guard import (
+from typedexp.app.config_guard import (
     JobProcessGuard, PackageConfigsChecked, Rules, active_job_guard, check_composed, config_guard, guard_job_process, guarding,
     registered_launchers,
 )
-from typedexp.preflight import typed_launcher_settings
-from typedexp.safety import AllowList
-from typedexp.safety.launchers import (
+from typedexp.app.preflight import typed_launcher_settings
+from typedexp.core.safety import AllowList
+from typedexp.core.safety.launchers import (
     JOBLIB,
     SUBMITIT_LOCAL,
     SUBMITIT_SLURM,
@@ -48,8 +48,8 @@ from typedexp.safety.launchers import (
     flatten,
     override_key,
 )
-from typedexp.safety.secrets import mask_report
-from typedexp.store import APP_NAME, register_configs
+from typedexp.core.safety.secrets import mask_report
+from typedexp.app.store import APP_NAME, register_configs
 
 SWEEP = [*QUICK, "dataset=digits", "optim.lr=0.1,-1,0.01"]  # job 1 fails: a negative learning rate
 TRACKED_SWEEP = [*(arg for arg in SWEEP if not arg.startswith("tracker=")), "tracker=offline"]
@@ -263,8 +263,8 @@ JOB_PROCESS = """
 import pickle, sys
 from hydra import compose, initialize
 from hydra.core.singleton import Singleton
-from typedexp.config_guard import guarding
-from typedexp.store import APP_NAME, register_configs
+from typedexp.app.config_guard import guarding
+from typedexp.app.store import APP_NAME, register_configs
 
 print("before:", guarding())
 with open(sys.argv[1], "rb") as file:
@@ -417,7 +417,7 @@ def test_a_job_process_guard_installs_the_rules_it_carries_once(
 ) -> None:
     register_configs()
     masked: list[bool] = []  # the real masking would wrap this test process's streams for good
-    monkeypatch.setattr(typedexp.config_guard, "mask_process_output", lambda: masked.append(True))
+    monkeypatch.setattr(typedexp.app.config_guard, "mask_process_output", lambda: masked.append(True))
     assert not guarding() and active_job_guard() is None  # outside any block, this process is unguarded
     typed, launcher = ("mylib.Net",), (("setup[0]", "module load cuda"),)
     job_guard = guard_job_process(typed, launcher)
@@ -438,7 +438,7 @@ def test_a_job_process_masks_secrets_in_what_it_prints_and_logs(tmp_path: Path) 
     secret = "tok-" + "7" * 12
     script = (
         "import logging, os, pickle, sys\n"
-        "from typedexp.config_guard import JobProcessGuard\n"
+        "from typedexp.app.config_guard import JobProcessGuard\n"
         "pickle.loads(pickle.dumps(JobProcessGuard((), ())))\n"
         "print('out', os.environ['TYPEDEXP_TEST_TOKEN'])\n"
         "print('err', os.environ['TYPEDEXP_TEST_TOKEN'], file=sys.stderr)\n"

@@ -14,8 +14,8 @@ from tests.dataset_files import write_all
 from typedexp import launch
 from typedexp.data import OPTIONS as DATASET_OPTIONS
 from typedexp.data.vision import TorchvisionImages
-from typedexp.models import OPTIONS as MODEL_OPTIONS
-from typedexp.models import Norm
+from typedexp.specs.models import OPTIONS as MODEL_OPTIONS
+from typedexp.specs.models import Norm
 
 # From the option tables: a new model, dataset or norm is in the matrix without editing this file.
 MODELS = list(MODEL_OPTIONS)

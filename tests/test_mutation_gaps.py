@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from typedexp import ConfigError
-from typedexp.models import CNN, MLP, Norm
+from typedexp.specs.models import CNN, MLP, Norm
 
 # --- models: ranges, their messages, and the CNN's shape arithmetic on small images ----------
 
@@ -305,7 +305,7 @@ def test_crop_alone_does_not_flip_and_flip_alone_does_not_crop() -> None:
 
 # --- optimizers: every range check at construction, with its message ------------------------
 
-from typedexp.optim import SGD, Adam, AdamW  # noqa: E402
+from typedexp.specs.optim import SGD, Adam, AdamW  # noqa: E402
 
 
 @pytest.mark.parametrize(
@@ -373,7 +373,7 @@ from typedexp.engine.checkpoint import (  # noqa: E402
     rng_states,
 )
 from typedexp.engine.settings import BestMode, Precision, Progress  # noqa: E402
-from typedexp.errors import CheckpointError, Interrupted, TrainingDiverged  # noqa: E402
+from typedexp.core.errors import CheckpointError, Interrupted, TrainingDiverged  # noqa: E402
 
 
 def checkpointer(directory: Path, hidden: tuple[int, ...] = (8,), **settings: object) -> Checkpointer:

@@ -18,14 +18,16 @@ import hydra._internal.utils as hydra_utils
 from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
 import pytest
 
-from typedexp import cli, patch_gates
-from typedexp.dashboard import fix_run_table
-from typedexp.patch_gates import PATCHES, PINS, allowed, has_parameters
+from typedexp.app import cli
+
+from typedexp.core import versions as patch_gates
+from typedexp.runs.dashboard import fix_run_table
+from typedexp.core.versions import PATCHES, PINS, allowed, has_parameters
 from typedexp.tracking.swanlab_patches import list_requirements_in_process, writer_has_its_shape
 
 from tests.helpers import run_cli, run_main
 
-GATES_LOG = "typedexp.patch_gates"
+GATES_LOG = "typedexp.core.versions"
 
 
 def test_the_installed_versions_are_the_pinned_ones() -> None:
@@ -38,7 +40,7 @@ def test_the_installed_versions_are_the_pinned_ones() -> None:
             f"against {', '.join(sorted(pinned))}. Off the pin they are silently left out (slower, still correct). "
             f"Re-check each against the new source: {targets}; run tests/test_patch_gates.py and "
             f"tests/test_swanlab_cost.py, re-measure with `python -m benchmarks.patches`, then add the "
-            f"version to PINS in src/typedexp/patch_gates.py (or drop the patch)."
+            f"version to PINS in src/typedexp/core/versions.py (or drop the patch)."
         )
 
 
@@ -261,7 +263,7 @@ PATCH_PROBE = """
 import json, logging, subprocess, sys
 from swanlab.deprecated.local import LocalCallbacker
 from swanlab.sdk.internal.probe_python.environment import requirements
-from typedexp import patch_gates
+from typedexp.core import versions as patch_gates
 from typedexp.tracking import RunOutcome, SwanLabMode, SwanLabTracking
 from typedexp.tracking.swanlab_patches import installed_requirements, write_scalars
 
@@ -271,8 +273,8 @@ notes = []
 class Notes(logging.Handler):
     def emit(self, record):
         notes.append(record.getMessage())
-logging.getLogger("typedexp.patch_gates").addHandler(Notes())
-logging.getLogger("typedexp.patch_gates").setLevel(logging.DEBUG)
+logging.getLogger("typedexp.core.versions").addHandler(Notes())
+logging.getLogger("typedexp.core.versions").setLevel(logging.DEBUG)
 snapshots = []  # SwanLab's own snapshot commands: pixi list, uv pip list, python -m pip list
 real_run = subprocess.run
 def run(cmd, *args, **kwargs):

@@ -18,10 +18,10 @@ from typedexp.data import FakeData
 from typedexp.engine import TrainerSettings, fit, seed_everything
 from typedexp.engine.checkpoint import FORMAT, Checkpointer, LoopPosition, read_checkpoint, write_atomically
 from typedexp.engine.settings import BestMode, Progress
-from typedexp.errors import CheckpointError, TrainingDiverged
-from typedexp.models import MLP
-from typedexp.optim import SGD
-from typedexp.resume import quoted, quoted_value
+from typedexp.core.errors import CheckpointError, TrainingDiverged
+from typedexp.specs.models import MLP
+from typedexp.specs.optim import SGD
+from typedexp.runs.resume import quoted, quoted_value
 from typedexp.tracking.jsonl import read_metrics
 
 FAST = ["tracker=disabled", "trainer.progress=off", "dataset=fake", "dataset.num_samples=400"]

@@ -16,8 +16,8 @@ import pytest
 from tests.helpers import QUICK, held_run, run_cli
 from typedexp import ConfigError, launch
 from typedexp.engine.checkpoint import FORMAT, write_atomically
-from typedexp.rundir import LOCK_FILE, hold, lock_holder
-from typedexp.runs import JobState, read_run
+from typedexp.runs.layout import LOCK_FILE, hold, lock_holder
+from typedexp.runs.record import JobState, read_run
 from typedexp.tracking.jsonl import JsonlTracker
 
 
@@ -194,7 +194,7 @@ def test_the_lock_is_exclusive_between_processes_and_names_the_holder(tmp_path: 
     with hold(tmp_path, "hydra.run.dir"):
         assert lock_holder(tmp_path) == str(os.getpid())
         code = (
-            "import sys; from pathlib import Path; from typedexp.rundir import hold\n"
+            "import sys; from pathlib import Path; from typedexp.runs.layout import hold\n"
             "try:\n    hold(Path(sys.argv[1]), 'hydra.run.dir').__enter__()\n"
             "except Exception as exc:\n    print(exc)\n"
         )

@@ -22,9 +22,10 @@ import pytest
 from PIL import Image
 
 from tests.helpers import QUICK, CliRun, held_run, run_main
-from typedexp import JobFailure, launch, launch_sweep, rundir
-from typedexp.errors import TypedexpError
-from typedexp.runs import find_runs
+from typedexp import JobFailure, launch, launch_sweep
+from typedexp.runs import layout as rundir
+from typedexp.core.errors import TypedexpError
+from typedexp.runs.record import find_runs
 
 SWEEP = "multirun/sweep"
 SINGLE = "outputs/single"
@@ -256,8 +257,8 @@ def logged(run_dir: Path, metric: str) -> tuple[list[float], list[float]]:
 
 
 def test_the_plot_draws_each_runs_logged_points(runs_root: Path) -> None:
-    from typedexp.runs_plot import figure
-    from typedexp.runs_table import RunsTable
+    from typedexp.runs.plot import figure
+    from typedexp.runs.table import RunsTable
 
     records = [record for record in find_runs(runs_root / "outputs") if record.run_dir.name != "running"]
     table = RunsTable.of(records, None)
@@ -272,7 +273,7 @@ def test_the_plot_draws_each_runs_logged_points(runs_root: Path) -> None:
 
 
 def test_a_figure_without_matplotlib_says_how_to_install_it(runs_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from typedexp.runs_plot import INSTALL_HINT, figure
+    from typedexp.runs.plot import INSTALL_HINT, figure
 
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # the import fails
     with pytest.raises(TypedexpError, match=re.escape(INSTALL_HINT)):

@@ -17,8 +17,8 @@ from tests.helpers import run_cli, run_signalled
 from typedexp import ConfigError, Cosine, OneCycle, StepDecay, WarmupCosine, launch
 from typedexp.engine import LRSchedule, TrainerSettings
 from typedexp.engine.checkpoint import Checkpointer, LoopPosition, read_checkpoint
-from typedexp.errors import CheckpointError, Interrupted
-from typedexp.schedules import OPTIONS, NoSchedule, ScheduleSpec
+from typedexp.core.errors import CheckpointError, Interrupted
+from typedexp.specs.schedules import OPTIONS, NoSchedule, ScheduleSpec
 from typedexp.tracking.jsonl import read_metrics
 
 # digits: 1,437 training images, batch 64 -> 23 steps per epoch; 3 epochs = 69 steps.

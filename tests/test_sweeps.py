@@ -12,14 +12,14 @@ from omegaconf import OmegaConf
 from swanlab.proto.swanlab.record.v1.record_pb2 import Record
 from swanlab.sdk.internal.core_python.store import DataStoreReader
 
-import typedexp.task
+import typedexp.app.task
 from tests.helpers import QUICK, run_cli, run_main, run_signalled
 from typedexp import ConfigError, JobFailure, RunResult, launch, launch_sweep
-from typedexp import rundir
+from typedexp.runs import layout as rundir
 from typedexp.engine import fit
 from typedexp.engine.settings import BestMode
-from typedexp.runs import RESULT_FILE, JobState, find_runs, read_run
-from typedexp.summary import METRICS, report, summarize, to_markdown
+from typedexp.runs.record import RESULT_FILE, JobState, find_runs, read_run
+from typedexp.sweeps.summary import METRICS, report, summarize, to_markdown
 
 LAUNCHERS = ("joblib", "submitit_local")
 
@@ -182,7 +182,7 @@ def test_a_crashing_job_is_one_line_its_traceback_is_kept_and_the_sweep_goes_on(
             raise RuntimeError("boom in training")
         return fit(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(typedexp.task, "fit", crash_the_first_job)
+    monkeypatch.setattr(typedexp.app.task, "fit", crash_the_first_job)
     done = run_main(["-m", "seed=0,1", *QUICK, "hydra.sweep.dir=sweep"], workdir)
     line = "RuntimeError: boom in training (HYDRA_FULL_ERROR=1 shows the traceback)"
     assert done.returncode == 2
@@ -237,7 +237,7 @@ def test_every_launcher_refuses_a_job_whose_config_names_a_target_not_allowed(wo
     pytest.importorskip(f"hydra_plugins.hydra_{launcher.removesuffix('_local')}_launcher")
     (workdir / "evil" / "model").mkdir(parents=True)
     (workdir / "evil" / "model" / "deep.yaml").write_text(
-        "_target_: typedexp.models.MLP\nhidden: [8]\nextra:\n  _target_: tempfile.mkdtemp\n  dir: .\n  prefix: pwned\n"
+        "_target_: typedexp.specs.models.MLP\nhidden: [8]\nextra:\n  _target_: tempfile.mkdtemp\n  dir: .\n  prefix: pwned\n"
     )
     done = run_cli(["-m", "--config-dir", "evil", f"hydra/launcher={launcher}", "model=small,deep", *QUICK], workdir)
     assert done.returncode == 2

@@ -21,12 +21,13 @@ import torch
 
 from tests.dataset_files import write_mnist
 from tests.helpers import QUICK, CliRun, config_fields, run_main
-from typedexp import ConfigError, launch, rundir
+from typedexp import ConfigError, launch
+from typedexp.runs import layout as rundir
 from typedexp.data.tensors import RawImages, split_train_val
 from typedexp.data.vision import CACHE_FOLDER
-from typedexp.errors import ResourceError
-from typedexp.report import one_line
-from typedexp.resources import naming_sizes
+from typedexp.core.errors import ResourceError
+from typedexp.core.report import one_line
+from typedexp.core.resources import naming_sizes
 
 ERROR = "typedexp: error: "
 
@@ -113,7 +114,7 @@ def test_a_full_disk_under_the_dataset_cache_only_warns(tmp_path: Path, monkeypa
 
 
 def test_a_full_disk_where_hydra_writes_names_that_directory() -> None:
-    from typedexp.error_messages import describe, user_message
+    from typedexp.app.error_messages import describe, user_message
 
     full = OSError(errno.ENOSPC, "No space left on device", "/runs/a/.hydra/config.yaml")
     expected = "no space left on the device holding /runs/a/.hydra; free some space there or write elsewhere"
@@ -297,7 +298,7 @@ def test_ctrl_c_while_composing_prints_one_line(tmp_path: Path, monkeypatch: pyt
     def interrupted() -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("typedexp.store.register_configs", interrupted)
+    monkeypatch.setattr("typedexp.app.store.register_configs", interrupted)
     done = run_main(QUICK, tmp_path)
     assert (done.returncode, done.stderr) == (130, "typedexp: error: interrupted\n")
 

@@ -10,20 +10,22 @@ spec as an option of a group; ``main`` is the command line.
 try:
     # Hydra loads here (about 1 s), and both `typedexp` and `python -m typedexp` import this
     # package before the CLI's own Ctrl-C handler is in place.
-    from typedexp.cli import main
+    from typedexp.app.cli import main
     from typedexp.data import CIFAR10, CIFAR100, MNIST, Digits, FakeData, FashionMNIST
     from typedexp.engine import TrainerSettings
-    from typedexp.errors import ConfigError, TrackerError, TypedexpError
-    from typedexp.experiment import Experiment
-    from typedexp.launch import JobFailure, launch, launch_sweep
-    from typedexp.models import CNN, LARGE, MLP, SMALL
-    from typedexp.optim import SGD, Adam, AdamW
-    from typedexp.schedules import Cosine, NoSchedule, OneCycle, StepDecay, WarmupCosine
-    from typedexp.store import register
-    from typedexp.task import RunResult
+    from typedexp.core.errors import ConfigError, TrackerError, TypedexpError
+    from typedexp.specs.experiment import Experiment
+    from typedexp.app.launch import JobFailure, launch, launch_sweep
+    from typedexp.specs.models import CNN, LARGE, MLP, SMALL
+    from typedexp.specs.optim import SGD, Adam, AdamW
+    from typedexp.specs.schedules import Cosine, NoSchedule, OneCycle, StepDecay, WarmupCosine
+    from typedexp.app.store import register
+    from typedexp.app.task import RunResult
     from typedexp.tracking import SwanLabMode, SwanLabTracking
+    # The option modules by their short names, as docs/tutorial-3 imports them.
+    from typedexp.specs import models as models, optim as optim, schedules as schedules
 except KeyboardInterrupt:
-    from typedexp.report import exit_if_interrupted_cli
+    from typedexp.core.report import exit_if_interrupted_cli
 
     exit_if_interrupted_cli()
     raise

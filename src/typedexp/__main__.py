@@ -1,3 +1,3 @@
-from typedexp.cli import main
+from typedexp.app.cli import main
 
 main()

@@ -1,4 +1,4 @@
-# Stubs for the part of PyYAML that typedexp.runs uses (PyYAML ships no py.typed; OmegaConf
+# Stubs for the part of PyYAML that typedexp.runs.record uses (PyYAML ships no py.typed; OmegaConf
 # depends on it). Loaded documents are `object`: the reader checks every value's type.
 
 from typing import TextIO
@@ -11,6 +11,6 @@ class CSafeLoader(SafeLoader): ...  # libyaml's C loader: about 15x faster on a 
 
 def load(stream: str | bytes, Loader: type[SafeLoader]) -> object: ...
 
-# typedexp.hpo writes best.yaml; tests read it back.
+# typedexp.sweeps.hpo writes best.yaml; tests read it back.
 def safe_load(stream: str | bytes) -> object: ...
 def safe_dump(data: object, stream: TextIO | None = None, *, sort_keys: bool = True) -> str | None: ...

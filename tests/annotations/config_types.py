@@ -29,8 +29,8 @@ from typedexp import (
 )
 from typedexp.data import DatasetSpec
 from typedexp.engine import Device
-from typedexp.models import Activation, ModelSpec
-from typedexp.optim import OptimizerSpec
+from typedexp.specs.models import Activation, ModelSpec
+from typedexp.specs.optim import OptimizerSpec
 
 
 def wrong_field_types_are_errors() -> None:

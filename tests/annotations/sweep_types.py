@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import assert_type
 
 from typedexp import Experiment, JobFailure, RunResult, launch_sweep
-from typedexp.summary import SweepSummary
+from typedexp.sweeps.summary import SweepSummary
 
 
 def launch_sweep_returns_one_typed_result_per_job() -> None:

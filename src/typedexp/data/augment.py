@@ -10,8 +10,8 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from typedexp.checks import require_finite
-from typedexp.errors import ConfigError
+from typedexp.core.checks import require_finite
+from typedexp.core.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch

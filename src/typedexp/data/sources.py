@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from typedexp.data.tensors import DataBundle, RawImages, split_train_val
-from typedexp.checks import require_finite
-from typedexp.errors import ConfigError, DataError
+from typedexp.core.checks import require_finite
+from typedexp.core.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import numpy as np

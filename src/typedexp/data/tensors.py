@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from typedexp.data.augment import Augmentation
-from typedexp.errors import ConfigError
+from typedexp.core.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch

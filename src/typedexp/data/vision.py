@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from typedexp.data.augment import Augmentation
 from typedexp.data.tensors import DataBundle, RawImages, split_train_val
-from typedexp.checks import require_finite
-from typedexp.errors import ConfigError, DataError
-from typedexp.report import warn
+from typedexp.core.checks import require_finite
+from typedexp.core.errors import ConfigError, DataError
+from typedexp.core.report import warn
 
 if TYPE_CHECKING:
     from torchvision import datasets

@@ -15,40 +15,22 @@ import os
 import random
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from typedexp.engine.checkpoint_checks import optimizer_problem, position_problem, rng_problem
+from typedexp.engine.position import LoopPosition as LoopPosition
 from typedexp.engine.settings import BestMode, TrainerSettings
-from typedexp.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
-from typedexp.resources import naming_full_disk
-from typedexp.rundir import BEST as BEST, LAST as LAST, exclusive_temp, symlink_refused
+from typedexp.core.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
+from typedexp.core.resources import naming_full_disk
+from typedexp.core.files import BEST as BEST, LAST as LAST, exclusive_temp, symlink_refused
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
 FORMAT = "typedexp-checkpoint/1"
-
-
-@dataclass
-class LoopPosition:
-    """Where ``fit`` stands between two steps: what it needs to carry on exactly from there.
-
-    ``epoch``/``batch`` name the next batch to train (1-based epoch, 0-based batch). ``order`` is
-    that epoch's permutation once drawn (None at an epoch boundary, where the next epoch draws
-    its own from the restored generator). ``window`` is the partial logging window: each step's
-    loss times its batch size ((k,) float, in step order, so a resumed run sums exactly the same
-    vector), the correct count (() int64) and the examples since the last logged point.
-    """
-
-    epoch: int
-    batch: int
-    step: int
-    order: torch.Tensor | None = None  # (N_train,) int64, on the CPU in a checkpoint
-    window: tuple[torch.Tensor, torch.Tensor, int] | None = None
-    latest: dict[str, float] = field(default_factory=dict)  # last value of every logged metric
 
 
 @dataclass(frozen=True)

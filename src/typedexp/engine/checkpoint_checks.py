@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-    from typedexp.engine.checkpoint import LoopPosition
+    from typedexp.engine.position import LoopPosition
 
 MT_WORDS = 624  # Mersenne Twister state words, in Python's `random` and in numpy
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from typedexp.engine.checkpoint import Checkpointer, LoopPosition
 from typedexp.engine.settings import Precision, TrainerSettings
-from typedexp.errors import ConfigError
+from typedexp.core.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch

@@ -21,7 +21,7 @@ from typedexp.engine.checkpoint import Checkpointer, LoopPosition
 from typedexp.engine.media import grid_due, log_confusion, log_grid
 from typedexp.engine.progress import TrainingProgress, wants_progress
 from typedexp.engine.settings import Precision, TrainerSettings
-from typedexp.errors import TrainingDiverged
+from typedexp.core.errors import TrainingDiverged
 from typedexp.tracking.base import Tracker
 
 if TYPE_CHECKING:

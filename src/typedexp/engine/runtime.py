@@ -6,7 +6,7 @@ import random
 from typing import TYPE_CHECKING
 
 from typedexp.engine.settings import Device, Precision, TrainerSettings
-from typedexp.errors import ConfigError
+from typedexp.core.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch

@@ -6,8 +6,8 @@ import enum
 from dataclasses import dataclass
 from typing import Optional
 
-from typedexp.checks import require_finite
-from typedexp.errors import ConfigError
+from typedexp.core.checks import require_finite
+from typedexp.core.errors import ConfigError
 
 
 MAX_MEDIA_SAMPLES = 256  # a 16 x 16 grid; more would not be readable

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from typedexp.errors import TypedexpError
-from typedexp.report import warn
+from typedexp.core.errors import TypedexpError
+from typedexp.core.report import warn
 from typedexp.tracking.base import Media, MediaTracker, RunOutcome, Tracker
 
 

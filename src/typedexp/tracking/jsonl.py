@@ -7,8 +7,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from typedexp.resources import naming_full_disk
-from typedexp.rundir import open_no_follow
+from typedexp.core.resources import naming_full_disk
+from typedexp.core.files import open_no_follow
 from typedexp.tracking.base import RunOutcome
 
 

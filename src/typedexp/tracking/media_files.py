@@ -13,8 +13,8 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from typedexp.report import warn
-from typedexp.rundir import exclusive_temp
+from typedexp.core.report import warn
+from typedexp.core.files import exclusive_temp
 from typedexp.tracking.base import Media, PredictionSamples, RunOutcome
 from typedexp.tracking.render import render
 

@@ -36,8 +36,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import typedexp.patch_gates as gates  # gates.allowed looked up at each call: a benchmark may refuse a patch
-from typedexp.patch_gates import has_parameters
+import typedexp.core.versions as gates  # gates.allowed looked up at each call: a benchmark may refuse a patch
+from typedexp.core.versions import has_parameters
 
 if TYPE_CHECKING:
     from swanlab.deprecated.local import LocalCallbacker, _MetricContext

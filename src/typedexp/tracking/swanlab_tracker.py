@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Optional, Protocol, Union
 
-from typedexp.checks import require_finite
-from typedexp.errors import ConfigError, TrackerError
+from typedexp.core.checks import require_finite
+from typedexp.core.errors import ConfigError, TrackerError
 from typedexp.tracking.base import Media, NullTracker, RunOutcome, Tracker
 from typedexp.tracking.render import render
 from typedexp.tracking.swanlab_patches import list_requirements_in_process, write_scalars_per_batch

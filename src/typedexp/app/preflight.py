@@ -1,0 +1,189 @@
+"""Checks and rewrites of the overrides made before Hydra starts (and so before it writes anything).
+
+Shared by ``cli.main`` and ``launch()``: refuse secrets typed into overrides, read the
+``allowed_targets`` the person typed, turn ``resume=`` into the run directory it continues, and
+refuse a run directory that holds another run, is in use, or holds symlinks (checked on the
+composed config). What a config may build is checked on every composed config
+(``config_guard``), wherever its parts came from.
+"""
+
+from __future__ import annotations
+
+import os
+
+from collections.abc import Sequence
+
+from hydra import compose, initialize
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+
+from typedexp.app.error_messages import group_options
+from typedexp.core.errors import ConfigError, TypedexpError
+from typedexp.app.guards import refuse_reused_run_dirs
+from typedexp.runs.resume import plan_resume
+from typedexp.app.store import APP_NAME
+from typedexp.core.safety import AllowList, refuse_secrets_in_overrides
+from typedexp.core.safety.allowlist import SETTING
+from typedexp.core.safety.launchers import SECTION as LAUNCHER, flatten
+
+# Flags after which Hydra prints something and exits without creating a run directory.
+NO_RUN_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")
+
+
+def compose_with_hydra_node(overrides: list[str]) -> DictConfig:
+    """The config Hydra will run, with its ``hydra`` node, composed by Hydra's public API.
+
+    Sweep overrides (``a=1,2``) are left out: a plain compose refuses them, and they cannot move
+    the sweep directory. ``register_configs()`` must have run. HydraConfig is set to the result so
+    that ``${hydra:...}`` interpolations resolve; Hydra sets it again for each job.
+    """
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    single = [o.input_line or "" for o in parsed if not o.is_sweep_override()]
+    with initialize(version_base="1.3", config_path=None):
+        composed = compose(config_name=APP_NAME, overrides=single, return_hydra_config=True)
+    HydraConfig.instance().set_config(composed)
+    return composed
+
+
+def prepare_overrides(overrides: Sequence[str], *, multirun: bool = False, will_run: bool = True) -> list[str]:
+    """The overrides Hydra should run; raises ``ConfigError`` (one line) for a refused one.
+
+    ``will_run=False`` (``--help``, ``--cfg``) skips the run-directory checks: nothing is written.
+    """
+    refuse_keyless_and_empty_groups(overrides)
+    refuse_secrets_in_overrides(overrides)
+    # `+experiment=<name>` is how Hydra users pick an experiment preset; the group is in the
+    # defaults list (before `debug`, so that `debug=fast` wins over the preset), where `+` would
+    # be refused as a second value.
+    overrides = [override.removeprefix("+") if override.startswith("+experiment=") else override for override in overrides]
+    plan = plan_resume(overrides, multirun=multirun)
+    final = plan.overrides if plan is not None else list(overrides)
+    # A torchrun worker other than rank 0 writes nothing of the run (rank 0 holds the run dir and
+    # checks it): its check would race rank 0's lock on a shared hydra.run.dir (docs/ddp.md).
+    if will_run and os.environ.get("RANK", "0") == "0":
+        try:
+            composed = compose_with_hydra_node(final)
+        except TypedexpError:
+            raise
+        except Exception:  # a bad override: Hydra reports it in its own words when it composes
+            return final
+        resuming = plan.run_dir if plan is not None else None
+        if OmegaConf.select(composed, "trainer.node_rank", default=0) == 0:  # node 0 checks and writes it
+            refuse_reused_run_dirs(composed, multirun=multirun, resuming=resuming)
+    return final
+
+
+def refuse_keyless_and_empty_groups(overrides: Sequence[str]) -> None:
+    """``=3``, ``model=null``, ``dataset=``: Hydra's own error for these names no key."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        name = key.lstrip("+~")
+        if not name.strip():
+            raise ConfigError(f"{override}: an override needs a key before '=', e.g. epochs=3")
+        options = group_options(name) if value.strip() in ("", "null", "~") else None
+        if options:
+            raise ConfigError(f"{override}: {name} needs an option, one of: {', '.join(options)}")
+
+
+def prepare_argv(argv: Sequence[str]) -> list[str]:
+    """``prepare_overrides`` for a command line that may also hold Hydra's flags (-m, --cfg job).
+
+    Overrides are the arguments with ``=`` that are not flags (Hydra's flags take no ``key=value``
+    arguments), so no Hydra-internal parser is needed.
+    """
+    overrides = overrides_in(argv)
+    multirun = any(arg in ("-m", "--multirun") for arg in argv)
+    will_run = not any(arg in NO_RUN_FLAGS for arg in argv)
+    final = prepare_overrides(overrides, multirun=multirun, will_run=will_run)
+    if final == overrides:
+        return list(argv)
+    return [arg for arg in argv if arg not in overrides] + final
+
+
+def overrides_in(argv: Sequence[str]) -> list[str]:
+    return [arg for arg in argv if "=" in arg and not arg.startswith("-")]
+
+
+def typed_allow_list(overrides: Sequence[str]) -> AllowList:
+    """``allowed_targets`` as the person typed it, before ``resume=`` adds a run's saved overrides.
+
+    Only this can extend the allow-list: a value that a preset, a config file or a run directory
+    sets is refused on the composed config.
+    """
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException:
+        return AllowList()  # Hydra reports the syntax error itself, in one line
+    typed = AllowList()
+    for override in parsed:
+        if override.key_or_group != SETTING:
+            continue
+        if override.is_sweep_override():
+            raise ConfigError(f"{SETTING}: give one list, not a sweep")
+        value = None if override.is_delete() else override.value()
+        entries = value if isinstance(value, list) else [] if value is None else [value]
+        typed = AllowList.parse(entries)
+    return typed
+
+
+# Hydra 1.3's flags that take a value (tests/test_cli.py checks this against Hydra's own parser).
+VALUE_FLAGS = frozenset(
+    {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+     "--experimental-rerun"}
+)
+INFO_FLAGS = frozenset({"--info", "-i"})  # an optional value, one of INFO_TOPICS
+INFO_TOPICS = frozenset({"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"})
+
+
+def flags_first(argv: Sequence[str]) -> list[str]:
+    """``argv`` with Hydra's flags (and their values) moved before the overrides, order kept.
+
+    Hydra's argparse parser stops taking flags at the first override, so ``typedexp model=large
+    -m optim.lr=0.1,0.01`` would fail with "unrecognized arguments"; people type ``-m``,
+    ``--cfg job`` or ``--help`` at the end as often as at the start.
+    """
+    flags: list[str] = []
+    overrides: list[str] = []
+    tokens = list(argv)
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if not token.startswith("-"):
+            overrides.append(token)
+        else:
+            flags.append(token)
+            following = tokens[index + 1] if index + 1 < len(tokens) else None
+            if following is not None and (token in VALUE_FLAGS or (token in INFO_FLAGS and following in INFO_TOPICS)):
+                index += 1
+                flags.append(tokens[index])
+        index += 1
+    return flags + overrides
+
+
+def typed_launcher_settings(overrides: Sequence[str]) -> dict[str, str]:
+    """``hydra.launcher``'s leaves as the person typed them, before ``resume=`` adds a run's overrides.
+
+    ``{"setup[0]": "module load cuda"}`` for ``hydra.launcher.setup=['module load cuda']``: the only
+    source the config guard accepts for a launcher field that runs commands (safety/launchers.py).
+    A sweep (``a,b``) is not one value and counts as not typed.
+    """
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException:
+        return {}  # Hydra reports the syntax error itself, in one line
+    typed: dict[str, str] = {}
+    for override in parsed:
+        key = override.key_or_group
+        if not (key == LAUNCHER or key.startswith(f"{LAUNCHER}.")) or override.is_sweep_override() or override.is_delete():
+            continue
+        path = key.removeprefix(LAUNCHER).removeprefix(".")  # "" for the whole node
+        typed = {name: text for name, text in typed.items() if not within(name, path)}  # replaced
+        typed.update(flatten(override.value(), path))
+    return typed
+
+
+def within(name: str, path: str) -> bool:
+    """Whether leaf ``name`` lies in ``path`` (``setup[0]`` in ``setup``; not ``setup_x``; all in "")."""
+    return not path or name == path or name.startswith((f"{path}.", f"{path}["))
