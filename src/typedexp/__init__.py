@@ -13,10 +13,11 @@ try:
     from typedexp.app.cli import main
     from typedexp.data import CIFAR10, CIFAR100, MNIST, Digits, FakeData, FashionMNIST
     from typedexp.engine import TrainerSettings
+    from typedexp.engine.settings import Device, Precision, Progress
     from typedexp.core.errors import ConfigError, TrackerError, TypedexpError
     from typedexp.specs.experiment import Experiment
     from typedexp.app.launch import JobFailure, launch, launch_sweep
-    from typedexp.specs.models import CNN, LARGE, MLP, SMALL
+    from typedexp.specs.models import CNN, LARGE, MLP, SMALL, Activation, Norm
     from typedexp.specs.optim import SGD, Adam, AdamW
     from typedexp.specs.schedules import Cosine, NoSchedule, OneCycle, StepDecay, WarmupCosine
     from typedexp.app.store import register
@@ -31,26 +32,31 @@ except KeyboardInterrupt:
     raise
 
 __all__ = [
+    "Activation",
+    "Adam",
+    "AdamW",
     "CIFAR10",
     "CIFAR100",
     "CNN",
-    "LARGE",
-    "MLP",
-    "MNIST",
-    "SGD",
-    "SMALL",
-    "Adam",
-    "AdamW",
     "ConfigError",
     "Cosine",
+    "Device",
     "Digits",
     "Experiment",
     "FakeData",
     "FashionMNIST",
     "JobFailure",
+    "LARGE",
+    "MLP",
+    "MNIST",
     "NoSchedule",
+    "Norm",
     "OneCycle",
+    "Precision",
+    "Progress",
     "RunResult",
+    "SGD",
+    "SMALL",
     "StepDecay",
     "SwanLabMode",
     "SwanLabTracking",

@@ -52,6 +52,18 @@ def unknown_fields_are_errors() -> None:
     Experiment(resume=True)  # type: ignore[arg-type]
 
 
+def option_names_are_enum_members_from_the_public_api() -> None:
+    """What the command line takes as a name is an enum in Python, importable from ``typedexp``."""
+    import typedexp
+
+    MLP(activation=typedexp.Activation.gelu, norm=typedexp.Norm.batch)
+    TrainerSettings(device=typedexp.Device.cpu, precision=typedexp.Precision.bf16, progress=typedexp.Progress.off)
+    typedexp.Activation.GELU  # type: ignore[attr-defined]
+    typedexp.Norm.BATCH  # type: ignore[attr-defined]
+    MLP(norm="batch")  # type: ignore[arg-type]
+    TrainerSettings(precision="bf16")  # type: ignore[arg-type]
+
+
 def correct_configs_are_accepted() -> None:
     MLP(hidden=(256, 128), activation=Activation.gelu, dropout=0.1)
     SGD(lr=0.1, momentum=0.0, nesterov=False)
