@@ -19,7 +19,7 @@ from typedexp.error_messages import describe, error_line, user_message
 from typedexp.errors import ConfigError, TypedexpError, find_user_error
 from typedexp.experiment import Experiment
 from typedexp.guards import check_known_fields
-from typedexp.preflight import prepare_overrides, typed_allow_list, typed_launcher_settings
+from typedexp.preflight import prepare_overrides, typed_allow_list, typed_launcher_settings, typed_rendezvous_settings
 from typedexp.resume import merge, quoted_value
 from typedexp.runs import RESULT_FILE, read_result
 from typedexp.safety.secrets import mask_report
@@ -185,7 +185,7 @@ def _launch(
         all_overrides.append("hydra.mode=MULTIRUN")
     typed = typed_allow_list(all_overrides)
     try:
-        with config_guard(typed, typed_launcher_settings(all_overrides)):
+        with config_guard(typed, typed_launcher_settings(all_overrides), typed_rendezvous_settings(all_overrides)):
             all_overrides = prepare_overrides(all_overrides, multirun=multirun)  # secrets, resume=, reused dirs
             if multirun:  # two calls: hydra-zen types each value of `multirun` with its own overload
                 return hydra_zen_launch(

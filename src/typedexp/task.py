@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from traceback import format_exception
@@ -176,6 +176,12 @@ class Stage:
     """How far a run got: ``writing`` once it starts the trackers, its first writes to the run dir."""
 
     writing: bool = False
+    on_writing: Callable[[], None] | None = None  # a spawned rank tells its parent (ranks.py)
+
+    def begin_writing(self) -> None:
+        self.writing = True
+        if self.on_writing is not None:
+            self.on_writing()
 
 
 def run_dir_setting() -> str:
@@ -301,7 +307,7 @@ def train(
         from typedexp.engine.distributed import wrap
 
         trained = wrap(trained, device)
-    stage.writing = True
+    stage.begin_writing()
 
     console = Console(quiet=not main)  # rank 0 speaks for the run
     if not main:
