@@ -449,17 +449,29 @@ def test_oversubscribing_on_purpose_passes_the_check_before_hydra(monkeypatch: p
 # --- the rendezvous: loopback for one node, only from the command line, one line on a timeout ----
 
 
-def test_a_one_node_rendezvous_listens_on_loopback_only() -> None:
-    """torch's TCPStore server listens on every interface whatever host it is given."""
-    import psutil
+def listening_on(port: int) -> list[str]:
+    """The local addresses of the sockets listening on ``port``, from /proc/net/tcp and tcp6 (Linux)."""
+    import ipaddress
 
+    found = []
+    for table in ("tcp", "tcp6"):
+        for row in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            local, state = row.split()[1], row.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)  # each 32-bit word in host (little-endian) order
+                ordered = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                found.append(str(ipaddress.ip_address(ordered)))
+    return found
+
+
+def test_a_one_node_rendezvous_listens_on_loopback_only() -> None:
+    """torch's TCPStore server listens on every interface (::) whatever host it is given."""
     from typedexp.ranks import rendezvous_store
 
     store = rendezvous_store(TrainerSettings(devices=2))
     try:
-        listening = [c.laddr for c in psutil.Process().net_connections() if c.status == psutil.CONN_LISTEN]
-        mine = [address for address in listening if address.port == store.port]
-        assert [address.ip for address in mine] == ["127.0.0.1"], listening
+        assert listening_on(int(store.port)) == ["127.0.0.1"]
     finally:
         del store
 

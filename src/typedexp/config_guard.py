@@ -166,10 +166,10 @@ def check_composed(cfg: DictConfig, rules: Rules) -> None:
             f"line (or launch()'s overrides) can extend the allow-list: type {SETTING}=[...] yourself "
             "if you trust what it names"
         )
-    for key in RENDEZVOUS_DEFAULTS:
-        value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
-        if value is not None:
-            check_rendezvous(key, value, rules.typed_rendezvous)
+    for field_key in RENDEZVOUS_DEFAULTS:
+        field_value = OmegaConf.select(cfg, field_key, default=None, throw_on_resolution_failure=False)
+        if field_value is not None:
+            check_rendezvous(field_key, field_value, rules.typed_rendezvous)
     launcher_target = str(OmegaConf.select(cfg, f"{LAUNCHER}._target_", default=""))
     for where, key, value, text in leaves(cfg, ""):
         if where.startswith(f"{LAUNCHER}."):
