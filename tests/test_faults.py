@@ -90,8 +90,7 @@ def check_stage(stage: str, name: str, run: Path, line: str) -> None:
     last = run / "checkpoints" / "last.pt"
     saved = f"; saved {last}; continue with: typedexp resume={run}"
     if stage == "compose":  # before Hydra made anything
-        assert not run.exists()
-        assert line in ("typedexp: error: interrupted", f"typedexp: error: interrupted by {name}")
+        assert not run.exists() and line == f"typedexp: error: interrupted by {name}"
         return
     state = read_result(run / "result.json")
     assert state is not None and state[0] is JobState.interrupted, state

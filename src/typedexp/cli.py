@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         runs(args[1:])
         return
     try:
-        with terminate_raises():
+        with signals_interrupt():
             _main(args)
     except Interrupted as exc:  # SIGINT/SIGTERM: a checkpoint was saved; the line says where
         print_error(str(exc))
@@ -148,11 +148,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 @contextmanager
-def terminate_raises() -> Iterator[None]:
-    """SIGTERM (``timeout``, Slurm, ``docker stop``) raises ``Interrupted`` wherever the command is,
-    as Ctrl-C raises ``KeyboardInterrupt``: composing, loading data, closing the tracker. Training
-    and the ranks' launcher put their own handlers in for their stage (engine/signals.py, ranks.py)
-    and restore this one. Without it, SIGTERM killed the process with no line and no result.json.
+def signals_interrupt() -> Iterator[None]:
+    """SIGTERM (``timeout``, Slurm, ``docker stop``) and SIGINT raise ``Interrupted``, naming the
+    signal, wherever the command is: composing, loading data, starting. Without this, SIGTERM
+    killed the process with no line and no result.json. Training, the ranks' launcher and the
+    trackers' closing put their own handlers in for their stage (engine/signals.py, ranks.py) and
+    restore these.
     """
     import signal
     import threading
@@ -164,11 +165,12 @@ def terminate_raises() -> Iterator[None]:
     def interrupt(signum: int, frame: object) -> None:
         raise Interrupted(signum, f"interrupted by {signal.Signals(signum).name}")
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _main(args: list[str]) -> None:
