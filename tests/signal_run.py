@@ -2,7 +2,12 @@
 
 Deterministic stand-in for a person pressing Ctrl-C or a scheduler killing the job:
 ``python -m tests.signal_run STEP SIGNAL[,SIGNAL...] -- <typedexp overrides>``. STEP ``val@N``
-sends the signals as epoch N's validation starts instead (it runs on, then the epoch-end save).
+sends the signals as epoch N's validation starts instead. STEP ``stage:NAME`` sends them inside
+one stage of the run, which then carries on as if the signal had not come (the run must stop
+there by itself): ``compose`` (the pre-Hydra composition), ``load`` (``FakeData.load``),
+``spawn`` (right after the first rank process starts; the pids of this process's children are
+written to ``children.txt`` in the working directory), ``checkpoint`` (inside the first write of
+``last.pt``) and ``finish`` (closing metrics.jsonl's tracker, after training).
 """
 
 from __future__ import annotations
@@ -10,11 +15,17 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from multiprocessing.process import BaseProcess
+from pathlib import Path
 
+from typedexp.app import preflight
 from typedexp.app.cli import main
-from typedexp.engine import loop
+from typedexp.data.sources import FakeData
+from typedexp.engine import checkpoint, loop
 from typedexp.tracking import jsonl
+
+CHILDREN = Path("children.txt")
 
 
 def send(signals: list[signal.Signals]) -> None:
@@ -48,11 +59,57 @@ def install_in_validation(epoch_to_hit: int, signals: list[signal.Signals]) -> N
     setattr(loop, "evaluate", evaluate)  # fit looks `evaluate` up in its module at each call
 
 
+def signalling_once(original: Callable[..., object], signals: list[signal.Signals], before: bool = True) -> Callable[..., object]:
+    """``original``, sending ``signals`` on its first call (before it runs, or after)."""
+    calls = 0
+
+    def wrapper(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1 and before:
+            send(signals)
+        result = original(*args, **kwargs)
+        if calls == 1 and not before:
+            send(signals)
+        return result
+
+    return wrapper
+
+
+def record_children() -> None:
+    """This process's children (the ranks started so far, multiprocessing's resource tracker), from /proc."""
+    me = os.getpid()
+    CHILDREN.write_text(Path(f"/proc/{me}/task/{me}/children").read_text())
+
+
+def install_at_stage(stage: str, signals: list[signal.Signals]) -> None:
+    if stage == "compose":
+        setattr(preflight, "compose_with_hydra_node", signalling_once(preflight.compose_with_hydra_node, signals))
+    elif stage == "load":
+        setattr(FakeData, "load", signalling_once(FakeData.load, signals))
+    elif stage == "spawn":  # in this process only: spawned ranks do not run this module's main block
+        start = BaseProcess.start
+
+        def started(process: BaseProcess) -> None:
+            start(process)
+            record_children()
+
+        setattr(BaseProcess, "start", signalling_once(started, signals, before=False))
+    elif stage == "checkpoint":
+        setattr(checkpoint, "write_atomically", signalling_once(checkpoint.write_atomically, signals))
+    elif stage == "finish":
+        setattr(jsonl.JsonlTracker, "finish", signalling_once(jsonl.JsonlTracker.finish, signals))
+    else:
+        raise SystemExit(f"unknown stage {stage}")
+
+
 if __name__ == "__main__":
     step, names, separator, *overrides = sys.argv[1:]
     assert separator == "--"
     numbers = [signal.Signals[name] for name in names.split(",")]
-    if step.startswith("val@"):
+    if step.startswith("stage:"):
+        install_at_stage(step.removeprefix("stage:"), numbers)
+    elif step.startswith("val@"):
         install_in_validation(int(step.removeprefix("val@")), numbers)
     else:
         install(int(step), numbers)

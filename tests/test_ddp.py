@@ -359,3 +359,176 @@ def test_a_taken_rendezvous_port_is_one_line(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert len(run.stderr_lines) == 1, run.stderr
     assert run.stderr_lines[0].startswith(f"typedexp: error: trainer.master_port={port}: cannot listen on 127.0.0.1:{port} (")
+
+
+# --- what the machine holds: checked before anything starts (engine/capacity.py) ----------------
+
+
+def test_a_typo_in_devices_is_one_line_before_torch_or_any_process(tmp_path: Path) -> None:
+    """`trainer.devices=1000000` once started ranks until the machine stopped answering."""
+    code = (
+        "import sys\n"
+        "from typedexp.app.cli import main\n"
+        "try:\n"
+        "    main(['trainer.devices=1000000', 'tracker=disabled'])\n"
+        "except SystemExit as exc:\n"
+        "    print(exc.code, 'torch' in sys.modules, 'multiprocessing' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("SWANLAB_API_KEY", "HYDRA_FULL_ERROR", "TYPEDEXP_OVERSUBSCRIBE")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["2", "False", "False"], done  # exit 2; torch never imported, nothing spawned
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("typedexp: error: trainer.devices=1000000: this process may run on "), lines
+    assert "TYPEDEXP_OVERSUBSCRIBE=1" in lines[0]
+    assert list(tmp_path.iterdir()) == []  # no run dir
+
+
+def test_the_process_count_is_checked_against_cores_gpus_and_nodes_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typedexp.engine.capacity import check_process_count
+
+    monkeypatch.delenv("TYPEDEXP_OVERSUBSCRIBE", raising=False)
+
+    def check(devices: int, device: str = "cpu", *, nodes: int = 1, addr: str = "127.0.0.1", gpus: int | None = 0,
+              oversubscribe: bool | None = None) -> str:
+        try:
+            check_process_count(devices=devices, nodes=nodes, device=device, master_addr=addr, cores=lambda: 4,
+                                cuda_devices=lambda: gpus, oversubscribe=oversubscribe)
+        except ConfigError as exc:
+            return str(exc)
+        return "ok"
+
+    assert check(4) == "ok" and check(1, nodes=64, addr="10.0.0.1") == "ok"
+    assert check(5).startswith("trainer.devices=5: this process may run on 4 CPU cores, and each rank is a process")
+    assert check(5, oversubscribe=True) == "ok"
+    monkeypatch.setenv("TYPEDEXP_OVERSUBSCRIBE", "1")
+    assert check(5) == "ok"
+    monkeypatch.setenv("TYPEDEXP_OVERSUBSCRIBE", "0")
+    assert check(5) != "ok"
+    # Every node on this machine (loopback): nodes x devices processes here.
+    assert check(2, nodes=3).startswith(
+        "trainer.devices=2 x trainer.nodes=3: 6 processes on this machine (trainer.master_addr=127.0.0.1 puts every node here)"
+    )
+    assert "set trainer.devices=1 or fewer" in check(2, nodes=3)
+    assert check(2, nodes=3, addr="10.0.0.1") == "ok"  # the other nodes are other machines
+    # CUDA: one GPU per rank, whatever the cores; auto is CUDA where a GPU is visible, else the CPU.
+    assert check(3, "cuda", gpus=2).startswith("trainer.devices=3: this machine has 2 visible CUDA GPUs and each rank takes one")
+    assert check(3, "cuda", gpus=2, oversubscribe=True) != "ok"
+    assert check(2, "cuda", gpus=2) == "ok" and check(3, "auto", gpus=4) == "ok"
+    assert check(5, "auto", gpus=4).startswith("trainer.devices=5: this machine has 4 visible CUDA GPUs")
+    assert check(5, "auto", gpus=0).startswith("trainer.devices=5: this process may run on 4 CPU cores")
+    assert check(2, "cuda", gpus=0).startswith("trainer.devices=2: this machine has 0 visible CUDA GPUs")
+
+
+@pytest.mark.parametrize(("listed", "count"), [("0,1", 2), ("", 0), ("1,-1,0", 1), ("GPU-8c1e,GPU-77ab", 2)])
+def test_visible_gpus_are_counted_from_cuda_visible_devices(monkeypatch: pytest.MonkeyPatch, listed: str, count: int) -> None:
+    from typedexp.engine.capacity import visible_cuda_devices
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", listed)
+    assert visible_cuda_devices() == count
+
+
+def test_oversubscribing_on_purpose_passes_the_check_before_hydra(monkeypatch: pytest.MonkeyPatch, workdir: Path) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from typedexp.engine.capacity import usable_cores
+    from typedexp.app.preflight import prepare_overrides
+    from typedexp.app.store import register_configs
+
+    register_configs()
+    more = [f"trainer.devices={usable_cores() + 1}", "trainer.device=cpu", "hydra.run.dir=run"]
+    monkeypatch.delenv("TYPEDEXP_OVERSUBSCRIBE", raising=False)
+    try:
+        with pytest.raises(ConfigError, match=f"^trainer.devices={usable_cores() + 1}: this process may run on"):
+            prepare_overrides(more)
+        monkeypatch.setenv("TYPEDEXP_OVERSUBSCRIBE", "1")
+        assert prepare_overrides(more) == more
+    finally:
+        HydraConfig.instance().cfg = None  # prepare_overrides sets it for the config it composed
+
+
+# --- the rendezvous: loopback for one node, only from the command line, one line on a timeout ----
+
+
+def listening_on(port: int) -> list[str]:
+    """The local addresses of the sockets listening on ``port``, from /proc/net/tcp and tcp6 (Linux)."""
+    import ipaddress
+
+    found = []
+    for table in ("tcp", "tcp6"):
+        for row in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            local, state = row.split()[1], row.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)  # each 32-bit word in host (little-endian) order
+                ordered = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                found.append(str(ipaddress.ip_address(ordered)))
+    return found
+
+
+def test_a_one_node_rendezvous_listens_on_loopback_only() -> None:
+    """torch's TCPStore server listens on every interface (::) whatever host it is given."""
+    from typedexp.app.ranks import rendezvous_store
+
+    store = rendezvous_store(TrainerSettings(devices=2))
+    try:
+        assert listening_on(int(store.port)) == ["127.0.0.1"]
+    finally:
+        del store
+
+
+def test_the_rendezvous_defaults_are_the_settings_defaults() -> None:
+    from typedexp.core.safety.launchers import RENDEZVOUS_DEFAULTS
+
+    defaults = TrainerSettings()
+    assert RENDEZVOUS_DEFAULTS == {"trainer.master_addr": defaults.master_addr, "trainer.master_port": str(defaults.master_port)}
+
+
+@pytest.fixture
+def remote_rendezvous_preset(tmp_path: Path) -> Path:
+    configs = tmp_path / "configs"
+    (configs / "experiment").mkdir(parents=True)
+    (configs / "experiment" / "remote.yaml").write_text(
+        "# @package _global_\ntrainer:\n  master_addr: 203.0.113.7\n  master_port: 29500\n"
+    )
+    return configs
+
+
+def test_a_preset_cannot_send_the_rendezvous_elsewhere(remote_rendezvous_preset: Path, tmp_path: Path) -> None:
+    args = ["--config-dir", str(remote_rendezvous_preset), "+experiment=remote", "--cfg", "job"]
+    refused = run_main(args, tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr_lines == [
+        "typedexp: error: trainer.master_addr=203.0.113.7: refused, where the ranks meet (the rendezvous) comes only "
+        "from the command line (or launch()'s overrides), not from a preset, a config file or a resumed run; "
+        "type trainer.master_addr=... yourself"
+    ]
+    typed = run_main([*args, "trainer.master_addr=203.0.113.7", "trainer.master_port=29500"], tmp_path)
+    assert typed.returncode == 0, typed.stderr
+    assert "master_addr: 203.0.113.7" in typed.stdout
+
+
+def test_resume_does_not_reapply_the_rendezvous(tmp_path: Path) -> None:
+    from typedexp.runs.resume import original_overrides
+
+    hydra = tmp_path / "run" / ".hydra"
+    hydra.mkdir(parents=True)
+    (hydra / "overrides.yaml").write_text("- trainer.devices=2\n- trainer.master_addr=10.0.0.1\n- trainer.master_port=29500\n")
+    assert [o.input_line for o in original_overrides(tmp_path / "run")] == ["trainer.devices=2"]
+
+
+@pytest.mark.slow
+def test_a_rendezvous_that_never_answers_is_one_line_naming_host_and_port(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = run_cli(["trainer.nodes=2", "trainer.node_rank=1", f"trainer.master_port={port}", "trainer.timeout_s=1",
+                    "trainer.device=cpu", *QUICK], tmp_path)
+    assert done.returncode == 2
+    assert len(done.stderr_lines) == 1, done.stderr  # not torch's C++ report of every try
+    assert done.stderr_lines[0].startswith(
+        f"typedexp: error: rank 1 could not meet the others at 127.0.0.1:{port} within trainer.timeout_s=1 s ("
+    )
+    assert done.stderr_lines[0].endswith("start node 0 (trainer.node_rank=0) with the same trainer.master_addr and "
+                                         "trainer.master_port, and check that this machine can reach that address")

@@ -58,16 +58,19 @@ def test_resume_mid_epoch_in_process_is_bit_exact(workdir: Path) -> None:
 
 
 def test_a_run_stopped_during_its_last_validation_is_finished_by_resume(workdir: Path) -> None:
-    # 2 epochs of 5 batches; SIGTERM arrives as epoch 2's validation starts. The validation runs
-    # on, the epoch-end checkpoint names epoch 3, and the run stops before model.pt.
+    # 2 epochs of 5 batches; SIGTERM arrives as epoch 2's validation starts. The validation stops
+    # before its first batch (a long one is not run to its end first), the checkpoint holds epoch
+    # 2 with all 5 batches trained, and resume runs that validation and finishes the run.
     args = [*FAST, "epochs=2", "model.dropout=0.3", "trainer.log_every=2"]
     reference = launch(args, output_dir=workdir / "ref")
     stopped = run_signalled("val@2", "SIGTERM", [*args, "hydra.run.dir=run"], workdir)
     assert stopped.returncode == 143
     assert stopped.stderr_lines == [
-        f"typedexp: error: interrupted by SIGTERM at the end of epoch 2, step 10; saved "
+        f"typedexp: error: interrupted by SIGTERM at epoch 2, step 10; saved "
         f"{workdir / 'run' / 'checkpoints' / 'last.pt'}; continue with: typedexp resume={workdir / 'run'}"
     ]
+    position = read_checkpoint(workdir / "run" / "checkpoints" / "last.pt").position
+    assert (position.epoch, position.batch, position.step) == (2, 5, 10)
     assert not (workdir / "run" / "model.pt").exists()
     resumed = run_cli(["resume=" + str(workdir / "run")], workdir)  # exactly what the line says
     assert resumed.returncode == 0, resumed.stderr

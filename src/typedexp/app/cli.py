@@ -137,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         runs(args[1:])
         return
     try:
-        _main(args)
+        with signals_interrupt():
+            _main(args)
     except Interrupted as exc:  # SIGINT/SIGTERM: a checkpoint was saved; the line says where
         print_error(str(exc))
         sys.exit(exc.exit_code)
@@ -146,9 +147,37 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(INTERRUPTED_EXIT)
 
 
+@contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """SIGTERM (``timeout``, Slurm, ``docker stop``) and SIGINT raise ``Interrupted``, naming the
+    signal, wherever the command is: composing, loading data, starting. Without this, SIGTERM
+    killed the process with no line and no result.json. Training, the ranks' launcher and the
+    trackers' closing put their own handlers in for their stage (engine/signals.py, ranks.py) and
+    restore these.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted(signum, f"interrupted by {signal.Signals(signum).name}")
+
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def _main(args: list[str]) -> None:
     from typedexp.app.config_guard import config_guard, require_supported_hydra
-    from typedexp.app.preflight import flags_first, overrides_in, typed_allow_list, typed_launcher_settings
+    from typedexp.app.preflight import (
+        flags_first, overrides_in, typed_allow_list, typed_launcher_settings, typed_rendezvous_settings,
+    )
     from typedexp.app.store import register_configs
 
     mask_process_output()
@@ -158,10 +187,11 @@ def _main(args: list[str]) -> None:
         refuse_unsafe_flags(args)
         typed = typed_allow_list(overrides_in(args))  # before resume= adds a run's saved overrides
         typed_launcher = typed_launcher_settings(overrides_in(args))
+        typed_rendezvous = typed_rendezvous_settings(overrides_in(args))
     except TypedexpError as exc:
         print_error(str(exc))
         sys.exit(USER_ERROR_EXIT)
-    with config_guard(typed, typed_launcher):  # every config composed from here on is checked (docs/safety.md)
+    with config_guard(typed, typed_launcher, typed_rendezvous):  # every config composed from here on is checked (docs/safety.md)
         run_hydra(flags_first(args))  # -m, --cfg job, --help may come after the overrides
 
 

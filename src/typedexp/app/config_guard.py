@@ -40,7 +40,7 @@ from omegaconf.resolvers import oc
 
 from typedexp.core.errors import ConfigError
 from typedexp.core.safety.allowlist import SETTING, AllowList, refuse_unless_permitted
-from typedexp.core.safety.launchers import SECTION as LAUNCHER, check_launcher_leaf, flatten
+from typedexp.core.safety.launchers import RENDEZVOUS_DEFAULTS, SECTION as LAUNCHER, check_launcher_leaf, check_rendezvous, flatten
 from typedexp.core.safety.secrets import mask_process_output, remember_env_value
 
 SUPPORTED_HYDRA = "1.3."  # pyproject pins hydra-core>=1.3,<1.4; tests/test_config_guard.py checks both
@@ -83,6 +83,8 @@ class Rules:
     typed_launcher: dict[str, str] = field(default_factory=dict)
     # What the installed plugins registered, flattened, for each launcher class (_target_)
     launcher_defaults: dict[str, tuple[dict[str, str], ...]] = field(default_factory=dict)
+    # trainer.master_addr / master_port as typed ({"trainer.master_addr": "10.0.0.1"})
+    typed_rendezvous: dict[str, str] = field(default_factory=dict)
 
 
 def leaves(node: DictConfig | ListConfig, path: str, depth: int = 0) -> Iterator[tuple[str, object, object, object]]:
@@ -164,6 +166,10 @@ def check_composed(cfg: DictConfig, rules: Rules) -> None:
             f"line (or launch()'s overrides) can extend the allow-list: type {SETTING}=[...] yourself "
             "if you trust what it names"
         )
+    for field_key in RENDEZVOUS_DEFAULTS:
+        field_value = OmegaConf.select(cfg, field_key, default=None, throw_on_resolution_failure=False)
+        if field_value is not None:
+            check_rendezvous(field_key, field_value, rules.typed_rendezvous)
     launcher_target = str(OmegaConf.select(cfg, f"{LAUNCHER}._target_", default=""))
     for where, key, value, text in leaves(cfg, ""):
         if where.startswith(f"{LAUNCHER}."):
@@ -244,7 +250,12 @@ class PackageConfigsChecked(ImportlibResourcesConfigSource):
 PackageConfigsChecked.__name__ = ImportlibResourcesConfigSource.__name__
 
 
-def checked_loader(original: Callable[..., DictConfig], typed: AllowList, typed_launcher: dict[str, str]) -> Callable[..., DictConfig]:
+def checked_loader(
+    original: Callable[..., DictConfig],
+    typed: AllowList,
+    typed_launcher: dict[str, str],
+    typed_rendezvous: dict[str, str] | None = None,
+) -> Callable[..., DictConfig]:
     """``original`` (Hydra's ``load_configuration``) with every config it returns checked."""
     found: list[Rules] = []  # plugins register while Hydra starts: read once, then
 
@@ -253,7 +264,10 @@ def checked_loader(original: Callable[..., DictConfig], typed: AllowList, typed_
         cfg = original(loader, *args, **kwargs)
         if not found:
             own, plugins = registered_targets()
-            found.append(Rules(typed, own | typed, plugins | typed, dict(typed_launcher), registered_launchers()))
+            found.append(Rules(
+                typed, own | typed, plugins | typed, dict(typed_launcher), registered_launchers(),
+                dict(typed_rendezvous or {}),
+            ))
         check_composed(cfg, found[0])
         return cfg
 
@@ -273,14 +287,16 @@ def env_remembered(*args: Any) -> Any:
     return value
 
 
-def install(typed: AllowList, typed_launcher: dict[str, str]) -> Callable[[], None]:
+def install(
+    typed: AllowList, typed_launcher: dict[str, str], typed_rendezvous: dict[str, str] | None = None
+) -> Callable[[], None]:
     """Check every config this process composes from now on; returns what undoes it."""
     require_supported_hydra()
     original: Callable[..., DictConfig] = ConfigLoaderImpl.load_configuration
     Plugins.instance()  # registers Hydra's own config sources first, so that ours replaces one
     sources = SourcesRegistry.instance().types
     package_source = sources.get("pkg")
-    setattr(ConfigLoaderImpl, "load_configuration", checked_loader(original, typed, typed_launcher))
+    setattr(ConfigLoaderImpl, "load_configuration", checked_loader(original, typed, typed_launcher, typed_rendezvous))
     OmegaConf.register_new_resolver("oc.env", env_remembered, replace=True)
     sources["pkg"] = PackageConfigsChecked
 
@@ -311,22 +327,28 @@ class JobProcessGuard:
 
     typed: tuple[str, ...]  # allowed_targets' entries, as typed
     typed_launcher: tuple[tuple[str, str], ...]  # hydra.launcher's leaves, as typed
+    typed_rendezvous: tuple[tuple[str, str], ...] = ()  # trainer.master_addr / master_port, as typed
 
     # object: pickle's reduce value, a callable and its arguments.
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
-        return guard_job_process, (self.typed, self.typed_launcher)
+        return guard_job_process, (self.typed, self.typed_launcher, self.typed_rendezvous)
 
     def confirm(self) -> None:
         if not guarding():
             raise ConfigError("this job's config was composed without typedexp's config guard; refused")
 
 
-def guard_job_process(typed: tuple[str, ...], typed_launcher: tuple[tuple[str, str], ...]) -> JobProcessGuard:
+def guard_job_process(
+    typed: tuple[str, ...],
+    typed_launcher: tuple[tuple[str, str], ...],
+    typed_rendezvous: tuple[tuple[str, str], ...] = (),
+) -> JobProcessGuard:
     """Check every config this process composes from now on (see ``JobProcessGuard``)."""
     if not guarding():
-        install(AllowList.parse(typed), dict(typed_launcher))  # for the life of the job process
+        # For the life of the job process.
+        install(AllowList.parse(typed), dict(typed_launcher), dict(typed_rendezvous))
         mask_process_output()  # as the CLI does in its own process: a job's prints and logs too
-    return JobProcessGuard(typed, typed_launcher)
+    return JobProcessGuard(typed, typed_launcher, typed_rendezvous)
 
 
 _ACTIVE: list[JobProcessGuard] = []  # the innermost config_guard block's rules
@@ -338,14 +360,21 @@ def active_job_guard() -> JobProcessGuard | None:
 
 
 @contextmanager
-def config_guard(typed: AllowList, typed_launcher: dict[str, str] | None = None) -> Iterator[None]:
+def config_guard(
+    typed: AllowList, typed_launcher: dict[str, str] | None = None, typed_rendezvous: dict[str, str] | None = None
+) -> Iterator[None]:
     """Check every config Hydra composes inside this block (see the module's docstring).
 
     ``typed_launcher`` is ``hydra.launcher``'s leaves as the person typed them
     (``preflight.typed_launcher_settings``): the only source of a launcher field that runs commands.
+    ``typed_rendezvous`` likewise for ``trainer.master_addr``/``master_port``
+    (``preflight.typed_rendezvous_settings``).
     """
-    undo = install(typed, dict(typed_launcher or {}))
-    _ACTIVE.append(JobProcessGuard(tuple(typed.entries()), tuple(sorted((typed_launcher or {}).items()))))
+    undo = install(typed, dict(typed_launcher or {}), dict(typed_rendezvous or {}))
+    _ACTIVE.append(JobProcessGuard(
+        tuple(typed.entries()), tuple(sorted((typed_launcher or {}).items())),
+        tuple(sorted((typed_rendezvous or {}).items())),
+    ))
     try:
         yield
     finally:

@@ -19,7 +19,7 @@ from typedexp.app.error_messages import describe, error_line, user_message
 from typedexp.core.errors import ConfigError, TypedexpError, find_user_error
 from typedexp.specs.experiment import Experiment
 from typedexp.app.guards import check_known_fields
-from typedexp.app.preflight import prepare_overrides, typed_allow_list, typed_launcher_settings
+from typedexp.app.preflight import prepare_overrides, typed_allow_list, typed_launcher_settings, typed_rendezvous_settings
 from typedexp.runs.resume import merge, quoted_value
 from typedexp.runs.record import RESULT_FILE, read_result
 from typedexp.core.safety.secrets import mask_report
@@ -185,7 +185,7 @@ def _launch(
         all_overrides.append("hydra.mode=MULTIRUN")
     typed = typed_allow_list(all_overrides)
     try:
-        with config_guard(typed, typed_launcher_settings(all_overrides)):
+        with config_guard(typed, typed_launcher_settings(all_overrides), typed_rendezvous_settings(all_overrides)):
             all_overrides = prepare_overrides(all_overrides, multirun=multirun)  # secrets, resume=, reused dirs
             if multirun:  # two calls: hydra-zen types each value of `multirun` with its own overload
                 return hydra_zen_launch(

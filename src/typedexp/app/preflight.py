@@ -10,8 +10,8 @@ composed config). What a config may build is checked on every composed config
 from __future__ import annotations
 
 import os
-
 from collections.abc import Sequence
+from enum import Enum
 
 from hydra import compose, initialize
 from hydra.core.hydra_config import HydraConfig
@@ -19,6 +19,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from typedexp.engine.capacity import check_process_count
 from typedexp.app.error_messages import group_options
 from typedexp.core.errors import ConfigError, TypedexpError
 from typedexp.app.guards import refuse_reused_run_dirs
@@ -26,7 +27,7 @@ from typedexp.runs.resume import plan_resume
 from typedexp.app.store import APP_NAME
 from typedexp.core.safety import AllowList, refuse_secrets_in_overrides
 from typedexp.core.safety.allowlist import SETTING
-from typedexp.core.safety.launchers import SECTION as LAUNCHER, flatten
+from typedexp.core.safety.launchers import RENDEZVOUS_DEFAULTS, SECTION as LAUNCHER, as_text, flatten
 
 # Flags after which Hydra prints something and exits without creating a run directory.
 NO_RUN_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")
@@ -69,10 +70,32 @@ def prepare_overrides(overrides: Sequence[str], *, multirun: bool = False, will_
             raise
         except Exception:  # a bad override: Hydra reports it in its own words when it composes
             return final
+        refuse_too_many_processes(composed)  # before anything starts: no run dir, no rank
         resuming = plan.run_dir if plan is not None else None
         if OmegaConf.select(composed, "trainer.node_rank", default=0) == 0:  # node 0 checks and writes it
             refuse_reused_run_dirs(composed, multirun=multirun, resuming=resuming)
     return final
+
+
+def refuse_too_many_processes(composed: DictConfig) -> None:
+    """``trainer.devices`` (x ``trainer.nodes``) against this machine's cores or GPUs (engine/capacity.py).
+
+    Skipped under torchrun, which started the processes already. A value of the wrong type is left
+    to the spec's own check, which names it when Hydra builds the config.
+    """
+    if "RANK" in os.environ:
+        return
+    try:
+        devices, nodes, device, master_addr = (
+            OmegaConf.select(composed, f"trainer.{name}", default=None)
+            for name in ("devices", "nodes", "device", "master_addr")
+        )
+    except Exception:  # an interpolation that does not resolve: Hydra reports it when it composes
+        return
+    if not all(isinstance(count, int) and not isinstance(count, bool) for count in (devices, nodes)):
+        return
+    name = device.name if isinstance(device, Enum) else str(device)
+    check_process_count(devices=devices, nodes=nodes, device=name, master_addr=str(master_addr))
 
 
 def refuse_keyless_and_empty_groups(overrides: Sequence[str]) -> None:
@@ -187,3 +210,19 @@ def typed_launcher_settings(overrides: Sequence[str]) -> dict[str, str]:
 def within(name: str, path: str) -> bool:
     """Whether leaf ``name`` lies in ``path`` (``setup[0]`` in ``setup``; not ``setup_x``; all in "")."""
     return not path or name == path or name.startswith((f"{path}.", f"{path}["))
+
+
+def typed_rendezvous_settings(overrides: Sequence[str]) -> dict[str, str]:
+    """``trainer.master_addr``/``master_port`` as the person typed them (the last of each, not a
+    sweep), before ``resume=`` adds a run's overrides: the only source the config guard accepts for
+    a rendezvous that is not the default (safety/launchers.py)."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException:
+        return {}  # Hydra reports the syntax error itself, in one line
+    typed: dict[str, str] = {}
+    for override in parsed:
+        key = override.key_or_group
+        if key in RENDEZVOUS_DEFAULTS and not override.is_sweep_override() and not override.is_delete():
+            typed[key] = as_text(override.value())
+    return typed

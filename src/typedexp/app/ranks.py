@@ -34,16 +34,22 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Union
 
+from typedexp.engine.capacity import check_process_count, torch_cuda_devices
 from typedexp.engine.distributed import (
     StopFlag, World, check_launched_shape, die_with_parent, enter_world, from_environment, leave_group, uneven_warning,
 )
 from typedexp.app.error_messages import error_line
 from typedexp.core.errors import ConfigError, Interrupted
+from typedexp.engine.runtime import resolve_device
+from typedexp.engine.settings import TrainerSettings
 from typedexp.specs.experiment import Experiment
 from typedexp.core.report import print_error, warn
+from typedexp.runs.layout import CHECKPOINT_DIR, LAST
 from typedexp.app.task import JobFacts, RunResult, Stage, train
 
 if TYPE_CHECKING:
+    from torch._C._distributed_c10d import TCPStore  # where torch defines it; re-exported without `as`
+
     from multiprocessing.process import BaseProcess
     from multiprocessing.queues import SimpleQueue
 
@@ -63,7 +69,8 @@ class RankJob:
 
 @dataclass(frozen=True)
 class Started:
-    """A rank began writing to the run dir (a refused resume never gets here)."""
+    """This node's first rank began training: rank 0 writes to the run dir from here (a refused
+    resume never gets here)."""
 
 
 @dataclass(frozen=True)
@@ -92,28 +99,19 @@ Message = Union[Started, Finished, Stopped, Failed]
 def spawn_ranks(experiment: Experiment, config: dict[str, object], run_dir: Path, stage: Stage, job: JobFacts) -> RunResult:
     """Run ``experiment`` on ``trainer.devices`` processes of this node; rank 0's result."""
     import torch.multiprocessing as mp
-    import torch.distributed as dist
 
     settings = experiment.trainer
+    # Again, with torch's own GPU count and the device `auto` resolves to: a sweep's values and
+    # launch(experiment=...) reach here without the check made before Hydra started.
+    check_process_count(
+        devices=settings.devices, nodes=settings.nodes, device=resolve_device(settings.device).type,
+        master_addr=settings.master_addr, cuda_devices=torch_cuda_devices,
+    )
     uneven = uneven_warning(experiment.batch_size, settings.world_size)
     if uneven is not None:
         warn(uneven)
-    store = None
-    if settings.node_rank == 0:  # node 0 hosts the rendezvous; port 0 lets the OS pick a free one
-        from datetime import timedelta
-
-        try:
-            store = dist.TCPStore(  # type: ignore[attr-defined]  # documented; torch re-exports it without `as`
-                settings.master_addr, settings.master_port, is_master=True, wait_for_workers=False,
-                timeout=timedelta(seconds=settings.timeout_s),
-            )
-        except RuntimeError as exc:  # torch's DistNetworkError: a taken port, an address not on this host
-            reason = " ".join(str(exc).split())[:160]
-            raise ConfigError(
-                f"trainer.master_port={settings.master_port}: cannot listen on {settings.master_addr}:"
-                f"{settings.master_port} ({reason}); choose a free port, or 0 for any on one node"
-            ) from exc
-    port = settings.master_port if store is None else store.port
+    store = rendezvous_store(settings) if settings.node_rank == 0 else None  # node 0 hosts it
+    port = settings.master_port if store is None else int(store.port)
     context = mp.get_context("spawn")
     inbox: SimpleQueue[Message] = context.SimpleQueue()
     flag = context.Value("i", 0, lock=False)
@@ -125,24 +123,71 @@ def spawn_ranks(experiment: Experiment, config: dict[str, object], run_dir: Path
     messages: list[Message] = []
     with forwarding_signals(flag, processes):
         for process in processes:
+            if flag.value:  # SIGINT/SIGTERM while they start: start no more; watch() stops the rest
+                break
             process.start()
-        crash = watch(processes, inbox, messages)
+        crash = watch([process for process in processes if process.pid is not None], inbox, messages, flag)
     messages.extend(receive(inbox))
     del store  # the ranks are gone; close the rendezvous port
     stage.writing = any(isinstance(message, Started) for message in messages)
-    return outcome(messages, crash)
+    return outcome(messages, crash, flag.value, run_dir)
 
 
-def watch(processes: Sequence[BaseProcess], inbox: SimpleQueue[Message], messages: list[Message]) -> str | None:
-    """Wait for every rank; when one exits non-zero, give the others ``GRACE_S`` to end on their
-    own (they see the failure in their next collective), then kill them. Returns how the first
-    failed rank ended, or None."""
+def rendezvous_store(settings: TrainerSettings) -> TCPStore:
+    """The rendezvous store node 0 hosts, listening only where ``trainer.master_addr`` says.
+
+    torch's ``TCPStore`` server listens on every interface whatever host it is given, so a
+    one-node run's store was reachable from the network for the whole run. Here the socket is
+    bound to ``master_addr`` itself (127.0.0.1 by default: loopback only) and handed to the store
+    (``master_listen_fd``). Port 0 lets the OS pick a free one.
+    """
+    import socket
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    where = f"{settings.master_addr}:{settings.master_port}"
+    try:
+        family = socket.getaddrinfo(settings.master_addr, settings.master_port, type=socket.SOCK_STREAM)[0][0]
+        listener = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ConfigError(f"trainer.master_addr={settings.master_addr}: cannot listen there ({exc.strerror or exc})") from exc
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((settings.master_addr, settings.master_port))
+        listener.listen(128)
+        port = int(listener.getsockname()[1])
+        # Connections queue on the listening socket until the store accepts them (libuv server).
+        return dist.TCPStore(  # type: ignore[attr-defined]  # documented; torch re-exports it without `as`
+            settings.master_addr, port, is_master=True, wait_for_workers=False,
+            timeout=timedelta(seconds=settings.timeout_s), master_listen_fd=listener.detach(),
+        )
+    except (OSError, RuntimeError) as exc:  # a taken port, an address not on this host; torch's DistNetworkError
+        listener.close()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())[:160]
+        raise ConfigError(
+            f"trainer.master_port={settings.master_port}: cannot listen on {where} ({reason}); choose a free "
+            "port, or 0 for any on one node"
+        ) from exc
+
+
+def watch(
+    processes: Sequence[BaseProcess], inbox: SimpleQueue[Message], messages: list[Message], flag: StopFlag
+) -> str | None:
+    """Wait for every rank; returns how the first failed rank ended, or None.
+
+    When one exits non-zero, the others get ``GRACE_S`` to end on their own (they see the failure
+    in their next collective) before they are killed. After a signal (``flag``), ranks that are
+    training get ``GRACE_S`` to agree on the stop and save (they agree every ``trainer.log_every``
+    steps and every validation batch, so it takes seconds); ranks that are still starting (importing
+    torch, at the rendezvous, loading data: nothing to save yet) are killed at once.
+    """
     from multiprocessing.connection import wait
 
     crash: str | None = None
     deadline: float | None = None
     while any(process.is_alive() for process in processes):
-        wait([process.sentinel for process in processes if process.is_alive()], timeout=0.5)
+        wait([process.sentinel for process in processes if process.is_alive()], timeout=0.2)
         messages.extend(receive(inbox))  # keeps the pipe drained while the ranks run
         for rank, process in enumerate(processes):
             code = process.exitcode
@@ -150,7 +195,10 @@ def watch(processes: Sequence[BaseProcess], inbox: SimpleQueue[Message], message
                 how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
                 crash = f"rank {rank} (pid {process.pid}) ended with {how}"
                 deadline = time.monotonic() + GRACE_S
-        if deadline is not None and time.monotonic() > deadline:
+        if flag.value and deadline is None:
+            training = any(isinstance(message, Started) for message in messages)
+            deadline = time.monotonic() + (GRACE_S if training else 0.0)
+        if deadline is not None and time.monotonic() >= deadline:
             for process in processes:
                 process.kill()
     for process in processes:
@@ -165,22 +213,41 @@ def receive(inbox: SimpleQueue[Message]) -> list[Message]:
     return received
 
 
-def outcome(messages: list[Message], crash: str | None) -> RunResult:
-    """Rank 0's result, or the one error that explains the run's end (rank 0's first)."""
+def outcome(messages: list[Message], crash: str | None, signum: int = 0, run_dir: Path | None = None) -> RunResult:
+    """Rank 0's result, or the one error that explains the run's end (rank 0's first).
+
+    ``signum``: the signal the parent was sent. When the ranks stopped at an agreed step, rank
+    0's line says where it saved; when they were killed first, a peer's broken collective is no
+    failure of its own, and the line says so.
+    """
     stops = sorted((m for m in messages if isinstance(m, Stopped)), key=lambda m: m.rank)
     failures = sorted((m for m in messages if isinstance(m, Failed)), key=lambda m: m.rank)
+    if stops:
+        raise Interrupted(stops[0].signum, stops[0].line)
+    if signum:
+        raise Interrupted(signum, killed_line(signum, any(isinstance(m, Started) for m in messages), run_dir))
     if failures:
         first = failures[0]
         rebuilt = None if first.error is None else pickle.loads(first.error)
         if isinstance(rebuilt, Exception):
             raise rebuilt from RankCrash(first.traceback)
         raise RankCrash(f"rank {first.rank}: {first.line}")
-    if stops:
-        raise Interrupted(stops[0].signum, stops[0].line)
     results = [m.result for m in messages if isinstance(m, Finished)]
     if crash is not None or not results:
         raise RankCrash(f"{crash or 'no rank reported a result'}; the run dir keeps the last checkpoint")
     return results[0]
+
+
+def killed_line(signum: int, training: bool, run_dir: Path | None) -> str:
+    """The line for ranks stopped by the parent (before training, or not within ``GRACE_S``)."""
+    name = signal.Signals(signum).name
+    how = (
+        f"; the ranks did not stop within {GRACE_S:.0f} s and were killed" if training
+        else " while the ranks were starting (nothing trained in this attempt)"
+    )
+    last = None if run_dir is None else run_dir / CHECKPOINT_DIR / LAST
+    kept = f"; kept {last}; continue with: typedexp resume={run_dir}" if last is not None and last.is_file() else ""
+    return f"interrupted by {name}{how}{kept}"
 
 
 class RankCrash(RuntimeError):
@@ -194,7 +261,9 @@ def rank_main(local_rank: int, job: RankJob, inbox: SimpleQueue[Message], flag: 
         signal.signal(number, signal.SIG_IGN)
     settings = job.experiment.trainer
     rank = settings.node_rank * settings.devices + local_rank
-    stage = Stage()
+    # This node's first rank tells the parent when training begins (after the rendezvous, the data
+    # and DDP's first broadcast): from then on a stop is agreed and saved, before it is killed.
+    stage = Stage(on_writing=(lambda: inbox.put(Started())) if local_rank == 0 else None)
     try:
         world = enter_world(
             settings, rank=rank, size=settings.world_size, local_rank=local_rank, store_port=job.store_port, stop_flag=flag
@@ -211,8 +280,6 @@ def rank_main(local_rank: int, job: RankJob, inbox: SimpleQueue[Message], flag: 
         message = Stopped(rank, exc.signum, str(exc))
     except BaseException as exc:
         message = failed(rank, exc)
-    if stage.writing and world.is_main:
-        inbox.put(Started())
     if message is not None:
         inbox.put(message)
     # After a failure the others may be inside a collective: leave without waiting for them.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from traceback import format_exception
@@ -30,7 +30,7 @@ from typedexp.engine import count_batches, fit, prepare, resolve_device, seed_ev
 from typedexp.engine.checkpoint import malformed, write_atomically
 from typedexp.engine.checkpoint_checks import resume_problem
 from typedexp.engine.settings import Progress, TrainerSettings
-from typedexp.engine.signals import stop_on_signals
+from typedexp.engine.signals import held_while_closing, stop_on_signals
 from typedexp.app.error_messages import error_line, user_message
 from typedexp.core.errors import ConfigError, TypedexpError
 from typedexp.specs.experiment import Experiment
@@ -47,6 +47,7 @@ from typedexp.tracking.guarded import GuardedTracker
 from typedexp.tracking.media_files import MEDIA_DIR, MediaFiles
 
 if TYPE_CHECKING:  # engine/distributed.py is imported only by runs of more than one process
+    from typedexp.engine.checkpoint import Checkpointer
     from typedexp.engine.distributed import World
 
 
@@ -178,6 +179,12 @@ class Stage:
     """How far a run got: ``writing`` once it starts the trackers, its first writes to the run dir."""
 
     writing: bool = False
+    on_writing: Callable[[], None] | None = None  # a spawned rank tells its parent (ranks.py)
+
+    def begin_writing(self) -> None:
+        self.writing = True
+        if self.on_writing is not None:
+            self.on_writing()
 
 
 def run_dir_setting() -> str:
@@ -303,7 +310,7 @@ def train(
         from typedexp.engine.distributed import wrap
 
         trained = wrap(trained, device)
-    stage.writing = True
+    stage.begin_writing()
 
     console = Console(quiet=not main)  # rank 0 speaks for the run
     if not main:
@@ -363,7 +370,12 @@ def train(
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        trackers.finish(outcome, error)
+        if world is None or world.handles_signals:  # a spawned rank leaves signals to its parent
+            kept = session.checkpointer
+            with held_while_closing(outcome is RunOutcome.aborted, lambda signum: closing_line(signum, kept, run_dir)):
+                trackers.finish(outcome, error)
+        else:
+            trackers.finish(outcome, error)
 
     # Atomic, so that model.pt exists only complete: its presence is what marks a finished run
     # (session.open_session), and a symlink planted as model.pt is replaced, never followed.
@@ -375,6 +387,14 @@ def train(
     )
     console.print(summary_line(result), markup=False, highlight=False, soft_wrap=True)
     return result
+
+
+def closing_line(signum: int, checkpointer: Checkpointer, run_dir: Path) -> str:
+    """The line for a signal that came while the trackers closed, after training."""
+    import signal
+
+    kept = f"; kept {checkpointer.saved}; continue with: typedexp resume={run_dir}" if checkpointer.saved else ""
+    return f"interrupted by {signal.Signals(signum).name} while closing the tracker{kept}"
 
 
 def check_nodes(**nodes: object) -> None:

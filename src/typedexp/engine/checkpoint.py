@@ -224,6 +224,10 @@ def model_difference(saved: Mapping[str, torch.Tensor], current: Mapping[str, to
     return None
 
 
+class StopRequested(Exception):
+    """A signal asked to stop between two validation batches (``Checkpointer.stop_now``)."""
+
+
 class Checkpointer:
     """Saves ``last.pt`` (every epoch, every ``checkpoint_every`` steps, on a signal) and ``best.pt``.
 
@@ -267,6 +271,11 @@ class Checkpointer:
         every = self.settings.checkpoint_every
         return self.stop_signal is not None or (every is not None and step % every == 0)
 
+    def stop_now(self) -> bool:
+        """Whether a signal asks to stop at once: asked between validation batches, so that a long
+        validation stops within a batch. A plain attribute read here; ranks agree on it."""
+        return self.stop_signal is not None
+
     def save(self, position: LoopPosition, *, epoch_end: bool = False) -> None:
         """Write ``last.pt`` (and ``best.pt`` if a finished epoch improved); then honour a stop."""
         self._refuse_non_finite(position)
@@ -275,17 +284,20 @@ class Checkpointer:
             self.best_value = position.latest[self.settings.best_metric]
         self.write(position, improved)
         if self.stop_signal is not None:
-            import signal
-
-            name = signal.Signals(self.stop_signal).name
-            run_dir = self.directory.parent
             # At an epoch's end the position already names the next epoch, which may not exist.
             where = f"epoch {position.epoch}" if position.batch else f"the end of epoch {position.epoch - 1}"
-            raise Interrupted(
-                self.stop_signal,
-                f"interrupted by {name} at {where}, step {position.step}; "
-                f"saved {self.last}; continue with: typedexp resume={run_dir}",
-            )
+            raise self.interrupted(where, position.step)
+
+    def interrupted(self, where: str, step: int) -> Interrupted:
+        """The stop's one line: where it stopped, what ``last.pt`` holds and how to continue."""
+        import signal
+
+        signum = self.stop_signal or signal.SIGINT
+        return Interrupted(
+            signum,
+            f"interrupted by {signal.Signals(signum).name} at {where}, step {step}; "
+            f"saved {self.last}; continue with: typedexp resume={self.directory.parent}",
+        )
 
     def write(self, position: LoopPosition, improved: bool) -> None:
         """``last.pt`` (and ``best.pt`` when ``improved``); a rank other than 0 writes nothing."""

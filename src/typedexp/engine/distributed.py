@@ -199,6 +199,11 @@ class DistributedCheckpointer(Checkpointer):
             self.agreed = agreed or None
         return super().due(step)
 
+    def stop_now(self) -> bool:
+        # Every rank validates the same batches, so each asks here at the same point: a collective.
+        self.agreed = self.world.agree_stop(self.requested or 0) or None
+        return self.agreed is not None
+
     def save(self, position: LoopPosition, *, epoch_end: bool = False) -> None:
         if position.window is not None:  # the checkpoint holds the global window, summed over ranks
             weighted, correct, count = position.window
@@ -260,7 +265,12 @@ def join_group(
     *, rank: int, size: int, device: torch.device, settings: TrainerSettings, store_port: int | None
 ) -> None:
     """``init_process_group``: gloo on CPU, NCCL on CUDA; through the launching process's store
-    (``store_port``), or torchrun's environment (``None``)."""
+    (``store_port``), or torchrun's environment (``None``).
+
+    A rendezvous that does not answer within ``trainer.timeout_s`` is one ``ConfigError`` line
+    naming the host and port tried; torch's own report of each failed try (a C++ stack trace,
+    about 40 lines per rank) is kept off the terminal (``native_stderr_quiet``).
+    """
     from datetime import timedelta
 
     import torch.distributed as dist
@@ -268,11 +278,50 @@ def join_group(
     backend = "nccl" if device.type == "cuda" else "gloo"
     timeout = timedelta(seconds=settings.timeout_s)
     if store_port is None:
-        dist.init_process_group(backend, init_method="env://", rank=rank, world_size=size, timeout=timeout)
-        return
-    store = dist.TCPStore(  # type: ignore[attr-defined]  # documented; torch re-exports it without `as`
-        settings.master_addr, store_port, is_master=False, timeout=timeout)
-    dist.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=timeout)
+        where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+    else:
+        where = f"{settings.master_addr}:{store_port}"
+    try:
+        with native_stderr_quiet():
+            if store_port is None:
+                dist.init_process_group(backend, init_method="env://", rank=rank, world_size=size, timeout=timeout)
+                return
+            store = dist.TCPStore(  # type: ignore[attr-defined]  # documented; torch re-exports it without `as`
+                settings.master_addr, store_port, is_master=False, timeout=timeout)
+            dist.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=timeout)
+    except RuntimeError as exc:  # torch's DistNetworkError, DistStoreError: a timeout, a refused connection
+        raise ConfigError(rendezvous_failure(settings, rank, where, exc)) from exc
+
+
+def rendezvous_failure(settings: TrainerSettings, rank: int, where: str, exc: BaseException) -> str:
+    """One line for a rank that could not meet the others at ``where`` (host:port)."""
+    reason = " ".join(str(exc).split()).partition(". ")[0][:160].rstrip(".")  # torch's first sentence
+    hint = (
+        "start node 0 (trainer.node_rank=0) with the same trainer.master_addr and trainer.master_port, "
+        "and check that this machine can reach that address"
+        if settings.node_rank != 0
+        else "the other ranks did not arrive in time; raise trainer.timeout_s on a loaded machine"
+    )
+    return (
+        f"rank {rank} could not meet the others at {where} within trainer.timeout_s={settings.timeout_s:g} s "
+        f"({reason}); {hint}"
+    )
+
+
+@contextmanager
+def native_stderr_quiet() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for the block: torch's C++ side logs every failed connection
+    try straight to it (not through Python), with a stack trace each time."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def leave_group(*, wait: bool) -> None:

@@ -7,8 +7,10 @@ its result back to the host once, so trackers get CPU tensors and plain ints the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from typedexp.engine.checkpoint import StopRequested
 from typedexp.engine.settings import TrainerSettings
 from typedexp.tracking.base import ConfusionMatrix, MediaTracker, PredictionSamples, Tracker
 
@@ -59,14 +61,21 @@ def sample_predictions(model: nn.Module, data: DataBundle, count: int) -> Predic
     return PredictionSamples(SAMPLES, shown, tuple(labels.tolist()), tuple(predicted.tolist()))
 
 
-def confusion_counts(model: nn.Module, split: Split, *, num_classes: int, batch_size: int) -> ConfusionMatrix:
-    """Counts of (true, predicted) over ``split``, ``batch_size`` examples per forward pass."""
+def confusion_counts(
+    model: nn.Module, split: Split, *, num_classes: int, batch_size: int, stop: Callable[[], bool] | None = None
+) -> ConfusionMatrix:
+    """Counts of (true, predicted) over ``split``, ``batch_size`` examples per forward pass.
+
+    ``stop`` is asked before every batch, as ``loop.evaluate`` asks it; True raises ``StopRequested``.
+    """
     import torch
 
     model.eval()
     counts = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=split.images.device)
     with torch.inference_mode():
         for start in range(0, len(split), batch_size):
+            if stop is not None and stop():
+                raise StopRequested
             logits = model(split.images[start : start + batch_size])  # (B, num_classes)
             pairs = split.labels[start : start + batch_size] * num_classes + logits.argmax(dim=1)  # (B,)
             counts += torch.bincount(pairs, minlength=num_classes * num_classes)
@@ -79,7 +88,12 @@ def log_grid(model: nn.Module, data: DataBundle, tracker: Tracker, settings: Tra
         tracker.log_media(sample_predictions(model, data, settings.media_samples), step=step, epoch=epoch)
 
 
-def log_confusion(model: nn.Module, data: DataBundle, tracker: Tracker, settings: TrainerSettings, *, step: int, epoch: int) -> None:
+def log_confusion(
+    model: nn.Module, data: DataBundle, tracker: Tracker, settings: TrainerSettings, *, step: int, epoch: int,
+    stop: Callable[[], bool] | None = None,
+) -> None:
     if settings.media_every > 0 and isinstance(tracker, MediaTracker):
-        matrix = confusion_counts(model, data.val, num_classes=data.num_classes, batch_size=settings.eval_batch_size)
+        matrix = confusion_counts(
+            model, data.val, num_classes=data.num_classes, batch_size=settings.eval_batch_size, stop=stop
+        )
         tracker.log_media(matrix, step=step, epoch=epoch)

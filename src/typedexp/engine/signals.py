@@ -7,6 +7,10 @@ signal exits at once with ``os._exit``, skipping the save, for when a step or a 
 SwanLab replaces the SIGINT handler while its run is open, so these
 handlers are installed after the tracker starts and the previous ones are put back on exit,
 before the tracker is finished.
+
+While the trackers close (``held_while_closing``), a first signal waits until they are closed
+(a second, again, exits at once): a tracker cut off half-way through its ``finish`` can lose
+its run, and closing takes about a second.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
 from typedexp.engine.checkpoint import Checkpointer
+from typedexp.core.errors import Interrupted
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -48,3 +53,33 @@ def stop_on_signals(checkpointer: Checkpointer) -> Iterator[None]:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+@contextmanager
+def held_while_closing(stopping: bool, line: Callable[[int], str]) -> Iterator[None]:
+    """SIGINT/SIGTERM during the block are raised as ``Interrupted(line(signum))`` once it ends.
+
+    ``stopping``: the run is stopping on a signal already, so any further one exits at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if stopping or held:
+            sys.stderr.write(f"typedexp: error: {signal.Signals(signum).name} again; exiting at once\n")
+            sys.stderr.flush()
+            os._exit(128 + signum)
+        held.append(signum)
+
+    previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    for number in STOP_SIGNALS:
+        signal.signal(number, handle)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if held:
+        raise Interrupted(held[0], line(held[0]))

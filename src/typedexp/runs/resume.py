@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 
 from typedexp.core.errors import ConfigError
 from typedexp.runs.layout import CHECKPOINT_DIR, LAST, refuse_symlinks
+from typedexp.core.safety.launchers import RENDEZVOUS_DEFAULTS
 from typedexp.runs.session import may_differ
 
 KEY = "resume"
@@ -127,7 +128,11 @@ def original_overrides(run_dir: Path) -> list[Override]:
     if not saved.is_file():
         return []
     lines = [str(line) for line in OmegaConf.load(saved)]
-    return [o for o in OverridesParser.create().parse_overrides(lines) if o.key_or_group != KEY]
+    # Where the ranks met is this attempt's to say, typed again if not the default (safety/launchers.py).
+    return [
+        o for o in OverridesParser.create().parse_overrides(lines)
+        if o.key_or_group != KEY and o.key_or_group not in RENDEZVOUS_DEFAULTS
+    ]
 
 
 def merge(first: Sequence[Override], then: Sequence[Override]) -> list[Override]:

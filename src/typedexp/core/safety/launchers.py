@@ -67,6 +67,23 @@ PLAIN_FIELDS: Mapping[str, frozenset[str]] = {
 }
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
+# Where a run's ranks meet (the rendezvous; docs/ddp.md), with the value they have unless typed.
+# A preset or config file that set trainer.master_addr would send a one-node run's rendezvous,
+# and so its ranks' connections, to a host of its choosing. Like the launcher fields above, only
+# the command line (or launch()'s overrides) may set them; resume= does not re-apply them.
+RENDEZVOUS_DEFAULTS: Mapping[str, str] = {"trainer.master_addr": "127.0.0.1", "trainer.master_port": "0"}
+
+
+def check_rendezvous(key: str, value: object, typed: Mapping[str, str]) -> None:
+    """Refuse a rendezvous field that holds neither its default nor what the person typed."""
+    text = as_text(value)
+    if text == RENDEZVOUS_DEFAULTS[key] or typed.get(key) == text:
+        return
+    raise ConfigError(
+        f"{key}={text}: refused, where the ranks meet (the rendezvous) comes only from the command line "
+        f"(or launch()'s overrides), not from a preset, a config file or a resumed run; type {key}=... yourself"
+    )
+
 
 def as_text(value: object) -> str:
     """A leaf's value as compared here: ``60``, ``'60'`` and an enum's name all read the same."""
