@@ -5,7 +5,8 @@ a run leaves (``runs.find_runs``: ``.hydra/``, ``metrics.jsonl``, ``result.json`
 lists runs of every tracker mode, ``disabled`` included, and runs that crashed or are still going.
 
 Run directories may come from elsewhere, so they are read as data: no symlinked folder is walked
-into and no symlinked file is read (``runs.py``), control characters in overrides and error lines
+into, no symlinked file, FIFO or device is read, and each file only up to a cap (``runs.py``; each
+file not read is one warning line, and the run is listed with the rest), control characters in overrides and error lines
 are shown as ``?`` (``summary.shown``), and a CSV cell a spreadsheet would run as a formula gets a
 leading quote (``summary.csv_cell``). The table, the CSV and the columns that vary are the sweep
 summary's (``summary.py``), so both read the same way.
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, NoReturn
 from typedexp import rundir
 from typedexp.engine.settings import BestMode
 from typedexp.errors import TypedexpError
-from typedexp.report import print_error
+from typedexp.report import print_error, warn
 from typedexp.runs import RunRecord, find_runs, load_yaml
 from typedexp.summary import (
     METRICS,
@@ -36,6 +37,7 @@ from typedexp.summary import (
     rank,
     shown,
     varying_keys,
+    warn_unread,
     wide_console,
 )
 
@@ -189,6 +191,7 @@ def show(args: RunsArgs, console: Console | None = None) -> list[RunRecord]:
     console = console or wide_console()
     places = " and ".join(map(str, args.dirs))
     found = read_runs(args)
+    warn_unread(found)  # a FIFO, a 20 GiB file, JSON nested too deeply: named, and the run shown without it
     if not found:
         console.print(f"no runs under {places} (a run directory holds .hydra/)", markup=False, highlight=False)
         return []
@@ -315,7 +318,12 @@ def saved(run_dir: Path, name: str) -> object:
     """A YAML file of a run's ``.hydra/`` (``config.yaml``, ``hydra.yaml``); None if unreadable."""
     if (run_dir / rundir.HYDRA_DIR).is_symlink():  # its files would be read from wherever it points
         return None
-    return load_yaml(run_dir / rundir.HYDRA_DIR / name)
+    unread: list[str] = []
+    document = load_yaml(run_dir / rundir.HYDRA_DIR / name, unread)
+    if name != "hydra.yaml":  # runs.read_run reads hydra.yaml too, and has said why it could not
+        for line in unread:
+            warn(shown(line))
+    return document
 
 
 def lookup(document: object, keys: Sequence[str]) -> object:

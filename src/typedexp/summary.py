@@ -92,6 +92,13 @@ class Summary:
         return count_states(self.records, "job")
 
 
+def warn_unread(records: Sequence[RunRecord]) -> None:
+    """One warning per file of a run dir that was not read (a FIFO, too large, not JSON...), naming it."""
+    for record in records:
+        for line in record.unread:
+            warn(shown(line))
+
+
 def count_states(records: Sequence[RunRecord], noun: str) -> str:
     """``"3 jobs (2 done, 1 failed)"``: how many records, and how many in each state."""
     by_state = {state: sum(r.state is state for r in records) for state in JobState}
@@ -272,6 +279,7 @@ def save(summary: Summary) -> None:
 def report(sweep_dir: Path, metric: str, mode: BestMode, console: Console | None = None) -> Summary:
     """Summarize the sweep, save both files (a failure to save is one warning) and print the table."""
     summary = summarize(sweep_dir, metric, mode)
+    warn_unread(summary.records)
     saved: str | None = f"{sweep_dir / CSV_FILE} and {MARKDOWN_FILE}"
     try:
         save(summary)
@@ -301,9 +309,13 @@ def refresh_after_resume(run_dir: Path) -> None:
     ranking = ranking if isinstance(ranking, dict) else {}
     try:
         ranked = SweepSummary(str(ranking.get("metric", "val/acc")), str(ranking.get("mode", BestMode.max.value)))
-        save(summarize(sweep_dir, ranked.metric, ranked.mode))
+        summary = summarize(sweep_dir, ranked.metric, ranked.mode)
+        warn_unread(summary.records)
+        save(summary)
     except (OSError, ConfigError) as exc:
         warn(f"the sweep summary in {sweep_dir} was not updated after this resume: {exc}")
+    except Exception as exc:  # the resumed run itself succeeded: a summary must not turn it into a failure
+        warn(f"the sweep summary in {sweep_dir} was not updated after this resume: {type(exc).__name__}: {exc}")
 
 
 def wide_console() -> Console:
