@@ -40,6 +40,7 @@ CHECKPOINT_DIR = "checkpoints"
 LAST, BEST = "last.pt", "best.pt"
 LOCK_FILE = ".lock"
 HYDRA_DIR = ".hydra"
+MULTIRUN_FILE = "multirun.yaml"  # Hydra writes it into the sweep dir, before the first job
 # Any of these means the directory holds an earlier run's results.
 RESULTS = (METRICS_FILE, WEIGHTS_FILE, f"{CHECKPOINT_DIR}/{LAST}")
 # Everything a run or a resume reads or writes in its directory (Hydra writes .hydra/'s files),
