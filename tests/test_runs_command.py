@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -346,9 +347,7 @@ def test_a_deep_tree_of_folders_is_walked_without_recursion(tmp_path: Path) -> N
     for folder in levels:  # one by one: os.makedirs and mkdir(parents=True) recurse too
         os.mkdir(folder)
     os.mkdir(os.path.join(levels[-1], rundir.HYDRA_DIR))
-    frames, frame = 0, sys._getframe()
-    while frame is not None:
-        frames, frame = frames + 1, frame.f_back
+    frames = len(traceback.extract_stack())  # in use now, pytest's included
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(frames + 100)
     try:
