@@ -174,7 +174,7 @@ def test_resume_of_a_run_with_garbled_overrides_is_one_line(workdir: Path, saved
     done = run_main(["resume=run"], workdir)
     assert done.returncode == 2 and done.stdout == ""
     (line,) = done.stderr.splitlines()
-    assert line.startswith(f"typedexp: error: resume=run: ") and words in line, line
+    assert line.startswith("typedexp: error: resume=run: ") and words in line, line
 
 
 def test_truncated_checkpoint_is_refused_and_the_run_is_untouched(workdir: Path) -> None:

@@ -38,7 +38,6 @@ from typing import BinaryIO
 import yaml
 
 from typedexp import rundir
-from typedexp.errors import ConfigError
 from typedexp.resources import naming_full_disk
 
 RESULT_FILE = "result.json"
