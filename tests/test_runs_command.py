@@ -27,6 +27,7 @@ from tests.helpers import QUICK, CliRun, held_run, run_main
 from typedexp import JobFailure, launch, launch_sweep, rundir, runs
 from typedexp.errors import TypedexpError
 from typedexp.runs import JobState, RunRecord, find_runs
+from typedexp.summary import override_values
 
 SWEEP = "multirun/sweep"
 SINGLE = "outputs/single"
@@ -323,6 +324,32 @@ def test_hostile_run_dirs_never_hang_or_crash_the_table_the_csv_or_the_plot(tmp_
     assert float(rows["math"]["val/acc"]) == 1.7e308  # shown; too close to float max to be drawn
     assert done.stdout.splitlines()[-1] == "plotted val/acc of 2 runs in val-acc.png"
     assert (tmp_path / "val-acc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_run_with_thousands_of_overrides_prints_a_readable_table_quickly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most MAX_SETTINGS setting columns are printed (the CSV has all); each run's overrides are
+    split once, not once per column (70,000 overrides took minutes: quadratic, and rich's layout)."""
+    from typedexp import runs_table
+
+    for name, overrides in (("many", [f"+k{i}=1" for i in range(1000)]), ("few", ["model=small"])):
+        (tmp_path / "runs" / name / rundir.HYDRA_DIR).mkdir(parents=True)
+        (tmp_path / "runs" / name / rundir.HYDRA_DIR / "overrides.yaml").write_text(json.dumps(overrides), encoding="utf-8")
+    calls: list[int] = []
+
+    def counted(overrides: tuple[str, ...]) -> dict[str, str]:
+        calls.append(len(overrides))
+        return override_values(overrides)
+
+    monkeypatch.setattr(runs_table, "override_values", counted)
+    done, rows = listed(tmp_path, "runs")
+    settings = ["model", *(f"k{i}" for i in range(1000))]  # in the order the runs (few, many) name them
+    header = done.stdout.splitlines()[1].split()
+    assert header == ["run", *settings[: runs_table.MAX_SETTINGS], "val/acc", "steps", "seconds", "state"]
+    assert f"{1001 - runs_table.MAX_SETTINGS} more settings differ between these runs (--csv FILE writes every one)" in done.stdout
+    assert list(rows[0])[1:1002] == settings  # the CSV: every one
+    assert len(calls) <= 2 * 2  # once per run for the printed table, once for the CSV
 
 
 def test_a_metrics_file_over_the_cap_is_read_from_its_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
