@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -139,6 +140,30 @@ def config_fields() -> list[tuple[list[str], str, str]]:
                 if not name.startswith("hydra."):
                     found.setdefault(name, (overrides, name, kind))
     return sorted(found.values(), key=lambda item: item[1])
+
+
+class Hung(BaseException):
+    """Raised by ``no_hang``: a BaseException, so no ``except Exception``/``except OSError`` swallows it."""
+
+
+@contextmanager
+def no_hang(seconds: int = 60) -> Iterator[None]:
+    """Fail the test, rather than hang the suite, if the block still runs after ``seconds``.
+
+    SIGALRM interrupts a blocking system call (``open`` of a FIFO waits for a writer forever) and
+    its handler raises ``Hung``. Main thread only, as pytest runs tests.
+    """
+
+    def fail(signum: int, frame: object) -> None:
+        raise Hung(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 120.0) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import os
 from pathlib import Path
 from typing import BinaryIO
 
@@ -12,8 +14,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from tests.helpers import RecordingTracker, run_cli, run_signalled
-from typedexp import ConfigError, launch
+from tests.helpers import QUICK, RecordingTracker, no_hang, run_cli, run_main, run_signalled
+from typedexp import ConfigError, launch, launch_sweep
 from typedexp.data import FakeData
 from typedexp.engine import TrainerSettings, fit, seed_everything
 from typedexp.engine.checkpoint import FORMAT, Checkpointer, LoopPosition, read_checkpoint, write_atomically
@@ -131,6 +133,51 @@ def test_resume_auto_continues_the_newest_run_with_the_same_overrides(workdir: P
 def test_resume_auto_without_a_matching_run_is_refused(workdir: Path) -> None:
     with pytest.raises(ConfigError, match="resume=auto: no run under outputs/ with the same overrides"):
         launch([*FAST, "resume=auto"])
+
+
+def test_resuming_a_sweep_job_beside_a_hostile_sibling_updates_the_summary(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The summary refresh reads every job of the sweep: a sibling built to hang or crash a reader
+    (FIFOs, JSON nested 100,000 deep, a timestamp in month 13) is shown with what could be read."""
+    launch_sweep(QUICK, sweep_dir="sweep")  # one finished job, sweep/0, and summary.csv
+    sibling = workdir / "sweep" / "1"
+    (sibling / ".hydra").mkdir(parents=True)
+    os.mkfifo(sibling / ".lock")
+    os.mkfifo(sibling / "metrics.jsonl")
+    (sibling / "result.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    (sibling / ".hydra" / "hydra.yaml").write_text("hydra:\n  job:\n    num: 2024-13-45 00:00:00\n", encoding="utf-8")
+    capsys.readouterr()
+    with no_hang():
+        launch(["resume=sweep/0", "epochs=2"])  # one more epoch of 2 steps
+    with (workdir / "sweep" / "summary.csv").open(encoding="utf-8", newline="") as file:
+        rows = {row["run_dir"]: (row["state"], row["steps"]) for row in csv.DictReader(file)}
+    assert rows == {"0": ("done", "4"), "1": ("interrupted", "0")}
+    warnings = capsys.readouterr().err.splitlines()
+    assert f"typedexp: warning: {sibling}/result.json: not JSON (nested too deeply); not read" in warnings
+    assert not any("not updated" in line for line in warnings)
+
+
+@pytest.mark.parametrize(
+    ("saved", "words"),
+    [
+        ('{"model": "large"}', "is not a list of overrides, as Hydra writes it"),
+        ('["model=large", "optim.lr=(("]', "holds an override Hydra cannot parse"),
+        ("- 2024-13-45 00:00:00\n", "cannot read the run's overrides: "),
+        (b'["model=\xff"]', "cannot read the run's overrides: "),
+    ],
+    ids=["mapping", "unparsable", "bad-timestamp", "not-utf8"],
+)
+def test_resume_of_a_run_with_garbled_overrides_is_one_line(workdir: Path, saved: str | bytes, words: str) -> None:
+    (workdir / "run" / "checkpoints").mkdir(parents=True)
+    (workdir / "run" / "checkpoints" / "last.pt").write_bytes(b"not read: the overrides are first")
+    overrides = workdir / "run" / ".hydra" / "overrides.yaml"
+    overrides.parent.mkdir()
+    overrides.write_bytes(saved) if isinstance(saved, bytes) else overrides.write_text(saved, encoding="utf-8")
+    done = run_main(["resume=run"], workdir)
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("typedexp: error: resume=run: ") and words in line, line
 
 
 def test_truncated_checkpoint_is_refused_and_the_run_is_untouched(workdir: Path) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import QUICK, held_run, run_cli
-from typedexp import ConfigError, launch
+from tests.helpers import QUICK, held_run, no_hang, run_cli, run_main
+from typedexp import ConfigError, launch, launch_sweep
 from typedexp.engine.checkpoint import FORMAT, write_atomically
 from typedexp.runs.layout import LOCK_FILE, hold, lock_holder
 from typedexp.runs.record import JobState, read_run
@@ -135,6 +135,43 @@ def test_resume_refuses_a_run_dir_holding_a_symlink(workdir: Path, name: str) ->
     with pytest.raises(ConfigError, match=f"shared: {name} is a symlink; a run writes only inside its own directory"):
         launch(["resume=shared", "epochs=2"])
     assert (list(victim.iterdir()) == []) if victim.is_dir() else victim.read_text() == "precious\n"
+
+
+# A FIFO where a run file goes: opened plainly (to read the lock's holder, to append metrics, for
+# Hydra to write its files), it waits for a writer or reader forever.
+SPECIAL_FILES = [".lock", "metrics.jsonl", ".hydra/config.yaml", "typedexp.log"]
+
+
+def test_a_fifo_where_a_run_file_goes_is_refused_not_waited_on(workdir: Path) -> None:
+    launch([*QUICK, "epochs=1"], output_dir="shared")  # finished, with checkpoints/last.pt: resumable
+    (workdir / "fresh" / ".hydra").mkdir(parents=True)
+    for name in SPECIAL_FILES:
+        for run_dir, args in ((workdir / "shared", ["resume=shared", "epochs=2"]), (workdir / "fresh", [*QUICK, "hydra.run.dir=fresh"])):
+            path = run_dir / name
+            if path.exists():
+                path.rename(workdir / "parked")
+            os.mkfifo(path)
+            with no_hang(), pytest.raises(ConfigError, match=f": {name} is a FIFO, not a regular file; a run reads and writes only"):
+                launch(args)
+            path.unlink()
+            if (workdir / "parked").exists():
+                (workdir / "parked").rename(path)
+    (workdir / "shared" / ".lock").unlink()  # the command line: one line, exit code 2
+    os.mkfifo(workdir / "shared" / ".lock")
+    with no_hang():
+        done = run_main(["resume=shared", "epochs=2"], workdir)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "typedexp: error: resume=shared: .lock is a FIFO, not a regular file; a run reads and writes only regular "
+        "files in its directory, so remove it (or copy the run's real files into a new directory)"
+    ]
+
+
+def test_a_fifo_where_hydra_writes_a_sweeps_file_is_refused(workdir: Path) -> None:
+    (workdir / "sweep").mkdir()
+    os.mkfifo(workdir / "sweep" / "multirun.yaml")
+    with no_hang(), pytest.raises(ConfigError, match="sweep: multirun.yaml is a FIFO, not a regular file"):
+        launch_sweep([*QUICK, "seed=1,2"], sweep_dir="sweep")
 
 
 def test_a_new_run_refuses_a_symlink_where_its_files_go(workdir: Path) -> None:

@@ -13,7 +13,9 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,8 +26,10 @@ from PIL import Image
 from tests.helpers import QUICK, CliRun, held_run, run_main
 from typedexp import JobFailure, launch, launch_sweep
 from typedexp.runs import layout as rundir
+from typedexp.runs import record as runs
 from typedexp.core.errors import TypedexpError
-from typedexp.runs.record import find_runs
+from typedexp.runs.record import JobState, RunRecord, find_runs
+from typedexp.runs.columns import override_values
 
 SWEEP = "multirun/sweep"
 SINGLE = "outputs/single"
@@ -237,6 +241,167 @@ def test_symlinks_in_a_runs_directory_are_not_followed(tmp_path: Path, runs_root
         ("given/run", "0", "", "interrupted"),
     ]
     assert [row["optim.lr"] for row in rows] == ["", "0.05"]  # the linked .hydra/'s overrides are not read
+
+
+def hostile_runs(root: Path) -> list[str]:
+    """Run dirs built to hang, exhaust memory or crash a reader; the warning lines each must give."""
+
+    def run(name: str, note: str | None = None, **files: str | bytes) -> Path:
+        path = root / name
+        (path / rundir.HYDRA_DIR).mkdir(parents=True)
+        if note is not None:
+            (path / rundir.HYDRA_DIR / "overrides.yaml").write_text(json.dumps([f"+note={note}"]), encoding="utf-8")
+        for file, content in files.items():
+            target = path / file.replace("__", "/").replace("_", ".")  # hydra__hydra_yaml: .hydra/hydra.yaml
+            target.write_bytes(content) if isinstance(content, bytes) else target.write_text(content, encoding="utf-8")
+        return path
+
+    fifo = run("fifo")  # every file a FIFO: a plain open of any of them waits for a writer forever
+    for name in (".lock", "result.json", rundir.METRICS_FILE, ".hydra/overrides.yaml", ".hydra/hydra.yaml", ".hydra/config.yaml"):
+        os.mkfifo(fifo / name)
+    with (run("sparse", "sparse") / rundir.METRICS_FILE).open("wb") as sparse:
+        sparse.truncate(20 * 2**30)  # 20 GiB of holes: no disk used, but read whole it is 20 GiB of memory
+    run("nested", "nested", result_json="[" * 100_000 + "]" * 100_000)
+    run("huge", "huge", result_json=json.dumps({"state": "done", "steps": 10**400, "metrics": {"val/acc": 10**400}}))
+    run("timestamp", "timestamp", _hydra__hydra_yaml="hydra:\n  job:\n    num: 2024-13-45 00:00:00\n")
+    run("types", "types", result_json='{"state": ["done"], "metrics": [1]}')
+    run("binary", "binary", result_json=b"\xff\x00\x81", metrics_jsonl=b'\xff\x00\n{"step": 1, "val/acc": 0.25}\n')
+    run("math", "$\\foo{$", metrics_jsonl='{"step": 1, "val/acc": 0.5}\n{"step": 2, "val/acc": 1.7e308}\n')
+    folders = run("folders", "folders")
+    for name in (".lock", "result.json", rundir.METRICS_FILE):
+        (folders / name).mkdir()
+    laughs = [f'a{i}: &a{i} [{", ".join([f"*a{i - 1}"] * 9)}]' for i in range(1, 30)]  # 9**29 leaves, if copied
+    run("laughs", None, _hydra__config_yaml="\n".join(['a0: &a0 ["lol"]', *laughs, "note: laughs"]) + "\n")
+    d = root.name
+    return [
+        f"{d}/binary/result.json: not JSON (unparsable); not read",
+        f"{d}/fifo/.hydra/config.yaml: a FIFO, not a regular file; not read",
+        f"{d}/fifo/.hydra/hydra.yaml: a FIFO, not a regular file; not read",
+        f"{d}/fifo/.hydra/overrides.yaml: a FIFO, not a regular file; not read",
+        f"{d}/fifo/.lock: a FIFO, not a regular file; not read, so the run is not shown as running",
+        f"{d}/fifo/metrics.jsonl: a FIFO, not a regular file; not read",
+        f"{d}/fifo/result.json: a FIFO, not a regular file; not read",
+        f"{d}/folders/.lock: a directory, not a regular file; not read, so the run is not shown as running",
+        f"{d}/folders/metrics.jsonl: a directory, not a regular file; not read",
+        f"{d}/folders/result.json: a directory, not a regular file; not read",
+        f"{d}/nested/result.json: not JSON (nested too deeply); not read",
+        f"{d}/sparse/metrics.jsonl: 20.0 GiB; only its last 64.0 MiB read",
+        f"{d}/timestamp/.hydra/hydra.yaml: not YAML typedexp can read (month must be in 1..12); not read",
+        f"{d}/types/result.json: not a typedexp result (no known state); not read",
+    ]
+
+
+def limited_memory() -> None:
+    """In the child: 3 GiB of address space, so reading a 20 GiB file whole fails at once (MemoryError)
+    instead of pushing the machine into swap or the OOM killer."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+
+def test_hostile_run_dirs_never_hang_or_crash_the_table_the_csv_or_the_plot(tmp_path: Path) -> None:
+    """FIFOs, a 20 GiB sparse file, JSON nested 100,000 deep, a 400-digit metric, a bad YAML
+    timestamp, a label matplotlib would read as maths: every run listed, one warning per file.
+
+    A subprocess, with a timeout and a memory limit: a reader that blocks or reads whole would
+    otherwise hang the suite or take the machine's memory.
+    """
+    expected = hostile_runs(tmp_path / "hostile")
+    done = subprocess.run(
+        [sys.executable, "-m", "typedexp", "runs", "hostile", "--csv", "rows.csv", "--plot", "val/acc"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, preexec_fn=limited_memory,
+        env={k: v for k, v in os.environ.items() if k not in ("SWANLAB_API_KEY", "HYDRA_FULL_ERROR")},
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stderr.splitlines()) == [f"typedexp: warning: {line}" for line in expected]
+    with (tmp_path / "rows.csv").open(encoding="utf-8", newline="") as file:
+        rows = {row["run"].removeprefix("hostile/"): row for row in csv.DictReader(file)}
+    assert {name: row["state"] for name, row in rows.items()} == {
+        **dict.fromkeys(["binary", "fifo", "folders", "laughs", "math", "nested", "sparse", "timestamp", "types"], "interrupted"),
+        "huge": "done",
+    }
+    # What could be read is shown: a readable line beside a binary one, a YAML note beside the laughs.
+    assert (rows["binary"]["val/acc"], rows["math"]["note"], rows["laughs"]["note"]) == ("0.2500", "$\\foo{$", "laughs")
+    assert (rows["huge"]["val/acc"], rows["huge"]["steps"]) == ("", "0")  # 10**400 is no float: dropped
+    assert float(rows["math"]["val/acc"]) == 1.7e308  # shown; too close to float max to be drawn
+    assert done.stdout.splitlines()[-1] == "plotted val/acc of 2 runs in val-acc.png"
+    assert (tmp_path / "val-acc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_run_with_thousands_of_overrides_prints_a_readable_table_quickly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most MAX_SETTINGS setting columns are printed (the CSV has all); each run's overrides are
+    split once, not once per column (70,000 overrides took minutes: quadratic, and rich's layout)."""
+    from typedexp.runs import table as runs_table
+
+    for name, overrides in (("many", [f"+k{i}=1" for i in range(1000)]), ("few", ["model=small"])):
+        (tmp_path / "runs" / name / rundir.HYDRA_DIR).mkdir(parents=True)
+        (tmp_path / "runs" / name / rundir.HYDRA_DIR / "overrides.yaml").write_text(json.dumps(overrides), encoding="utf-8")
+    calls: list[int] = []
+
+    def counted(overrides: tuple[str, ...]) -> dict[str, str]:
+        calls.append(len(overrides))
+        return override_values(overrides)
+
+    monkeypatch.setattr(runs_table, "override_values", counted)
+    done, rows = listed(tmp_path, "runs")
+    settings = ["model", *(f"k{i}" for i in range(1000))]  # in the order the runs (few, many) name them
+    header = done.stdout.splitlines()[1].split()
+    assert header == ["run", *settings[: runs_table.MAX_SETTINGS], "val/acc", "steps", "seconds", "state"]
+    assert f"{1001 - runs_table.MAX_SETTINGS} more settings differ between these runs (--csv FILE writes every one)" in done.stdout
+    assert list(rows[0])[1:1002] == settings  # the CSV: every one
+    assert len(calls) <= 2 * 2  # once per run for the printed table, once for the CSV
+
+
+def test_a_metrics_file_over_the_cap_is_read_from_its_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last values are right however long the file; a line too long to be a point is skipped whole."""
+    monkeypatch.setattr(runs, "MAX_METRICS_BYTES", 4096)
+    monkeypatch.setattr(runs, "MAX_LINE_BYTES", 256)
+    metrics = tmp_path / rundir.METRICS_FILE
+    lines = [json.dumps({"step": step, "train/loss": 1 / step}) for step in range(1, 1001)]
+    lines.insert(990, "x" * 5000)  # longer than a line may be, and than the whole cap
+    metrics.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    unread: list[str] = []
+    assert runs.last_logged(metrics, unread) == ({"train/loss": 1 / 1000}, 1000)
+    assert unread == [f"{metrics}: {rundir.size_text(metrics.stat().st_size)}; only its last 4.0 KiB read"]
+    steps = [step for step, _ in runs.curve(metrics, "train/loss")]
+    assert steps == list(range(steps[0], 1001)) and 1 < steps[0] < 1000  # the end, no line cut in two
+
+
+def test_a_deep_tree_of_folders_is_walked_without_recursion(tmp_path: Path) -> None:
+    """A run 400 folders down, listed with only 100 frames to spare: ``os.walk`` recurses once per
+    level (in real trees: RecursionError at ~1,000 levels, which would take seconds to build here)."""
+    levels = [os.path.join(tmp_path, *["d"] * level) for level in range(1, 401)]
+    for folder in levels:  # one by one: os.makedirs and mkdir(parents=True) recurse too
+        os.mkdir(folder)
+    os.mkdir(os.path.join(levels[-1], rundir.HYDRA_DIR))
+    frames = len(traceback.extract_stack())  # in use now, pytest's included
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(frames + 100)
+    try:
+        found = find_runs(Path(levels[0]))
+    finally:
+        sys.setrecursionlimit(limit)
+    assert [record.run_dir for record in found] == [Path(levels[-1])]
+
+
+def test_plot_labels_from_run_dirs_are_text_not_maths(tmp_path: Path) -> None:
+    """``$\\foo{$`` is drawn as written (matplotlib would parse it as mathtext and fail); ``_x`` is in the
+    legend (matplotlib leaves out labels that start with an underscore)."""
+    import io
+
+    from typedexp.runs.plot import figure
+
+    records = [RunRecord(tmp_path / name, JobState.done) for name in ("a", "b")]
+    for record in records:
+        record.run_dir.mkdir()
+        (record.run_dir / rundir.METRICS_FILE).write_text('{"step": 1, "val/acc": 0.5}\n', encoding="utf-8")
+    drawn = figure(records, "val/acc", lambda record: "note=$\\foo{$" if record.run_dir.name == "a" else "_x")
+    drawn.savefig(io.BytesIO(), format="png")
+    legend = drawn.axes[0].get_legend()
+    assert legend is not None
+    assert [text.get_text() for text in legend.get_texts()] == ["note=\\$\\foo{\\$", " _x"]
 
 
 # --- the plot -------------------------------------------------------------------------------------

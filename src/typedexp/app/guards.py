@@ -132,8 +132,8 @@ def refuse_reused_run_dirs(composed: DictConfig, *, multirun: bool, resuming: Pa
     if multirun or composed.hydra.get("mode") == RunMode.MULTIRUN:  # -m, or hydra.mode=MULTIRUN
         refuse_leaving_the_run_dir("hydra.sweep.subdir", _text(job.sweep, "subdir", "hydra.sweep.subdir"))
         sweep_dir = Path.cwd() / (_text(job.sweep, "dir", "hydra.sweep.dir") or "")
-        if sweep_dir.is_symlink():
-            rundir.refuse_symlinks(sweep_dir, "hydra.sweep.dir")
+        # A symlink, or a FIFO where Hydra writes multirun.yaml (a plain open: it would wait forever).
+        rundir.refuse_symlinks(sweep_dir, "hydra.sweep.dir", [rundir.MULTIRUN_FILE])
         rundir.refuse_used(sweep_dir.resolve(), "hydra.sweep.dir")
         # The optuna sweeper continues the study in its sweep dir: it numbers new jobs after every
         # job dir there, and each job still refuses a used dir under its lock (task.run_experiment).

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from typedexp.core.report import warn
 from typedexp.engine.settings import BestMode
 from typedexp.runs.record import JobState, RunRecord
 
@@ -32,6 +33,13 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 def shown(text: str) -> str:
     return CONTROL.sub("?", text)
+
+
+def warn_unread(records: Sequence[RunRecord]) -> None:
+    """One warning per file of a run dir that was not read (a FIFO, too large, not JSON...), naming it."""
+    for record in records:
+        for line in record.unread:
+            warn(shown(line))
 
 
 def count_states(records: Sequence[RunRecord], noun: str) -> str:

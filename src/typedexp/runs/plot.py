@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 INSTALL_HINT = "pip install 'typedexp[plot]'"
 SIZE_INCHES = (8.0, 5.0)  # at DPI: an 800 x 500 pixel PNG
 DPI = 100
+# matplotlib's tick maths overflows (ValueError: arange: cannot compute length) on values near a
+# float's maximum (1.7e308); points beyond this are not drawn. No real step or metric comes near it.
+DRAWABLE = 1e300
 
 
 def require_matplotlib() -> None:
@@ -47,17 +50,31 @@ def figure(records: Sequence[RunRecord], metric: str, label: Callable[[RunRecord
     drawn = Figure(figsize=SIZE_INCHES, dpi=DPI)
     axes = drawn.subplots()
     for record in records:
-        points = curve(record.run_dir / rundir.METRICS_FILE, metric)
+        points = [
+            (step, value)
+            for step, value in curve(record.run_dir / rundir.METRICS_FILE, metric)
+            if abs(step) <= DRAWABLE and abs(value) <= DRAWABLE
+        ]
         if points:
             steps, values = zip(*points, strict=True)
             # marker: a run with one point (validation of a 1-epoch run) still shows
-            axes.plot(steps, values, marker="o", markersize=3, label=label(record))
+            axes.plot(steps, values, marker="o", markersize=3, label=plain(label(record)))
     axes.set_xlabel("step")
-    axes.set_ylabel(metric)
+    axes.set_ylabel(plain(metric))
     axes.grid(True, alpha=0.3)
     if axes.lines:
         axes.legend(fontsize="small")
     return drawn
+
+
+def plain(text: str) -> str:
+    """``text`` as matplotlib shows it literally: labels come from run dirs (overrides, paths).
+
+    A ``$`` would start mathtext (``$\\foo{$`` fails when the figure is drawn), so each is escaped;
+    a label starting with ``_`` would be left out of the legend, so it gets a leading space.
+    """
+    escaped = text.replace("$", r"\$")
+    return f" {escaped}" if escaped.startswith("_") else escaped
 
 
 def plot_runs(records: Sequence[RunRecord], metric: str, out: Path, label: Callable[[RunRecord], str]) -> int:

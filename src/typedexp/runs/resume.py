@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
-from omegaconf import OmegaConf
 
 from typedexp.core.errors import ConfigError
-from typedexp.runs.layout import CHECKPOINT_DIR, LAST, refuse_symlinks
+from typedexp.runs.layout import CHECKPOINT_DIR, HYDRA_DIR, LAST, refuse_symlinks
+from typedexp.runs.record import load_yaml
 from typedexp.core.safety.launchers import RENDEZVOUS_DEFAULTS
 from typedexp.runs.session import may_differ
 
@@ -123,16 +123,28 @@ def locate(asked: str, rest: Sequence[Override]) -> tuple[Path, Path | None]:
 
 
 def original_overrides(run_dir: Path) -> list[Override]:
-    """The overrides the run was first started with (its own ``.hydra/overrides.yaml``)."""
-    saved = run_dir / ".hydra" / "overrides.yaml"
-    if not saved.is_file():
+    """The overrides the run was first started with (its own ``.hydra/overrides.yaml``).
+
+    The run dir may come from elsewhere: the file is read as ``runs.load_yaml`` reads it (a regular
+    file only, never waited on, size-capped, plain YAML), and anything but a list of overrides Hydra
+    can parse is one ``ConfigError`` line.
+    """
+    saved = run_dir / HYDRA_DIR / "overrides.yaml"
+    unread: list[str] = []
+    loaded = load_yaml(saved, unread)
+    if unread:
+        raise ConfigError(f"resume={run_dir}: cannot read the run's overrides: {unread[0]}")
+    if loaded is None:  # no file: a run started without Hydra's files (or an empty one)
         return []
-    lines = [str(line) for line in OmegaConf.load(saved)]
+    if not isinstance(loaded, list) or not all(isinstance(line, str) for line in loaded):
+        raise ConfigError(f"resume={run_dir}: {saved} is not a list of overrides, as Hydra writes it")
+    try:
+        parsed = OverridesParser.create().parse_overrides(loaded)
+    except HydraException as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"resume={run_dir}: {saved} holds an override Hydra cannot parse: {reason}") from None
     # Where the ranks met is this attempt's to say, typed again if not the default (safety/launchers.py).
-    return [
-        o for o in OverridesParser.create().parse_overrides(lines)
-        if o.key_or_group != KEY and o.key_or_group not in RENDEZVOUS_DEFAULTS
-    ]
+    return [o for o in parsed if o.key_or_group != KEY and o.key_or_group not in RENDEZVOUS_DEFAULTS]
 
 
 def merge(first: Sequence[Override], then: Sequence[Override]) -> list[Override]:
@@ -157,7 +169,11 @@ def newest_matching_run(rest: Sequence[Override]) -> Path:
     candidates = sorted(OUTPUTS.glob("*/*/.hydra/overrides.yaml"), reverse=True)  # names are times
     for saved in candidates:
         run_dir = saved.parent.parent
-        if identity(original_overrides(run_dir)) == wanted and (run_dir / CHECKPOINT_DIR / LAST).is_file():
+        try:
+            overrides = original_overrides(run_dir)
+        except ConfigError:  # not a run of ours (a FIFO, not YAML): not the one meant
+            continue
+        if identity(overrides) == wanted and (run_dir / CHECKPOINT_DIR / LAST).is_file():
             return run_dir
     shown = " ".join(wanted) or "no overrides"
     raise ConfigError(f"resume=auto: no run under {OUTPUTS}/ with the same overrides ({shown}) has a checkpoint")

@@ -5,7 +5,8 @@ a run leaves (``runs.find_runs``: ``.hydra/``, ``metrics.jsonl``, ``result.json`
 lists runs of every tracker mode, ``disabled`` included, and runs that crashed or are still going.
 
 Run directories may come from elsewhere, so they are read as data: no symlinked folder is walked
-into and no symlinked file is read (``runs.py``), control characters in overrides and error lines
+into, no symlinked file, FIFO or device is read, and each file only up to a cap (``runs.py``; each
+file not read is one warning line, and the run is listed with the rest), control characters in overrides and error lines
 are shown as ``?`` (``summary.shown``), and a CSV cell a spreadsheet would run as a formula gets a
 leading quote (``summary.csv_cell``). The table, the CSV and the columns that vary are the sweep
 summary's (``summary.py``), so both read the same way.
@@ -16,15 +17,15 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from typedexp.runs import layout as rundir
 from typedexp.engine.settings import BestMode
 from typedexp.core.errors import TypedexpError
-from typedexp.core.report import print_error
+from typedexp.core.report import print_error, warn
 from typedexp.runs.record import RunRecord, find_runs, load_yaml
 from typedexp.runs.columns import (
     METRICS,
@@ -36,6 +37,7 @@ from typedexp.runs.columns import (
     rank,
     shown,
     varying_keys,
+    warn_unread,
     wide_console,
 )
 
@@ -45,6 +47,9 @@ if TYPE_CHECKING:
 EXIT_ERROR = 2  # as every other user mistake of the CLI
 DEFAULT_DIRS = ("outputs", "multirun")  # where Hydra puts single runs and sweeps
 SHOWN = ("val/acc", "test/acc")  # metric columns, each where some listed run has it
+# Setting columns printed (and named in a plot's labels); the CSV has all. More is no table to read,
+# and a run dir from elsewhere can hold 70,000 overrides: rich takes minutes to lay out such a table.
+MAX_SETTINGS = 40
 
 DESCRIPTION = (
     "List the runs under DIR (default: outputs/ and multirun/ here) as a table: the overrides that "
@@ -189,6 +194,7 @@ def show(args: RunsArgs, console: Console | None = None) -> list[RunRecord]:
     console = console or wide_console()
     places = " and ".join(map(str, args.dirs))
     found = read_runs(args)
+    warn_unread(found)  # a FIFO, a 20 GiB file, JSON nested too deeply: named, and the run shown without it
     if not found:
         console.print(f"no runs under {places} (a run directory holds .hydra/)", markup=False, highlight=False)
         return []
@@ -203,9 +209,12 @@ def show(args: RunsArgs, console: Console | None = None) -> list[RunRecord]:
         listed = rank(listed, args.sort, BestMode.max if descending else BestMode.min)
         title += f", sorted by {args.sort} ({'largest' if descending else 'smallest'} first)"
     table = RunsTable.of(listed, args.sort)
+    printed = replace(table, varying=table.varying[:MAX_SETTINGS])
     say(console, title)
     if listed:
-        print_table(console, table.header(), table.rows(MISSING), {"steps", "seconds", *table.metrics})
+        print_table(console, printed.header(), printed.rows(MISSING), {"steps", "seconds", *table.metrics})
+    if len(table.varying) > MAX_SETTINGS:
+        say(console, f"{len(table.varying) - MAX_SETTINGS} more settings differ between these runs (--csv FILE writes every one)")
     for record in listed:
         if record.error:
             say(console, f"{record.run_dir} {record.state.value}: {record.error}")
@@ -217,7 +226,7 @@ def show(args: RunsArgs, console: Console | None = None) -> list[RunRecord]:
         from typedexp.runs.plot import plot_runs
 
         out = args.out or Path(args.plot.replace("/", "-") + ".png")
-        drawn = plot_runs(listed, args.plot, out, table.label)
+        drawn = plot_runs(listed, args.plot, out, printed.label)
         say(console, f"plotted {args.plot} of {drawn} runs in {out}")
     return listed
 
@@ -263,7 +272,8 @@ class RunsTable:
         return [self.row(record, missing) for record in self.records]
 
     def row(self, record: RunRecord, missing: str) -> list[str]:
-        values = [setting(record, key) for key in self.varying]  # a run without the override: its saved value
+        typed = override_values(record.overrides)  # once per run: a run dir may hold 10,000s of overrides
+        values = [setting(record, key, typed) for key in self.varying]  # a run without the override: its saved value
         return [
             shown(str(record.run_dir)),
             *(missing if value is None else shown(value) for value in values),
@@ -275,7 +285,8 @@ class RunsTable:
 
     def label(self, record: RunRecord) -> str:
         """A plot legend's name for ``record``: its varying overrides, else its run dir."""
-        values = {key: setting(record, key) for key in self.varying}
+        typed = override_values(record.overrides)
+        values = {key: setting(record, key, typed) for key in self.varying}
         named = " ".join(f"{key}={value}" for key, value in values.items() if value is not None)
         return shown(named or str(record.run_dir))
 
@@ -290,14 +301,15 @@ def matches(record: RunRecord, test: Where) -> bool:
     return value is not None and same_value(value, test.value)
 
 
-def setting(record: RunRecord, key: str) -> str | None:
+def setting(record: RunRecord, key: str, typed: Mapping[str, str] | None = None) -> str | None:
     """The run's value of ``key``: from its overrides as typed, else the config Hydra saved.
 
     ``model`` is the chosen option (``hydra.runtime.choices`` in ``.hydra/hydra.yaml``), so a run
     that kept the default model matches ``model=small``; ``optim.lr`` is read from
     ``.hydra/config.yaml``. Only plain values count: a sub-config or a list is not a value.
+    ``typed`` is ``override_values(record.overrides)`` where the caller has it already.
     """
-    values = override_values(record.overrides)
+    values = override_values(record.overrides) if typed is None else typed
     if key in values:
         return values[key]
     value = lookup(saved(record.run_dir, "config.yaml"), key.split("."))
@@ -315,7 +327,12 @@ def saved(run_dir: Path, name: str) -> object:
     """A YAML file of a run's ``.hydra/`` (``config.yaml``, ``hydra.yaml``); None if unreadable."""
     if (run_dir / rundir.HYDRA_DIR).is_symlink():  # its files would be read from wherever it points
         return None
-    return load_yaml(run_dir / rundir.HYDRA_DIR / name)
+    unread: list[str] = []
+    document = load_yaml(run_dir / rundir.HYDRA_DIR / name, unread)
+    if name != "hydra.yaml":  # runs.read_run reads hydra.yaml too, and has said why it could not
+        for line in unread:
+            warn(shown(line))
+    return document
 
 
 def lookup(document: object, keys: Sequence[str]) -> object:

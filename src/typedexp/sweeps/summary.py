@@ -25,7 +25,7 @@ from typedexp.core.errors import ConfigError
 from typedexp.core.report import warn
 from typedexp.core.resources import naming_full_disk
 from typedexp.runs.columns import (
-    METRICS as METRICS, MISSING, count_states, csv_text, override_values, print_table, rank, shown, varying_keys, wide_console,
+    METRICS as METRICS, MISSING, count_states, csv_text, override_values, print_table, rank, shown, varying_keys, warn_unread, wide_console,
 )
 from typedexp.runs.record import JobState, RunRecord, find_runs, is_number, load_yaml
 
@@ -187,6 +187,7 @@ def save(summary: Summary) -> None:
 def report(sweep_dir: Path, metric: str, mode: BestMode, console: Console | None = None) -> Summary:
     """Summarize the sweep, save both files (a failure to save is one warning) and print the table."""
     summary = summarize(sweep_dir, metric, mode)
+    warn_unread(summary.records)
     saved: str | None = f"{sweep_dir / CSV_FILE} and {MARKDOWN_FILE}"
     try:
         save(summary)
@@ -216,9 +217,13 @@ def refresh_after_resume(run_dir: Path) -> None:
     ranking = ranking if isinstance(ranking, dict) else {}
     try:
         ranked = SweepSummary(str(ranking.get("metric", "val/acc")), str(ranking.get("mode", BestMode.max.value)))
-        save(summarize(sweep_dir, ranked.metric, ranked.mode))
+        summary = summarize(sweep_dir, ranked.metric, ranked.mode)
+        warn_unread(summary.records)
+        save(summary)
     except (OSError, ConfigError) as exc:
         warn(f"the sweep summary in {sweep_dir} was not updated after this resume: {exc}")
+    except Exception as exc:  # the resumed run itself succeeded: a summary must not turn it into a failure
+        warn(f"the sweep summary in {sweep_dir} was not updated after this resume: {type(exc).__name__}: {exc}")
 
 
 class SweepSummary(Callback):
