@@ -115,7 +115,7 @@ def test_jobs_in_one_process_share_the_load_but_not_the_tensors(workdir: Path, m
             data.train.images.add_(100.0)  # the first job spoils its own copy
         return real_prepare(net, data, settings, device)
 
-    monkeypatch.setattr("typedexp.app.task.prepare", recording)  # what the task calls on the loaded data
+    monkeypatch.setattr("typedexp.app.pipeline.prepare", recording)  # what the task calls on the loaded data
     done = run_main(["-m", "dataset=fake", "dataset.num_samples=300", "dataset.seed=0,0,5", *SHORT], workdir)
     assert done.returncode == 0, done.stderr
     assert len(loads) == 2  # the second job reused the first's load; the third has other data

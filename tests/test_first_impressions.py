@@ -15,7 +15,8 @@ from omegaconf import OmegaConf
 from tests.helpers import QUICK, run_cli
 from tests.test_tracking import only_run, read_offline_run
 from typedexp.app.preflight import INFO_FLAGS, INFO_TOPICS, VALUE_FLAGS, flags_first
-from typedexp.app.task import run_name, seconds
+from typedexp.app.pipeline import seconds
+from typedexp.app.task import run_name
 from typedexp.tracking.swanlab_tracker import PALETTE
 
 ROOT = Path(__file__).resolve().parent.parent

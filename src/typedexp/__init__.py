@@ -21,7 +21,7 @@ try:
     from typedexp.specs.optim import SGD, Adam, AdamW
     from typedexp.specs.schedules import Cosine, NoSchedule, OneCycle, StepDecay, WarmupCosine
     from typedexp.app.store import register
-    from typedexp.app.task import RunResult
+    from typedexp.app.pipeline import RunResult
     from typedexp.tracking import SwanLabMode, SwanLabTracking
     # The option modules by their short names, as docs/tutorial-3 imports them.
     from typedexp.specs import models as models, optim as optim, schedules as schedules

@@ -24,7 +24,8 @@ from typedexp.runs.resume import merge, quoted_value
 from typedexp.runs.record import RESULT_FILE, read_result
 from typedexp.core.safety.secrets import mask_report
 from typedexp.app.store import APP_NAME, differences, experiment_config, plain, register_configs
-from typedexp.app.task import RunResult, record_early_failure, run_experiment
+from typedexp.app.pipeline import RunResult
+from typedexp.app.task import record_early_failure, run_experiment
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 ``trainer.devices=N`` (N > 1) reaches ``task.run_experiment`` in one process, which holds the run
 dir's lock. ``spawn_ranks`` starts N processes with ``torch.multiprocessing.start_processes``
-(spawn); each joins the group and runs ``task.train`` as one rank in that same run dir; rank 0
+(spawn); each joins the group and runs ``pipeline.train`` as one rank in that same run dir; rank 0
 writes every file. So all ranks share one run dir and one set of overrides, and a ``-m`` sweep
 runs one job (N ranks) after another. We chose torch.multiprocessing over the elastic launch API
 (torchrun's agent) because the parent must stay in charge: it holds the lock, writes
@@ -28,7 +28,8 @@ import pickle
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -36,19 +37,28 @@ from typing import TYPE_CHECKING, Union
 
 from typedexp.engine.capacity import check_process_count, torch_cuda_devices
 from typedexp.engine.distributed import (
-    StopFlag, World, check_launched_shape, die_with_parent, enter_world, from_environment, leave_group, uneven_warning,
+    StopFlag, World, check_launched_shape, die_with_parent, enter_world, from_environment, ignoring_signals, leave_group,
+    uneven_warning,
 )
 from typedexp.app.error_messages import error_line
 from typedexp.core.errors import ConfigError, Interrupted
 from typedexp.engine.runtime import resolve_device
-from typedexp.engine.settings import TrainerSettings
+from typedexp.engine.settings import Device, TrainerSettings
+from typedexp.engine.signals import held_while_closing, stop_on_signals
 from typedexp.specs.experiment import Experiment
 from typedexp.core.report import print_error, warn
 from typedexp.runs.layout import CHECKPOINT_DIR, LAST
-from typedexp.app.task import JobFacts, RunResult, Stage, train
+from typedexp.app.pipeline import JobFacts, RunResult, Stage, train
 
 if TYPE_CHECKING:
+    import torch
+    from torch import nn
     from torch._C._distributed_c10d import TCPStore  # where torch defines it; re-exported without `as`
+
+    from typedexp.data import DatasetSpec
+    from typedexp.data.tensors import DataBundle
+    from typedexp.engine.checkpoint import Checkpointer
+    from typedexp.engine.loop import EpochCheck
 
     from multiprocessing.process import BaseProcess
     from multiprocessing.queues import SimpleQueue
@@ -255,7 +265,7 @@ class RankCrash(RuntimeError):
 
 
 def rank_main(local_rank: int, job: RankJob, inbox: SimpleQueue[Message], flag: StopFlag) -> None:
-    """One spawned rank: join the group, train as ``task.train``, report to the parent."""
+    """One spawned rank: join the group, train as ``pipeline.train``, report to the parent."""
     die_with_parent()
     for number in (signal.SIGINT, signal.SIGTERM):  # the parent decides; see the module docstring
         signal.signal(number, signal.SIG_IGN)
@@ -273,7 +283,7 @@ def rank_main(local_rank: int, job: RankJob, inbox: SimpleQueue[Message], flag: 
         sys.exit(1)
     message: Message | None = None
     try:
-        result = train(job.experiment, job.config, job.run_dir, stage, job.job, world)
+        result = train(job.experiment, job.config, job.run_dir, stage, job.job, RankPlace(world))
         # Every rank's result holds the same (reduced) numbers; this node's first rank reports it.
         message = Finished(result) if local_rank == 0 else None
     except Interrupted as exc:  # every rank stops at the agreed step; rank 0's line is printed
@@ -346,7 +356,7 @@ def train_under_torchrun(
     world: World = enter_world(experiment.trainer, rank=rank, size=size, local_rank=local_rank, store_port=None)
     wait = False
     try:
-        result = train(experiment, config, run_dir, stage, job, world)
+        result = train(experiment, config, run_dir, stage, job, RankPlace(world))
         wait = True
         return result
     except Interrupted:
@@ -354,3 +364,35 @@ def train_under_torchrun(
         raise
     finally:
         leave_group(wait=wait)
+
+
+@dataclass(frozen=True)
+class RankPlace:
+    """``pipeline.Place`` for one rank of a group: its own device, DDP around the model, rank 0
+    alone writing; a spawned rank leaves signals to its parent, which sets the flag all agree on."""
+
+    world: World
+
+    @property
+    def is_main(self) -> bool:
+        return self.world.is_main
+
+    def device(self, setting: Device) -> torch.device:
+        return self.world.device
+
+    def load(self, dataset: DatasetSpec, job: JobFacts) -> DataBundle:
+        return dataset.load()  # each rank is its own process: no earlier job's bundle to share
+
+    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
+        from typedexp.engine.distributed import wrap
+
+        return wrap(model, device)
+
+    def signals(self, checkpointer: Checkpointer) -> AbstractContextManager[None]:
+        return stop_on_signals(checkpointer) if self.world.handles_signals else ignoring_signals()
+
+    def closing(self, aborted: bool, line: Callable[[int], str]) -> AbstractContextManager[None]:
+        return held_while_closing(aborted, line) if self.world.handles_signals else nullcontext()
+
+    def pruner(self, job: JobFacts) -> EpochCheck | None:
+        return None  # a sweeper's per-epoch check runs in single-process jobs only
