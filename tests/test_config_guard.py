@@ -40,6 +40,7 @@ from typedexp.safety.secrets import MaskingStream, mask, redact
 
 MAKES_A_DIR = "{_target_:tempfile.mkdtemp,dir:.,prefix:pwned}"
 MAKES_A_DIR_YAML = "_target_: tempfile.mkdtemp\ndir: .\nprefix: pwned\n"
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 # The same dict, made only when Hydra resolves the interpolation.
 CREATES_IT = """'${oc.create:"{_target_: tempfile.mkdtemp, dir: ., prefix: pwned}"}'"""
 
@@ -183,14 +184,14 @@ def test_only_registered_configs_and_installed_plugins_are_allowed_by_default() 
     cfg = OmegaConf.create(
         {
             "model": {"_target_": "typedexp.models.MLP", "act": {"_zen_target": "typedexp.models.CNN"}},
-            "hydra": {"launcher": {"_target_": "hydra.plugins.SomeLauncher"}},
+            "hydra": {"launcher": {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}},
         }
     )
     own = AllowList(frozenset({"typedexp.models.MLP"}))
-    plugins = AllowList(frozenset({"hydra.plugins.SomeLauncher"}))
+    plugins = AllowList(frozenset({"hydra._internal.core_plugins.basic_launcher.BasicLauncher"}))
     with pytest.raises(ConfigError, match=r"model.act._zen_target=typedexp.models.CNN: refused"):
         check_composed(cfg, Rules(AllowList(), own, plugins))
-    with pytest.raises(ConfigError, match=r"hydra.launcher._target_=hydra.plugins.SomeLauncher: refused"):
+    with pytest.raises(ConfigError, match=r"hydra.launcher._target_=hydra._internal.core_plugins.basic_launcher.BasicLauncher: refused"):
         check_composed(cfg, Rules(AllowList(), own | AllowList(frozenset({"typedexp.models.CNN"})), own))
     check_composed(cfg, Rules(AllowList(), own | AllowList(frozenset({"typedexp.models.CNN"})), plugins))
     wrappers = OmegaConf.create({"m": {"_target_": "typedexp.models.MLP", "_zen_wrappers": ["tempfile.mkdtemp"]}})
@@ -339,12 +340,13 @@ def test_error_lines_never_show_what_an_environment_interpolation_resolved_to(tm
 
 # In process, rule by rule (the CLI routes above run in subprocesses).
 NONE = AllowList()
-TYPED = AllowList.parse(["mylib.Net"])
+NARROW = f"{__name__}.Narrow"  # importable: the guard resolves what it permits
+TYPED = AllowList.parse([NARROW])
 
 
 def rules(typed: AllowList = NONE) -> Rules:
     own = AllowList(frozenset({"typedexp.models.MLP"})) | typed
-    return Rules(typed, own, AllowList(frozenset({"hydra.Launcher"})) | typed)
+    return Rules(typed, own, AllowList(frozenset({BASIC_LAUNCHER})) | typed)
 
 
 @pytest.mark.parametrize(
@@ -388,11 +390,11 @@ def test_each_rule_refuses_with_its_line(node: dict[str, object], message: str) 
 
 def test_what_each_rule_lets_through() -> None:
     fine = {
-        "allowed_targets": ["mylib.Net"],
-        "model": {"_target_": "mylib.Net", "inner": {"_target_": "typedexp.models.MLP"}},
+        "allowed_targets": [NARROW],
+        "model": {"_target_": NARROW, "inner": {"_target_": "typedexp.models.MLP"}},
         "hydra": {
-            "launcher": {"_target_": "hydra.Launcher"},
-            "callbacks": {"c": {"_target_": "mylib.Net"}},
+            "launcher": {"_target_": BASIC_LAUNCHER},
+            "callbacks": {"c": {"_target_": NARROW}},
             "job_logging": {
                 "formatters": {"f": {"()": "colorlog.ColoredFormatter"}},
                 "handlers": {
