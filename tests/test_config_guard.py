@@ -24,7 +24,7 @@ from hydra._internal.core_plugins.importlib_resources_config_source import Impor
 from hydra._internal.sources_registry import SourcesRegistry
 from omegaconf import OmegaConf
 
-from tests.helpers import QUICK, run_cli
+from tests.helpers import QUICK, run_cli, run_main
 from typedexp import ConfigError, launch
 from typedexp.models import MLP
 from typedexp.config_guard import (
@@ -610,3 +610,161 @@ def test_masking_a_process_wraps_stdout_and_stderr_once_each_and_masks_log_recor
         logging.setLogRecordFactory(original)
     assert out.getvalue() == "*** /home/someone/mask-process\n"  # stdout: secrets only
     assert err.getvalue() == "*** ***\n"  # stderr: reports mask environment values too
+
+
+# Issue 22, part 3: an allowed module is not an allowed object. `hostile_lib.models.*` is on the
+# list; the module imports things it does not define. Each attack below would leave a mark in the
+# working dir (a copied file, a truncated file, a pwned* dir) if what it names were called.
+HOSTILE_MODULE = '''\
+import builtins
+import functools
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from shutil import copyfile as f
+from tempfile import mkdtemp as mk
+
+open = builtins.open
+eval = builtins.eval
+p = functools.partial(tempfile.mkdtemp, dir=".", prefix="pwned")
+
+
+@dataclass(frozen=True)
+class Flat:
+    """A schedule defined here: the learning rate never changes."""
+
+    def build(self, optimizer, *, epochs, steps_per_epoch):
+        return None
+
+    def make_dir(self):
+        return tempfile.mkdtemp(dir=".", prefix="pwned")
+
+
+make_dir = Flat().make_dir
+'''
+ALLOW_HOSTILE = "allowed_targets=[hostile_lib.models.*]"
+MKDTEMP = "+schedule.dir=.", "+schedule.prefix=pwned"
+
+
+@pytest.fixture(scope="module")
+def hostile_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("hostile")
+    (root / "hostile_lib").mkdir()
+    (root / "hostile_lib" / "__init__.py").write_text("")
+    (root / "hostile_lib" / "models.py").write_text(HOSTILE_MODULE)
+    return root
+
+
+@pytest.fixture
+def hostile(hostile_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working dir with two files to copy or truncate, and hostile_lib importable."""
+    monkeypatch.syspath_prepend(str(hostile_project))
+    (tmp_path / "victim.txt").write_text("keep me")
+    return tmp_path
+
+
+def marks(cwd: Path) -> list[str]:
+    """What a called target would have left: a copy, a truncated victim, a pwned* directory."""
+    found = [path.name for path in cwd.iterdir() if path.name.startswith(("pwned", "copied"))]
+    return found + ([] if (cwd / "victim.txt").read_text() == "keep me" else ["victim.txt truncated"])
+
+
+def test_a_function_imported_into_an_allowed_module_is_not_called(hostile_project: Path, tmp_path: Path) -> None:
+    # The issue's reproduction, through the real command: shutil.copyfile reached as hostile_lib.models.f.
+    (tmp_path / "victim.txt").write_text("keep me")
+    (tmp_path / "hostile_lib").symlink_to(hostile_project / "hostile_lib")  # `python -m` imports from the cwd
+    args = [*QUICK, ALLOW_HOSTILE, "schedule._target_=hostile_lib.models.f", "+schedule._args_=[victim.txt,copied.txt]"]
+    done = run_cli(args, tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr_lines == [
+        "typedexp: error: schedule._target_=hostile_lib.models.f: refused, configs may only build allowed objects "
+        "(it is shutil.copyfile, and shutil is never allowed)"
+    ]
+    assert marks(tmp_path) == [] and not (tmp_path / "outputs").exists()
+
+
+HOSTILE_ROUTES = [
+    # (overrides, the error line after "typedexp: error: ")
+    (["schedule._target_=hostile_lib.models.mk", *MKDTEMP],
+     "schedule._target_=hostile_lib.models.mk: refused, configs may only build allowed objects (it is "
+     "tempfile.mkdtemp, which hostile_lib.models.* does not cover: a module's .* allows the classes and functions "
+     "defined in it, not what it imports; add allowed_targets=[tempfile.mkdtemp] to allow it)"),
+    (["schedule._target_=hostile_lib.models.open", "+schedule._args_=[victim.txt,w]"],
+     "schedule._target_=hostile_lib.models.open: refused, configs may only build allowed objects "
+     "(it is io.open, and io is never allowed)"),
+    (["schedule._target_=hostile_lib.models.eval", "+schedule._args_=['open(\"victim.txt\",\"w\")']"],
+     "schedule._target_=hostile_lib.models.eval: refused, configs may only build allowed objects "
+     "(it is builtins.eval, and builtins is never allowed)"),
+    (["schedule._target_=hostile_lib.models.p"],
+     "schedule._target_=hostile_lib.models.p: refused, configs may only build allowed objects (it is "
+     "tempfile.mkdtemp, which hostile_lib.models.* does not cover"),
+    (["schedule._target_=hostile_lib.models.mk", "+schedule._partial_=true", *MKDTEMP],
+     "schedule._target_=hostile_lib.models.mk: refused, configs may only build allowed objects (it is tempfile.mkdtemp"),
+    (["schedule._target_=hostile_lib.models.make_dir"],
+     "schedule._target_=hostile_lib.models.make_dir: refused, configs may only build allowed objects (it is "
+     "hostile_lib.models.Flat.make_dir, which hostile_lib.models.* does not cover"),
+    (["schedule._target_=hostile_lib.models.os"],
+     "schedule._target_=hostile_lib.models.os: refused, configs may only build allowed objects "
+     "(it is the module os, not a class or function)"),
+    (["schedule._target_=hostile_lib.models.shutil.copyfile", "+schedule._args_=[victim.txt,copied.txt]"],
+     "schedule._target_=hostile_lib.models.shutil.copyfile: refused, configs may only build allowed objects "
+     "(typedexp's own configs"),
+    (["schedule._target_=hostile_lib.models.builtins.eval"],
+     "schedule._target_=hostile_lib.models.builtins.eval: refused, configs may only build allowed objects "
+     "(typedexp's own configs"),
+    (["schedule._target_=hostile_lib.models.Flat.make_dir"],
+     "schedule._target_=hostile_lib.models.Flat.make_dir: refused, configs may only build allowed objects "
+     "(typedexp's own configs"),
+    (["+schedule.inner={_target_:hostile_lib.models.mk,dir:.,prefix:pwned}"],
+     "schedule.inner._target_=hostile_lib.models.mk: refused, configs may only build allowed objects (it is tempfile.mkdtemp"),
+    (["+schedule.inner=[{_zen_target:hostile_lib.models.p}]"],
+     "schedule.inner[0]._zen_target=hostile_lib.models.p: refused, configs may only build allowed objects (it is tempfile.mkdtemp"),
+    (["+hydra.callbacks.spy={_target_:hostile_lib.models.p}"],
+     "hydra.callbacks.spy._target_=hostile_lib.models.p: refused, configs may only build allowed objects (it is tempfile.mkdtemp"),
+    # A name listed exactly is trusted for what it resolves to, but never for a never-allowed module.
+    (["allowed_targets=[hostile_lib.models.f]", "schedule._target_=hostile_lib.models.f",
+      "+schedule._args_=[victim.txt,copied.txt]"],
+     "schedule._target_=hostile_lib.models.f: refused, configs may only build allowed objects "
+     "(it is shutil.copyfile, and shutil is never allowed)"),
+    (["schedule._target_=hostile_lib.models.nothing"],
+     "schedule._target_=hostile_lib.models.nothing: cannot be imported (No module named 'hostile_lib.models.nothing'; "
+     "'hostile_lib.models' is not a package)"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "line"), HOSTILE_ROUTES, ids=[" ".join(o) for o, _ in HOSTILE_ROUTES])
+def test_an_allowed_module_admits_only_what_it_defines(hostile: Path, overrides: list[str], line: str) -> None:
+    allow = [] if any(o.startswith("allowed_targets=") for o in overrides) else [ALLOW_HOSTILE]
+    done = run_main([*QUICK, *allow, *overrides], hostile)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr_lines) == 1 and "Traceback" not in done.stderr + done.stdout, done.stderr
+    assert done.stderr_lines[0].startswith(f"typedexp: error: {line}"), done.stderr
+    assert marks(hostile) == [] and not (hostile / "outputs").exists()
+
+
+def test_what_an_allowed_module_defines_still_builds(hostile: Path) -> None:
+    done = run_main([*QUICK, ALLOW_HOSTILE, "schedule._target_=hostile_lib.models.Flat"], hostile)
+    assert done.returncode == 0, done.stderr
+    assert "_target_: hostile_lib.models.Flat" in (next(hostile.glob("outputs/*/*/.hydra/config.yaml"))).read_text()
+    # ... and what it imports, once that object is listed by its own name (--cfg: checked, not run).
+    listed = ["allowed_targets=[hostile_lib.models.*,tempfile.mkdtemp]", "schedule._target_=hostile_lib.models.mk"]
+    done = run_main(["--cfg", "job", *QUICK, *listed, *MKDTEMP], hostile)
+    assert done.returncode == 0 and "_target_: hostile_lib.models.mk" in done.stdout, done.stderr
+    assert marks(hostile) == []
+
+
+def test_where_an_object_is_defined() -> None:
+    import functools
+    import os
+    import tempfile
+
+    from typedexp.safety.allowlist import defined_as
+
+    assert defined_as(functools.partial(functools.partial(tempfile.mkdtemp), dir=".")) == "tempfile.mkdtemp"
+    assert defined_as(str.join) == "builtins.str.join"
+    assert defined_as({}.get) == "builtins.builtin_function_or_method"
+    assert defined_as(os) == "os" and defined_as(os.system) == "posix.system"
+    assert defined_as(MLP) == "typedexp.models.MLP" and defined_as(MLP().build) == "typedexp.models.MLP.build"
+    assert defined_as(torch.nn.Linear) == "torch.nn.modules.linear.Linear"
+    assert defined_as(MLP()) == "typedexp.models.MLP"  # an instance: calling it runs its class's code
