@@ -45,7 +45,7 @@ from omegaconf.resolvers import oc
 from typedexp.errors import ConfigError
 from typedexp.safety.allowlist import SETTING, AllowList, refuse_unless_defined_in_allowed, refuse_unless_permitted
 from typedexp.safety.launchers import SECTION as LAUNCHER, check_launcher_leaf, flatten
-from typedexp.safety.secrets import mask_process_output, remember_env_value
+from typedexp.safety.secrets import mask_process_output, refuse_secret_in_name, remember_env_value, secrets_by_variable
 
 SUPPORTED_HYDRA = "1.3."  # pyproject pins hydra-core>=1.3,<1.4; tests/test_config_guard.py checks both
 TARGET_KEYS = ("_target_", "_zen_target")  # hydra-zen's zen_processing calls _zen_target
@@ -160,7 +160,8 @@ def registered_launchers() -> dict[str, tuple[dict[str, str], ...]]:
 
 
 def check_composed(cfg: DictConfig, rules: Rules) -> None:
-    """Raise a one-line ``ConfigError`` for anything in ``cfg`` that could run code not allowed."""
+    """Raise a one-line ``ConfigError`` for anything in ``cfg`` that could run code not allowed,
+    or that would put a secret in a file's or directory's name."""
     composed = cfg.get(SETTING) if SETTING in cfg else None
     if composed is not None and AllowList.parse(composed) != rules.typed:
         raise ConfigError(
@@ -169,7 +170,9 @@ def check_composed(cfg: DictConfig, rules: Rules) -> None:
             "if you trust what it names"
         )
     launcher_target = str(OmegaConf.select(cfg, f"{LAUNCHER}._target_", default=""))
+    secrets = secrets_by_variable()
     for where, key, value, text in leaves(cfg, ""):
+        refuse_secret_in_name(where, value, secrets)
         if where.startswith(f"{LAUNCHER}."):
             check_launcher_leaf(
                 where.removeprefix(f"{LAUNCHER}."), value, text, target=launcher_target,
