@@ -768,3 +768,54 @@ def test_where_an_object_is_defined() -> None:
     assert defined_as(MLP) == "typedexp.models.MLP" and defined_as(MLP().build) == "typedexp.models.MLP.build"
     assert defined_as(torch.nn.Linear) == "torch.nn.modules.linear.Linear"
     assert defined_as(MLP()) == "typedexp.models.MLP"  # an instance: calling it runs its class's code
+
+
+# Issue 22, part 5: a secret in a file name. Masking covers text, not the names Hydra and the run
+# give files and directories, so a secret that reaches a name or a path is refused.
+def test_a_preset_naming_the_job_after_the_api_key_is_refused_and_names_nothing(tmp_path: Path) -> None:
+    (tmp_path / "presets" / "experiment").mkdir(parents=True)
+    (tmp_path / "presets" / "experiment" / "leaky.yaml").write_text(
+        "# @package _global_\nhydra:\n  job:\n    name: ${oc.env:SWANLAB_API_KEY}\n"
+    )
+    done = run_cli(["--config-dir", "presets", *QUICK, "+experiment=leaky"], tmp_path, env={"SWANLAB_API_KEY": SECRET})
+    assert done.returncode == 2 and SECRET not in done.stdout + done.stderr
+    assert done.stderr_lines == [
+        "typedexp: error: hydra.job.name: refused, its value holds the secret in SWANLAB_API_KEY, and a name or path "
+        "is never masked (files, directories and jobs are named after it); keep secrets out of names and paths"
+    ]
+    assert not (tmp_path / "outputs").exists()
+    assert not [path for path in tmp_path.rglob("*") if SECRET in path.name]
+
+
+@pytest.mark.parametrize(
+    ("args", "where"),
+    [
+        (["hydra.run.dir=outputs/${oc.env:MY_TOKEN}"], "hydra.run.dir"),
+        (["hydra.output_subdir=meta-${oc.env:MY_TOKEN}"], "hydra.output_subdir"),
+        (["tracker=offline", "tracker.log_dir=logs/${tracker.description}", "tracker.description=${oc.env:MY_TOKEN}"],
+         "tracker.log_dir"),
+        (["-m", "hydra.sweep.subdir=${hydra.job.override_dirname}", "tracker.description=${oc.env:MY_TOKEN}", "seed=1,2"],
+         "hydra.sweep.subdir"),
+        (["-m", "hydra.sweep.dir=sweeps/${oc.env:MY_TOKEN}", "seed=1,2"], "hydra.sweep.dir"),
+        (["dataset=mnist", "dataset.root=${oc.env:MY_TOKEN}"], "dataset.root"),
+    ],
+    ids=["run dir", "output_subdir", "tracker log dir via another field", "sweep subdir", "sweep dir", "dataset root"],
+)
+def test_a_secret_in_any_name_or_path_is_refused_before_anything_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], where: str
+) -> None:
+    monkeypatch.setenv("MY_TOKEN", SECRET)
+    flags = [arg for arg in args if arg.startswith("-")]
+    done = run_main([*flags, *QUICK, *[arg for arg in args if arg not in flags]], tmp_path)
+    assert done.returncode == 2 and len(done.stderr_lines) == 1, done.stderr
+    assert done.stderr_lines[0].startswith(f"typedexp: error: {where}: refused, its value holds the secret in MY_TOKEN")
+    assert SECRET not in done.stdout + done.stderr
+    assert not list(tmp_path.iterdir())  # no run dir, no sweep dir, no tracker log dir
+
+
+def test_an_environment_value_that_is_no_secret_still_names_a_run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCRATCH", str(tmp_path / "scratch"))
+    monkeypatch.setenv("MY_TOKEN", SECRET)  # and a secret elsewhere than in a name is still fine (masked)
+    done = run_main([*QUICK, "hydra.run.dir=${oc.env:SCRATCH}/run", "tracker.description=${oc.env:MY_TOKEN}"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "scratch" / "run" / "model.pt").is_file()
