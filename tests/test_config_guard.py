@@ -24,7 +24,7 @@ from hydra._internal.core_plugins.importlib_resources_config_source import Impor
 from hydra._internal.sources_registry import SourcesRegistry
 from omegaconf import OmegaConf
 
-from tests.helpers import QUICK, run_cli
+from tests.helpers import QUICK, run_cli, run_main
 from typedexp import ConfigError, launch
 from typedexp.specs.models import MLP
 from typedexp.app.config_guard import (
@@ -40,6 +40,7 @@ from typedexp.core.safety.secrets import MaskingStream, mask, redact
 
 MAKES_A_DIR = "{_target_:tempfile.mkdtemp,dir:.,prefix:pwned}"
 MAKES_A_DIR_YAML = "_target_: tempfile.mkdtemp\ndir: .\nprefix: pwned\n"
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 # The same dict, made only when Hydra resolves the interpolation.
 CREATES_IT = """'${oc.create:"{_target_: tempfile.mkdtemp, dir: ., prefix: pwned}"}'"""
 
@@ -183,14 +184,14 @@ def test_only_registered_configs_and_installed_plugins_are_allowed_by_default() 
     cfg = OmegaConf.create(
         {
             "model": {"_target_": "typedexp.specs.models.MLP", "act": {"_zen_target": "typedexp.specs.models.CNN"}},
-            "hydra": {"launcher": {"_target_": "hydra.plugins.SomeLauncher"}},
+            "hydra": {"launcher": {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}},
         }
     )
     own = AllowList(frozenset({"typedexp.specs.models.MLP"}))
-    plugins = AllowList(frozenset({"hydra.plugins.SomeLauncher"}))
+    plugins = AllowList(frozenset({"hydra._internal.core_plugins.basic_launcher.BasicLauncher"}))
     with pytest.raises(ConfigError, match=r"model.act._zen_target=typedexp.specs.models.CNN: refused"):
         check_composed(cfg, Rules(AllowList(), own, plugins))
-    with pytest.raises(ConfigError, match=r"hydra.launcher._target_=hydra.plugins.SomeLauncher: refused"):
+    with pytest.raises(ConfigError, match=r"hydra.launcher._target_=hydra._internal.core_plugins.basic_launcher.BasicLauncher: refused"):
         check_composed(cfg, Rules(AllowList(), own | AllowList(frozenset({"typedexp.specs.models.CNN"})), own))
     check_composed(cfg, Rules(AllowList(), own | AllowList(frozenset({"typedexp.specs.models.CNN"})), plugins))
     wrappers = OmegaConf.create({"m": {"_target_": "typedexp.specs.models.MLP", "_zen_wrappers": ["tempfile.mkdtemp"]}})
@@ -339,12 +340,13 @@ def test_error_lines_never_show_what_an_environment_interpolation_resolved_to(tm
 
 # In process, rule by rule (the CLI routes above run in subprocesses).
 NONE = AllowList()
-TYPED = AllowList.parse(["mylib.Net"])
+NARROW = f"{__name__}.Narrow"  # importable: the guard resolves what it permits
+TYPED = AllowList.parse([NARROW])
 
 
 def rules(typed: AllowList = NONE) -> Rules:
     own = AllowList(frozenset({"typedexp.specs.models.MLP"})) | typed
-    return Rules(typed, own, AllowList(frozenset({"hydra.Launcher"})) | typed)
+    return Rules(typed, own, AllowList(frozenset({BASIC_LAUNCHER})) | typed)
 
 
 @pytest.mark.parametrize(
@@ -388,11 +390,11 @@ def test_each_rule_refuses_with_its_line(node: dict[str, object], message: str) 
 
 def test_what_each_rule_lets_through() -> None:
     fine = {
-        "allowed_targets": ["mylib.Net"],
-        "model": {"_target_": "mylib.Net", "inner": {"_target_": "typedexp.specs.models.MLP"}},
+        "allowed_targets": [NARROW],
+        "model": {"_target_": NARROW, "inner": {"_target_": "typedexp.specs.models.MLP"}},
         "hydra": {
-            "launcher": {"_target_": "hydra.Launcher"},
-            "callbacks": {"c": {"_target_": "mylib.Net"}},
+            "launcher": {"_target_": BASIC_LAUNCHER},
+            "callbacks": {"c": {"_target_": NARROW}},
             "job_logging": {
                 "formatters": {"f": {"()": "colorlog.ColoredFormatter"}},
                 "handlers": {
@@ -608,3 +610,212 @@ def test_masking_a_process_wraps_stdout_and_stderr_once_each_and_masks_log_recor
         logging.setLogRecordFactory(original)
     assert out.getvalue() == "*** /home/someone/mask-process\n"  # stdout: secrets only
     assert err.getvalue() == "*** ***\n"  # stderr: reports mask environment values too
+
+
+# Issue 22, part 3: an allowed module is not an allowed object. `hostile_lib.models.*` is on the
+# list; the module imports things it does not define. Each attack below would leave a mark in the
+# working dir (a copied file, a truncated file, a pwned* dir) if what it names were called.
+HOSTILE_MODULE = '''\
+import builtins
+import functools
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from shutil import copyfile as f
+from tempfile import mkdtemp as mk
+
+open = builtins.open
+eval = builtins.eval
+p = functools.partial(tempfile.mkdtemp, dir=".", prefix="pwned")
+
+
+@dataclass(frozen=True)
+class Flat:
+    """A schedule defined here: the learning rate never changes."""
+
+    def build(self, optimizer, *, epochs, steps_per_epoch):
+        return None
+
+    def make_dir(self):
+        return tempfile.mkdtemp(dir=".", prefix="pwned")
+
+
+make_dir = Flat().make_dir
+'''
+ALLOW_HOSTILE = "allowed_targets=[hostile_lib.models.*]"
+MKDTEMP = "+schedule.dir=.", "+schedule.prefix=pwned"
+
+
+@pytest.fixture(scope="module")
+def hostile_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("hostile")
+    (root / "hostile_lib").mkdir()
+    (root / "hostile_lib" / "__init__.py").write_text("")
+    (root / "hostile_lib" / "models.py").write_text(HOSTILE_MODULE)
+    return root
+
+
+@pytest.fixture
+def hostile(hostile_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working dir with two files to copy or truncate, and hostile_lib importable."""
+    monkeypatch.syspath_prepend(str(hostile_project))
+    (tmp_path / "victim.txt").write_text("keep me")
+    return tmp_path
+
+
+def marks(cwd: Path) -> list[str]:
+    """What a called target would have left: a copy, a truncated victim, a pwned* directory."""
+    found = [path.name for path in cwd.iterdir() if path.name.startswith(("pwned", "copied"))]
+    return found + ([] if (cwd / "victim.txt").read_text() == "keep me" else ["victim.txt truncated"])
+
+
+def test_a_function_imported_into_an_allowed_module_is_not_called(hostile_project: Path, tmp_path: Path) -> None:
+    # The issue's reproduction, through the real command: shutil.copyfile reached as hostile_lib.models.f.
+    (tmp_path / "victim.txt").write_text("keep me")
+    (tmp_path / "hostile_lib").symlink_to(hostile_project / "hostile_lib")  # `python -m` imports from the cwd
+    args = [*QUICK, ALLOW_HOSTILE, "schedule._target_=hostile_lib.models.f", "+schedule._args_=[victim.txt,copied.txt]"]
+    done = run_cli(args, tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr_lines == [
+        "typedexp: error: schedule._target_=hostile_lib.models.f: refused, configs may only build allowed objects "
+        "(it is shutil.copyfile, and shutil is never allowed)"
+    ]
+    assert marks(tmp_path) == [] and not (tmp_path / "outputs").exists()
+
+
+HOSTILE_ROUTES = [
+    # (overrides, the error line after "typedexp: error: ")
+    (["schedule._target_=hostile_lib.models.mk", *MKDTEMP],
+     "schedule._target_=hostile_lib.models.mk: refused, configs may only build allowed objects (it is "
+     "tempfile.mkdtemp, which hostile_lib.models.* does not cover: a module's .* allows the classes and functions "
+     "defined in it, not what it imports; add allowed_targets=[tempfile.mkdtemp] to allow it)"),
+    (["schedule._target_=hostile_lib.models.open", "+schedule._args_=[victim.txt,w]"],
+     "schedule._target_=hostile_lib.models.open: refused, configs may only build allowed objects "
+     "(it is io.open, and io is never allowed)"),
+    (["schedule._target_=hostile_lib.models.eval", "+schedule._args_=['open(\"victim.txt\",\"w\")']"],
+     "schedule._target_=hostile_lib.models.eval: refused, configs may only build allowed objects "
+     "(it is builtins.eval, and builtins is never allowed)"),
+    (["schedule._target_=hostile_lib.models.p"],
+     "schedule._target_=hostile_lib.models.p: refused, configs may only build allowed objects (it is "
+     "tempfile.mkdtemp, which hostile_lib.models.* does not cover"),
+    (["schedule._target_=hostile_lib.models.mk", "+schedule._partial_=true", *MKDTEMP],
+     "schedule._target_=hostile_lib.models.mk: refused, configs may only build allowed objects (it is tempfile.mkdtemp"),
+    (["schedule._target_=hostile_lib.models.make_dir"],
+     "schedule._target_=hostile_lib.models.make_dir: refused, configs may only build allowed objects (it is "
+     "hostile_lib.models.Flat.make_dir, which hostile_lib.models.* does not cover"),
+    (["schedule._target_=hostile_lib.models.os"],
+     "schedule._target_=hostile_lib.models.os: refused, configs may only build allowed objects "
+     "(it is the module os, not a class or function)"),
+    (["schedule._target_=hostile_lib.models.shutil.copyfile", "+schedule._args_=[victim.txt,copied.txt]"],
+     "schedule._target_=hostile_lib.models.shutil.copyfile: refused, configs may only build allowed objects "
+     "(typedexp's own configs"),
+    (["schedule._target_=hostile_lib.models.builtins.eval"],
+     "schedule._target_=hostile_lib.models.builtins.eval: refused, configs may only build allowed objects "
+     "(typedexp's own configs"),
+    (["schedule._target_=hostile_lib.models.Flat.make_dir"],
+     "schedule._target_=hostile_lib.models.Flat.make_dir: refused, configs may only build allowed objects "
+     "(typedexp's own configs"),
+    (["+schedule.inner={_target_:hostile_lib.models.mk,dir:.,prefix:pwned}"],
+     "schedule.inner._target_=hostile_lib.models.mk: refused, configs may only build allowed objects (it is tempfile.mkdtemp"),
+    (["+schedule.inner=[{_zen_target:hostile_lib.models.p}]"],
+     "schedule.inner[0]._zen_target=hostile_lib.models.p: refused, configs may only build allowed objects (it is tempfile.mkdtemp"),
+    (["+hydra.callbacks.spy={_target_:hostile_lib.models.p}"],
+     "hydra.callbacks.spy._target_=hostile_lib.models.p: refused, configs may only build allowed objects (it is tempfile.mkdtemp"),
+    # A name listed exactly is trusted for what it resolves to, but never for a never-allowed module.
+    (["allowed_targets=[hostile_lib.models.f]", "schedule._target_=hostile_lib.models.f",
+      "+schedule._args_=[victim.txt,copied.txt]"],
+     "schedule._target_=hostile_lib.models.f: refused, configs may only build allowed objects "
+     "(it is shutil.copyfile, and shutil is never allowed)"),
+    (["schedule._target_=hostile_lib.models.nothing"],
+     "schedule._target_=hostile_lib.models.nothing: cannot be imported (No module named 'hostile_lib.models.nothing'; "
+     "'hostile_lib.models' is not a package)"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "line"), HOSTILE_ROUTES, ids=[" ".join(o) for o, _ in HOSTILE_ROUTES])
+def test_an_allowed_module_admits_only_what_it_defines(hostile: Path, overrides: list[str], line: str) -> None:
+    allow = [] if any(o.startswith("allowed_targets=") for o in overrides) else [ALLOW_HOSTILE]
+    done = run_main([*QUICK, *allow, *overrides], hostile)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr_lines) == 1 and "Traceback" not in done.stderr + done.stdout, done.stderr
+    assert done.stderr_lines[0].startswith(f"typedexp: error: {line}"), done.stderr
+    assert marks(hostile) == [] and not (hostile / "outputs").exists()
+
+
+def test_what_an_allowed_module_defines_still_builds(hostile: Path) -> None:
+    done = run_main([*QUICK, ALLOW_HOSTILE, "schedule._target_=hostile_lib.models.Flat"], hostile)
+    assert done.returncode == 0, done.stderr
+    assert "_target_: hostile_lib.models.Flat" in (next(hostile.glob("outputs/*/*/.hydra/config.yaml"))).read_text()
+    # ... and what it imports, once that object is listed by its own name (--cfg: checked, not run).
+    listed = ["allowed_targets=[hostile_lib.models.*,tempfile.mkdtemp]", "schedule._target_=hostile_lib.models.mk"]
+    done = run_main(["--cfg", "job", *QUICK, *listed, *MKDTEMP], hostile)
+    assert done.returncode == 0 and "_target_: hostile_lib.models.mk" in done.stdout, done.stderr
+    assert marks(hostile) == []
+
+
+def test_where_an_object_is_defined() -> None:
+    import functools
+    import os
+    import tempfile
+
+    from typedexp.core.safety.allowlist import defined_as
+
+    assert defined_as(functools.partial(functools.partial(tempfile.mkdtemp), dir=".")) == "tempfile.mkdtemp"
+    assert defined_as(str.join) == "builtins.str.join"
+    assert defined_as({}.get) == "builtins.builtin_function_or_method"
+    assert defined_as(os) == "os" and defined_as(os.system) == "posix.system"
+    assert defined_as(MLP) == "typedexp.specs.models.MLP" and defined_as(MLP().build) == "typedexp.specs.models.MLP.build"
+    assert defined_as(torch.nn.Linear) == "torch.nn.modules.linear.Linear"
+    assert defined_as(MLP()) == "typedexp.specs.models.MLP"  # an instance: calling it runs its class's code
+
+
+# Issue 22, part 5: a secret in a file name. Masking covers text, not the names Hydra and the run
+# give files and directories, so a secret that reaches a name or a path is refused.
+def test_a_preset_naming_the_job_after_the_api_key_is_refused_and_names_nothing(tmp_path: Path) -> None:
+    (tmp_path / "presets" / "experiment").mkdir(parents=True)
+    (tmp_path / "presets" / "experiment" / "leaky.yaml").write_text(
+        "# @package _global_\nhydra:\n  job:\n    name: ${oc.env:SWANLAB_API_KEY}\n"
+    )
+    done = run_cli(["--config-dir", "presets", *QUICK, "+experiment=leaky"], tmp_path, env={"SWANLAB_API_KEY": SECRET})
+    assert done.returncode == 2 and SECRET not in done.stdout + done.stderr
+    assert done.stderr_lines == [
+        "typedexp: error: hydra.job.name: refused, its value holds the secret in SWANLAB_API_KEY, and a name or path "
+        "is never masked (files, directories and jobs are named after it); keep secrets out of names and paths"
+    ]
+    assert not (tmp_path / "outputs").exists()
+    assert not [path for path in tmp_path.rglob("*") if SECRET in path.name]
+
+
+@pytest.mark.parametrize(
+    ("args", "where"),
+    [
+        (["hydra.run.dir=outputs/${oc.env:MY_TOKEN}"], "hydra.run.dir"),
+        (["hydra.output_subdir=meta-${oc.env:MY_TOKEN}"], "hydra.output_subdir"),
+        (["tracker=offline", "tracker.log_dir=logs/${tracker.description}", "tracker.description=${oc.env:MY_TOKEN}"],
+         "tracker.log_dir"),
+        (["-m", "hydra.sweep.subdir=${hydra.job.override_dirname}", "tracker.description=${oc.env:MY_TOKEN}", "seed=1,2"],
+         "hydra.sweep.subdir"),
+        (["-m", "hydra.sweep.dir=sweeps/${oc.env:MY_TOKEN}", "seed=1,2"], "hydra.sweep.dir"),
+        (["dataset=mnist", "dataset.root=${oc.env:MY_TOKEN}"], "dataset.root"),
+    ],
+    ids=["run dir", "output_subdir", "tracker log dir via another field", "sweep subdir", "sweep dir", "dataset root"],
+)
+def test_a_secret_in_any_name_or_path_is_refused_before_anything_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], where: str
+) -> None:
+    monkeypatch.setenv("MY_TOKEN", SECRET)
+    flags = [arg for arg in args if arg.startswith("-")]
+    done = run_main([*flags, *QUICK, *[arg for arg in args if arg not in flags]], tmp_path)
+    assert done.returncode == 2 and len(done.stderr_lines) == 1, done.stderr
+    assert done.stderr_lines[0].startswith(f"typedexp: error: {where}: refused, its value holds the secret in MY_TOKEN")
+    assert SECRET not in done.stdout + done.stderr
+    assert not list(tmp_path.iterdir())  # no run dir, no sweep dir, no tracker log dir
+
+
+def test_an_environment_value_that_is_no_secret_still_names_a_run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCRATCH", str(tmp_path / "scratch"))
+    monkeypatch.setenv("MY_TOKEN", SECRET)  # and a secret elsewhere than in a name is still fine (masked)
+    done = run_main([*QUICK, "hydra.run.dir=${oc.env:SCRATCH}/run", "tracker.description=${oc.env:MY_TOKEN}"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "scratch" / "run" / "model.pt").is_file()

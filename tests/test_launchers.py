@@ -55,6 +55,7 @@ SWEEP = [*QUICK, "dataset=digits", "optim.lr=0.1,-1,0.01"]  # job 1 fails: a neg
 TRACKED_SWEEP = [*(arg for arg in SWEEP if not arg.startswith("tracker=")), "tracker=offline"]
 BAD_JOB_LINE = "optim.lr=-1.0: must be >= 0"
 SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 RAY_MISSING = importlib.util.find_spec("hydra_plugins.hydra_ray_launcher") is None
 
 
@@ -486,13 +487,13 @@ def test_the_registered_launcher_defaults_are_read_as_written() -> None:
     [
         # A newline that only an interpolation's resolved value holds.
         ({"_target_": SLURM_LAUNCHER, "qos": "${newline}"}, "cannot hold a newline"),
-        # A launcher nothing registered: no defaults, nothing plain.
-        ({"_target_": "hydra.Launcher", "n_jobs": 2}, "hydra.launcher.n_jobs=2: refused"),
+        # A launcher these rules hold no registered defaults for: nothing plain.
+        ({"_target_": BASIC_LAUNCHER, "n_jobs": 2}, "hydra.launcher.n_jobs=2: refused"),
     ],
 )
 def test_the_composed_launcher_is_checked_leaf_by_leaf(launcher: dict[str, object], words: str) -> None:
     node = OmegaConf.create({"newline": "a\nb", "hydra": {"launcher": launcher}})
-    rules = Rules(AllowList(), AllowList(), AllowList(frozenset({"hydra.Launcher", SLURM_LAUNCHER})))
+    rules = Rules(AllowList(), AllowList(), AllowList(frozenset({BASIC_LAUNCHER, SLURM_LAUNCHER})))
     with pytest.raises(ConfigError, match=re.escape(words)):
         check_composed(node, rules)
 

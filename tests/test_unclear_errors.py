@@ -378,3 +378,69 @@ def test_clumsy_inputs_are_one_line(tmp_path: Path, arg: str, line: str) -> None
 def test_a_quoted_unicode_value_is_accepted(tmp_path: Path) -> None:
     done = run_main([*QUICK, "tracker.description='日本語 ü'"], tmp_path)
     assert done.returncode == 0, done.stderr
+
+
+# Issue 22, part 5: lines that were a traceback, an exit code 0 or a message naming nothing.
+def test_a_seed_torch_cannot_take_names_the_field_and_its_range(tmp_path: Path) -> None:
+    assert one_error(run_main([*QUICK, f"seed={10**23}"], tmp_path)) == (
+        f"seed={10**23}: must be a whole number from -2**63 to 2**64-1 (what torch.manual_seed takes), e.g. seed=0"
+    )
+    for edge in (2**64 - 1, -(2**63)):  # the ends of torch's range still train
+        assert run_main([*QUICK, f"seed={edge}"], tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("override", "line"),
+    [("~trainer", "~trainer: trainer is part of every experiment and cannot be deleted (the run would quietly use "
+                  "its defaults); set its fields instead, e.g. trainer.device=auto"),
+     ("~epochs", "~epochs: epochs is part of every experiment and cannot be deleted (the run would quietly use "
+                 "its default); set it instead, e.g. epochs=15")],
+)
+def test_deleting_a_field_of_the_experiment_is_refused_before_any_run_dir(tmp_path: Path, override: str, line: str) -> None:
+    # Before the fix, `~trainer` exited 0 after training whole epochs: trainer.max_batches=2 was dropped with it.
+    assert one_error(run_main([*QUICK, override], tmp_path)) == line
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_deleting_an_optional_group_still_works(tmp_path: Path) -> None:
+    assert run_main([*QUICK, "+experiment=digits_large", "~experiment"], tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("run_dir", "line"),
+    [("notes.txt", "hydra.run.dir=notes.txt: is a file; give a directory, or a path that does not exist yet"),
+     ("notes.txt/run", "hydra.run.dir=notes.txt/run: cannot be created: {cwd}/notes.txt is a file; give a directory, "
+                       "or a path that does not exist yet")],
+)
+def test_a_run_dir_that_is_a_file_names_it(tmp_path: Path, run_dir: str, line: str) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    assert one_error(run_main([*QUICK, f"hydra.run.dir={run_dir}"], tmp_path)) == line.format(cwd=tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_sweep_dir_that_is_a_file_names_it(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    assert one_error(run_main(["-m", *QUICK, "hydra.sweep.dir=notes.txt", "seed=1,2"], tmp_path)) == (
+        "hydra.sweep.dir=notes.txt: is a file; give a directory, or a path that does not exist yet"
+    )
+
+
+def test_a_study_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "study.db").write_text("my notes, not a study\n")
+    done = run_main(["-m", "hydra/sweeper=optuna", "optim.lr=choice(0.1,0.2)", *QUICK, "hydra.sweep.dir=s"], tmp_path)
+    assert one_error(done) == (
+        "hydra.sweeper.storage='sqlite:///study.db': s/study.db is not a study file (not a SQLite database); "
+        "move it away, or keep this sweep elsewhere with hydra.sweep.dir=..."
+    )
+    assert (tmp_path / "s" / "study.db").read_text() == "my notes, not a study\n"
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["study.db"]  # no trial ran
+
+
+def test_a_one_step_rise_of_onecycle_names_the_schedule_and_the_steps(tmp_path: Path) -> None:
+    args = [*QUICK, "schedule=onecycle", "schedule.warmup_fraction=0.5", "epochs=2", "trainer.max_batches=1"]
+    assert one_error(run_main(args, tmp_path)) == (
+        "schedule=onecycle: schedule.warmup_fraction=0.5 of this run's 2 optimizer steps (epochs=2 x 1 per epoch) "
+        "is a rise of exactly 1 step, which OneCycleLR cannot divide; change schedule.warmup_fraction, or train more steps"
+    )
+    assert run_main([*args[:-3], "epochs=1", "trainer.max_batches=1"], tmp_path).returncode == 0  # one step is fine

@@ -16,7 +16,10 @@ the launcher or the sweeper. What may be named (docs/safety.md):
   groups (``hydra/launcher=joblib`` works), logging's own handlers and formatters, and the same
   typed ``allowed_targets``.
 
-Files and run directories can never extend the list. Hydra 1.3 has no hook between composition
+A name that the list permits is then resolved (imported, never called) the way Hydra and
+hydra-zen resolve it (``_locate``), and the object it gives must be defined where the list allows
+(safety/allowlist.py): ``mylib.models.*`` does not admit ``shutil.copyfile`` imported into
+``mylib.models``. Files and run directories can never extend the list. Hydra 1.3 has no hook between composition
 and instantiation, so the loader's method is wrapped, only while ``cli.main`` or ``launch()``
 runs, and only on the Hydra versions it was checked against; on any other the run is refused
 rather than left unchecked.
@@ -33,15 +36,16 @@ import hydra
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.core_plugins.importlib_resources_config_source import ImportlibResourcesConfigSource
 from hydra._internal.sources_registry import SourcesRegistry
+from hydra._internal.utils import _locate
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.resolvers import oc
 
 from typedexp.core.errors import ConfigError
-from typedexp.core.safety.allowlist import SETTING, AllowList, refuse_unless_permitted
+from typedexp.core.safety.allowlist import SETTING, AllowList, refuse_unless_defined_in_allowed, refuse_unless_permitted
 from typedexp.core.safety.launchers import RENDEZVOUS_DEFAULTS, SECTION as LAUNCHER, check_launcher_leaf, check_rendezvous, flatten
-from typedexp.core.safety.secrets import mask_process_output, remember_env_value
+from typedexp.core.safety.secrets import mask_process_output, refuse_secret_in_name, remember_env_value, secrets_by_variable
 
 SUPPORTED_HYDRA = "1.3."  # pyproject pins hydra-core>=1.3,<1.4; tests/test_config_guard.py checks both
 TARGET_KEYS = ("_target_", "_zen_target")  # hydra-zen's zen_processing calls _zen_target
@@ -158,7 +162,8 @@ def registered_launchers() -> dict[str, tuple[dict[str, str], ...]]:
 
 
 def check_composed(cfg: DictConfig, rules: Rules) -> None:
-    """Raise a one-line ``ConfigError`` for anything in ``cfg`` that could run code not allowed."""
+    """Raise a one-line ``ConfigError`` for anything in ``cfg`` that could run code not allowed,
+    or that would put a secret in a file's or directory's name."""
     composed = cfg.get(SETTING) if SETTING in cfg else None
     if composed is not None and AllowList.parse(composed) != rules.typed:
         raise ConfigError(
@@ -171,7 +176,9 @@ def check_composed(cfg: DictConfig, rules: Rules) -> None:
         if field_value is not None:
             check_rendezvous(field_key, field_value, rules.typed_rendezvous)
     launcher_target = str(OmegaConf.select(cfg, f"{LAUNCHER}._target_", default=""))
+    secrets = secrets_by_variable()
     for where, key, value, text in leaves(cfg, ""):
+        refuse_secret_in_name(where, value, secrets)
         if where.startswith(f"{LAUNCHER}."):
             check_launcher_leaf(
                 where.removeprefix(f"{LAUNCHER}."), value, text, target=launcher_target,
@@ -180,7 +187,25 @@ def check_composed(cfg: DictConfig, rules: Rules) -> None:
         if where.startswith("hydra."):
             check_hydra_leaf(where, key, value, text, rules)
         elif key in TARGET_KEYS or where.rpartition(".")[2].startswith(WRAPPER_KEY):
-            refuse_unless_permitted(value, rules.own, where, what="typedexp's own configs, specs registered from Python")
+            check_target(value, rules.own, where, what="typedexp's own configs, specs registered from Python")
+
+
+def check_target(value: object, allowed: AllowList, where: str, *, what: str) -> None:
+    """Refuse ``value`` unless ``allowed`` permits both the name and the object it resolves to.
+
+    Resolving imports the modules the permitted name runs through (Hydra would import them next,
+    to build it) and calls nothing. A name that does not resolve is refused here, in one line,
+    rather than by Hydra after it has set up the run.
+    """
+    refuse_unless_permitted(value, allowed, where, what=what)
+    target = str(value)
+    try:
+        obj = _locate(target)
+    except Exception as exc:  # ImportError, or whatever the module raised while it was imported
+        cause = exc.__cause__ or exc  # _locate wraps the import's own error in three lines of its own
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise ConfigError(f"{where}={target}: cannot be imported ({reason})") from exc
+    refuse_unless_defined_in_allowed(target, obj, allowed, where)
 
 
 def check_hydra_leaf(where: str, key: object, value: object, text: object, rules: Rules) -> None:
@@ -188,7 +213,7 @@ def check_hydra_leaf(where: str, key: object, value: object, text: object, rules
     if section in LOGGING_NODES:
         check_logging_leaf(where, key, value, text, rules)
     elif key in TARGET_KEYS:
-        refuse_unless_permitted(
+        check_target(
             value, rules.plugins, where, what="the launchers, sweepers and callbacks installed Hydra plugins register"
         )
     elif where.startswith("hydra.job.env_set.") and str(key) not in ENV_SETTABLE:
@@ -202,7 +227,7 @@ def check_hydra_leaf(where: str, key: object, value: object, text: object, rules
 
 def check_logging_leaf(where: str, key: object, value: object, text: object, rules: Rules) -> None:
     if key in LOGGING_CALLABLE_KEYS:
-        refuse_unless_permitted(value, LOGGING_CLASSES | rules.typed, where, what="logging's own handlers and formatters")
+        check_target(value, LOGGING_CLASSES | rules.typed, where, what="logging's own handlers and formatters")
     elif isinstance(value, str) and value.startswith("ext://") and value not in LOG_STREAMS:
         raise ConfigError(f"{where}={value}: refused, a logging config may only name {' or '.join(LOG_STREAMS)}")
     elif key == "filename" and (  # as written: the run dir is only known when the job starts

@@ -107,8 +107,24 @@ def job_logs(composed: DictConfig, run_dir: Path, setting: str) -> list[str]:
     return names
 
 
+def refuse_a_file_in_the_way(path: Path, setting: str) -> None:
+    """``hydra.run.dir=notes.txt`` (or a dir below a file): Hydra's makedirs would raise
+    ``NotADirectoryError`` with a traceback, after composing and before any check of ours."""
+    if path.is_symlink():
+        return  # rundir.refuse_symlinks words that one
+    for place in (path, *path.parents):
+        if place.is_dir():
+            return
+        if place.exists() or place.is_symlink():  # a file, a dangling symlink, a socket, ...
+            what = "a file" if place.is_file() else "not a directory"
+            shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+            where = f"is {what}" if place == path else f"cannot be created: {place} is {what}"
+            raise ConfigError(f"{setting}={shown}: {where}; give a directory, or a path that does not exist yet")
+
+
 def check_run_dir(run_dir: Path, setting: str, composed: DictConfig, *, continuing: bool) -> None:
     """Refuse a run dir that Hydra or the run would write through a symlink, in use, or used."""
+    refuse_a_file_in_the_way(run_dir, setting)
     rundir.refuse_symlinks(run_dir, setting, job_logs(composed, run_dir, setting))
     holder = rundir.lock_holder(run_dir)
     if holder is not None:
@@ -132,6 +148,7 @@ def refuse_reused_run_dirs(composed: DictConfig, *, multirun: bool, resuming: Pa
     if multirun or composed.hydra.get("mode") == RunMode.MULTIRUN:  # -m, or hydra.mode=MULTIRUN
         refuse_leaving_the_run_dir("hydra.sweep.subdir", _text(job.sweep, "subdir", "hydra.sweep.subdir"))
         sweep_dir = Path.cwd() / (_text(job.sweep, "dir", "hydra.sweep.dir") or "")
+        refuse_a_file_in_the_way(sweep_dir, "hydra.sweep.dir")
         # A symlink, or a FIFO where Hydra writes multirun.yaml (a plain open: it would wait forever).
         rundir.refuse_symlinks(sweep_dir, "hydra.sweep.dir", [rundir.MULTIRUN_FILE])
         rundir.refuse_used(sweep_dir.resolve(), "hydra.sweep.dir")

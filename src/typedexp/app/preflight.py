@@ -9,6 +9,7 @@ composed config). What a config may build is checked on every composed config
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from enum import Enum
@@ -22,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from typedexp.engine.capacity import check_process_count
 from typedexp.app.error_messages import group_options
 from typedexp.core.errors import ConfigError, TypedexpError
+from typedexp.specs.experiment import Experiment
 from typedexp.app.guards import refuse_reused_run_dirs
 from typedexp.runs.resume import plan_resume
 from typedexp.app.store import APP_NAME
@@ -54,6 +56,7 @@ def prepare_overrides(overrides: Sequence[str], *, multirun: bool = False, will_
     ``will_run=False`` (``--help``, ``--cfg``) skips the run-directory checks: nothing is written.
     """
     refuse_keyless_and_empty_groups(overrides)
+    refuse_deleting_fields(overrides)
     refuse_secrets_in_overrides(overrides)
     # `+experiment=<name>` is how Hydra users pick an experiment preset; the group is in the
     # defaults list (before `debug`, so that `debug=fast` wins over the preset), where `+` would
@@ -105,9 +108,49 @@ def refuse_keyless_and_empty_groups(overrides: Sequence[str]) -> None:
         name = key.lstrip("+~")
         if not name.strip():
             raise ConfigError(f"{override}: an override needs a key before '=', e.g. epochs=3")
-        options = group_options(name) if value.strip() in ("", "null", "~") else None
+        deleting = override.startswith("~")  # `~model` is Hydra's deletion: error_messages words it
+        options = group_options(name) if value.strip() in ("", "null", "~") and not deleting else None
         if options:
             raise ConfigError(f"{override}: {name} needs an option, one of: {', '.join(options)}")
+
+
+def refuse_deleting_fields(overrides: Sequence[str]) -> None:
+    """``~trainer``, ``~epochs``: Hydra deletes the field, and the typed experiment then quietly
+    takes its default (``~trainer`` trained whole epochs, whatever trainer.* was set to).
+
+    Deleting a config group (``~model``) is Hydra's defaults-list deletion and is reported as
+    required by ``error_messages.required_group``; inside a node (``~trainer.max_batches``) Hydra
+    refuses itself ("does not support deletion"); ``~hydra.*`` and unknown keys are Hydra's to report.
+    """
+    fields = {field.name: field for field in dataclasses.fields(Experiment)}
+    for override in overrides:
+        key = override[1:].partition("=")[0].strip() if override.startswith("~") else ""
+        if key not in fields or group_options(key) is not None:
+            continue
+        default = default_of(fields[key])
+        if dataclasses.is_dataclass(default) and not isinstance(default, type):  # trainer
+            first = dataclasses.fields(default)[0].name
+            quietly, instead = "its defaults", f"its fields instead, e.g. {key}.{first}={plain(getattr(default, first))}"
+        else:
+            quietly, instead = "its default", f"it instead, e.g. {key}={plain(default)}"
+        raise ConfigError(
+            f"~{key}: {key} is part of every experiment and cannot be deleted (the run would quietly use {quietly}); "
+            f"set {instead}"
+        )
+
+
+def default_of(field: dataclasses.Field[object]) -> object:
+    return field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+
+
+def plain(value: object) -> str:
+    """``value`` as an override spells it: an enum by its name, None as null."""
+    if value is None:
+        return "null"
+    if isinstance(value, (tuple, list)):
+        return "[" + ",".join(plain(item) for item in value) + "]"
+    name = getattr(value, "name", None)
+    return name if isinstance(name, str) and not isinstance(value, (str, int, float)) else str(value)
 
 
 def prepare_argv(argv: Sequence[str]) -> list[str]:
@@ -126,7 +169,8 @@ def prepare_argv(argv: Sequence[str]) -> list[str]:
 
 
 def overrides_in(argv: Sequence[str]) -> list[str]:
-    return [arg for arg in argv if "=" in arg and not arg.startswith("-")]
+    # `~trainer` deletes a key and holds no '=': an override all the same.
+    return [arg for arg in argv if ("=" in arg or arg.startswith("~")) and not arg.startswith("-")]
 
 
 def typed_allow_list(overrides: Sequence[str]) -> AllowList:

@@ -47,6 +47,14 @@ class Experiment:
         for name, value in (("epochs", self.epochs), ("batch_size", self.batch_size)):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}={value}: must be an integer >= 1")
+        if not isinstance(self.seed, int) or not SEEDS[0] <= self.seed <= SEEDS[1]:
+            raise ConfigError(
+                f"seed={self.seed}: must be a whole number from -2**63 to 2**64-1 (what torch.manual_seed "
+                "takes), e.g. seed=0"
+            )
+
+
+SEEDS = (-(2**63), 2**64 - 1)  # torch.manual_seed's range; beyond it torch fails with "Overflow"
 
 
 # `+experiment=<name>`: whole experiments, each one typed value.

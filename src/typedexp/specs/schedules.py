@@ -92,8 +92,17 @@ class OneCycle:
     def build(self, optimizer: torch.optim.Optimizer, *, epochs: int, steps_per_epoch: int) -> LRSchedule | None:
         import torch
 
+        total = epochs * steps_per_epoch
+        # OneCycleLR's rise ends at step pct_start * total - 1 and its fall starts there; it divides
+        # by each phase's length, so a rise of exactly one step fails with ZeroDivisionError mid-run.
+        if float(self.warmup_fraction * total) - 1 == 0:
+            raise ConfigError(
+                f"schedule=onecycle: schedule.warmup_fraction={self.warmup_fraction} of this run's {total} optimizer "
+                f"steps (epochs={epochs} x {steps_per_epoch} per epoch) is a rise of exactly 1 step, which "
+                "OneCycleLR cannot divide; change schedule.warmup_fraction, or train more steps"
+            )
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=self.max_lr, total_steps=epochs * steps_per_epoch, pct_start=self.warmup_fraction
+            optimizer, max_lr=self.max_lr, total_steps=total, pct_start=self.warmup_fraction
         )
         return LRSchedule(scheduler, per_step=True)
 

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 PLUGIN_CLASS = "hydra_plugins.typedexp_optuna.optuna_sweeper.OptunaSweeper"
 SQLITE = "sqlite:///"
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 
 
 class Sampler(enum.Enum):
@@ -99,6 +100,15 @@ def study_file(storage: str, sweep_dir: Path) -> Path:
             "dir, without '..' or URL options; choose where the sweep lives with hydra.sweep.dir=..."
         )
     return sweep_dir / path
+
+
+def is_sqlite_file(path: Path) -> bool:
+    """Whether ``path`` is a file SQLite can open as a database: empty (SQLite starts it) or one of its own."""
+    if not path.is_file():
+        return False
+    with path.open("rb") as file:
+        head = file.read(len(SQLITE_HEADER))
+    return head in (b"", SQLITE_HEADER)
 
 
 def distribution(override: Override) -> BaseDistribution:
@@ -221,11 +231,16 @@ class OptunaSweeper(Sweeper):
             raise RuntimeError("OptunaSweeper.sweep() before Hydra called setup()")
         space, fixed = search_space([*self.params, *arguments])
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        study = optuna.create_study(
-            storage=SQLITE + str(self.checked_study_file()), study_name=self.study_name,
-            sampler=self.make_sampler(self.seed), pruner=self.make_pruner(),
-            direction="maximize" if self.mode is BestMode.max else "minimize", load_if_exists=True,
-        )
+        path = self.checked_study_file()
+        try:
+            study = optuna.create_study(
+                storage=SQLITE + str(path), study_name=self.study_name,
+                sampler=self.make_sampler(self.seed), pruner=self.make_pruner(),
+                direction="maximize" if self.mode is BestMode.max else "minimize", load_if_exists=True,
+            )
+        except Exception as exc:  # SQLAlchemy's or Optuna's: an unreadable file, a schema Optuna cannot use
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(f"hydra.sweeper.storage={self.storage!r}: cannot open the study in {path} ({reason})") from exc
         # A continued study gets a sampler seeded past its earlier trials: the same seed would
         # propose the same first points again.
         study.sampler = self.make_sampler(self.seed + len(study.trials))
@@ -263,6 +278,11 @@ class OptunaSweeper(Sweeper):
             raise ConfigError(
                 f"hydra.sweeper.storage={self.storage!r}: {path} is a symlink or leads through one out of the "
                 "sweep dir; a study is kept only inside its sweep dir"
+            )
+        if path.exists() and not is_sqlite_file(path):  # SQLAlchemy's error would name neither setting nor file
+            raise ConfigError(
+                f"hydra.sweeper.storage={self.storage!r}: {path} is not a study file (not a SQLite database); "
+                "move it away, or keep this sweep elsewhere with hydra.sweep.dir=..."
             )
         return path
 

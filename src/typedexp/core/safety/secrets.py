@@ -96,6 +96,38 @@ def refuse_secrets_in_overrides(overrides: Sequence[str]) -> None:
                 )
 
 
+# Leaves that name files, directories or jobs, by how their key ends: Hydra's run and sweep dirs,
+# sweep.subdir, output_subdir, job.name (its log file is <job name>.log), logging's filename, a
+# launcher's job name and submitit_folder, the Optuna storage; dataset.root, tracker.log_dir,
+# tracker.project, resume, and a user spec's *_dir / *_path fields.
+NAME_KEY_ENDINGS = (
+    "dir", "path", "file", "filename", "folder", "root", "name", "project", "workspace", "resume", "storage",
+)
+# Overrides joined as text, which Hydra computes for every job: checked where a name uses them
+# (hydra.sweep.subdir=${hydra.job.override_dirname}), not for being there.
+NOT_NAMES = ("hydra.job.override_dirname",)
+
+
+def names_files(where: str) -> bool:
+    return where not in NOT_NAMES and where.rpartition(".")[2].lower().endswith(NAME_KEY_ENDINGS)
+
+
+def refuse_secret_in_name(where: str, value: object, secrets: dict[str, str]) -> None:
+    """Refuse a secret (``secrets_by_variable``) that reached a name or a path, by any interpolation.
+
+    Masking covers text the program prints and writes, not the names of what Hydra and the run
+    create: ``hydra.job.name: ${oc.env:SWANLAB_API_KEY}`` left ``<the key>.log`` in the run dir.
+    """
+    if not isinstance(value, str) or not names_files(where):
+        return
+    for name, secret in secrets.items():
+        if secret in value:
+            raise ConfigError(
+                f"{where}: refused, its value holds the secret in {name}, and a name or path is never masked "
+                "(files, directories and jobs are named after it); keep secrets out of names and paths"
+            )
+
+
 class MaskingStream:
     """A text stream that masks secrets in everything written through it (stdout, stderr).
 
