@@ -183,6 +183,11 @@ SIGNAL_ARGS = ["tracker=disabled", "trainer.progress=off", "epochs=2", "model.dr
                "trainer.log_every=3", "trainer.checkpoint_every=10"]
 
 
+# The tests that compare with it run on one pytest-xdist worker (the Makefile's --dist loadgroup),
+# which trains it once.
+WITH_THE_REFERENCE = pytest.mark.xdist_group("bad-input-reference")
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cwd = tmp_path_factory.mktemp("reference")
@@ -199,6 +204,7 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
     assert (run_dir / "metrics.jsonl").read_bytes() == (reference / "metrics.jsonl").read_bytes()
 
 
+@WITH_THE_REFERENCE
 def test_sigkill_mid_epoch_then_resume_is_bit_exact(workdir: Path, uninterrupted: Path) -> None:
     killed = run_signalled(36, "SIGKILL", [*SIGNAL_ARGS, "hydra.run.dir=run"], workdir)
     assert killed.returncode == -signal.SIGKILL
@@ -211,6 +217,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(workdir: Path, uninterrupted
     assert_same_run(workdir / "run", uninterrupted)
 
 
+@WITH_THE_REFERENCE
 @pytest.mark.parametrize(
     ("name", "code"), [("SIGINT", 130), pytest.param("SIGTERM", 143, marks=pytest.mark.slow)]
 )

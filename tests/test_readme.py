@@ -180,6 +180,14 @@ def test_bash_block_runs(workdir: Path, block: Block) -> None:
 # --- python blocks ---------------------------------------------------------------------------
 
 MYPY_ERROR = re.compile(r"#\s*mypy:\s*(?P<message>.+)$")
+# Every test that runs mypy, here and in test_tutorials.py, runs on one pytest-xdist worker (the
+# Makefile's --dist loadgroup): with a cold .mypy_cache, the first run spends ~30 s of CPU on
+# torch's and Hydra's types, and the others then read them from the cache instead of redoing it.
+ON_THE_MYPY_WORKER = pytest.mark.xdist_group("mypy")
+PYTHON_BLOCKS = [
+    pytest.param(b, id=b.id, marks=[ON_THE_MYPY_WORKER] if MYPY_ERROR.search(b.body) else [])
+    for b in CODE if b.kind == "python"
+]
 
 
 def mypy_errors(source: str, directory: Path) -> list[str]:
@@ -191,7 +199,7 @@ def mypy_errors(source: str, directory: Path) -> list[str]:
     return [line for line in stdout.splitlines() if ": error:" in line]
 
 
-@pytest.mark.parametrize("block", [b for b in CODE if b.kind == "python"], ids=lambda b: b.id)
+@pytest.mark.parametrize("block", PYTHON_BLOCKS)
 def test_python_block_runs(workdir: Path, block: Block) -> None:
     skip_if_not_tested(block)
     lines = block.body.splitlines()
