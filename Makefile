@@ -45,7 +45,7 @@ run: install
 	$(BIN)/typedexp
 
 test: install-dev
-	$(BIN)/python -m pytest -n auto  # one worker per core (pytest-xdist); docs/development.md
+	$(BIN)/python -m pytest -n auto --dist loadgroup  # one worker per core (pytest-xdist); docs/development.md
 	$(MAKE) typecheck
 
 # Two checkers: mypy --strict (mypy.ini) and pyright in standard mode (pyrightconfig.json).

@@ -1,7 +1,12 @@
 """Bad input, typed as a user would: exit code 2, one line naming the field, nothing overwritten.
 
-Also the faults a user meets at run time, each through the real CLI: NaN loss, a failing tracker,
-SIGINT/SIGTERM, SIGKILL then resume, unsafe ``_target_``s, secrets in overrides.
+Also the faults a user meets at run time, each through the CLI's ``main``: NaN loss, a failing
+tracker, SIGINT/SIGTERM, SIGKILL then resume, unsafe ``_target_``s, secrets in overrides.
+
+Most cases call ``main`` in this process (``run_main``: the same code, without ~3 s of torch
+import per case). A real process runs where its exit status or streams are the point (signals,
+the traceback Python prints, a secret in anything printed) and for one case of each path an error
+takes (Hydra's composition, a check before Hydra, a refused ``_target_``, a failure in training).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import QUICK, run_cli, run_signalled
+from tests.helpers import QUICK, run_cli, run_main, run_signalled
 from typedexp import ConfigError, TrackerError, launch
 from typedexp.engine.checkpoint import read_checkpoint
 
@@ -21,7 +26,7 @@ from typedexp.engine.checkpoint import read_checkpoint
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A working directory that already holds one finished run."""
     cwd = tmp_path_factory.mktemp("project")
-    earlier = run_cli([*QUICK, "hydra.run.dir=outputs/earlier"], cwd)
+    earlier = run_main([*QUICK, "hydra.run.dir=outputs/earlier"], cwd)
     assert earlier.returncode == 0, earlier.stderr
     last = cwd / "outputs" / "earlier" / "checkpoints" / "last.pt"
     (cwd / "corrupt.pt").write_bytes(last.read_bytes()[:1000])  # a truncated copy
@@ -74,6 +79,9 @@ CASES = [
     (["allowed_targets=[subprocess.run]", "model._target_=subprocess.run"], ["subprocess is never allowed"]),
     (["--config-dir", "evil", "model=shell"], ["model._target_=subprocess.run: refused"]),
 ]
+# Cases run by a real `python -m typedexp`, one per path an error takes (see the module docstring).
+REAL_PROCESS = {"optim.lr=abc", "resume=corrupt.pt", "optim.lr=1e6 trainer.max_batches=null", "--config-dir evil model=shell"}
+assert REAL_PROCESS <= {" ".join(args) for args, _ in CASES}
 
 
 @pytest.mark.parametrize(("args", "words"), CASES, ids=[" ".join(a) for a, _ in CASES])
@@ -85,7 +93,8 @@ def test_bad_input_is_one_line_and_exit_2(project: Path, args: list[str], words:
     tracker = [] if any(a.startswith("tracker") for a in args) else ["tracker=disabled"]
     flags = [a for a in args if "=" not in a]  # Hydra's flags (-m, --config-dir DIR) go first
     overrides = [a for a in args if "=" in a]
-    done = run_cli([*flags, *tracker, "trainer.progress=off", *overrides], project)
+    run = run_cli if " ".join(args) in REAL_PROCESS else run_main
+    done = run([*flags, *tracker, "trainer.progress=off", *overrides], project)
     assert done.returncode == 2
     assert len(done.stderr_lines) == 1, done.stderr
     line = done.stderr_lines[0]
@@ -112,7 +121,7 @@ def test_cloud_without_key_fails_at_once_without_prompting(project: Path) -> Non
 
 
 def test_a_failing_sweep_job_does_not_stop_the_others(project: Path) -> None:
-    done = run_cli(["-m", "epochs=-1,1", *QUICK[:1], *QUICK[2:]], project)
+    done = run_main(["-m", "epochs=-1,1", *QUICK[:1], *QUICK[2:]], project)
     assert done.returncode == 2
     assert done.stderr_lines == ["typedexp: error: job 0 (epochs=-1,trainer.max_batches=2): epochs=-1: must be an integer >= 1"]
     assert len(list((project / "multirun").rglob("metrics.jsonl"))) == 1
@@ -135,7 +144,7 @@ def test_launch_raises_the_same_typed_errors(
 
 
 def test_a_secret_typed_into_an_override_is_refused(project: Path) -> None:
-    done = run_cli([*QUICK, "tracker.description=sk-test-1234567"], project, env={"SWANLAB_API_KEY": "sk-test-1234567"})
+    done = run_main([*QUICK, "tracker.description=sk-test-1234567"], project, env={"SWANLAB_API_KEY": "sk-test-1234567"})
     assert done.returncode == 2
     assert done.stderr_lines == [
         "typedexp: error: tracker.description: the value contains SWANLAB_API_KEY; secrets are never put in "
@@ -157,7 +166,7 @@ def test_the_api_key_is_in_no_file_the_run_writes(workdir: Path) -> None:
 
 def test_a_failing_tracker_warns_once_and_training_completes(workdir: Path) -> None:
     (workdir / "a-file").write_text("the tracker's log_dir cannot be created under a file")
-    done = run_cli(["tracker=offline", "tracker.log_dir=a-file/sl", *QUICK[1:]], workdir)
+    done = run_main(["tracker=offline", "tracker.log_dir=a-file/sl", *QUICK[1:]], workdir)
     assert done.returncode == 0, done.stderr
     warnings = [line for line in done.stderr_lines if "typedexp:" in line]
     assert warnings == [
@@ -172,6 +181,11 @@ def test_a_failing_tracker_warns_once_and_training_completes(workdir: Path) -> N
 # digits: 1,437 training images, batch 64 -> 23 batches per epoch; epoch 2 is steps 24..46.
 SIGNAL_ARGS = ["tracker=disabled", "trainer.progress=off", "epochs=2", "model.dropout=0.2",
                "trainer.log_every=3", "trainer.checkpoint_every=10"]
+
+
+# The tests that compare with it run on one pytest-xdist worker (the Makefile's --dist loadgroup),
+# which trains it once.
+WITH_THE_REFERENCE = pytest.mark.xdist_group("bad-input-reference")
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +204,7 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
     assert (run_dir / "metrics.jsonl").read_bytes() == (reference / "metrics.jsonl").read_bytes()
 
 
+@WITH_THE_REFERENCE
 def test_sigkill_mid_epoch_then_resume_is_bit_exact(workdir: Path, uninterrupted: Path) -> None:
     killed = run_signalled(36, "SIGKILL", [*SIGNAL_ARGS, "hydra.run.dir=run"], workdir)
     assert killed.returncode == -signal.SIGKILL
@@ -202,6 +217,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(workdir: Path, uninterrupted
     assert_same_run(workdir / "run", uninterrupted)
 
 
+@WITH_THE_REFERENCE
 @pytest.mark.parametrize(
     ("name", "code"), [("SIGINT", 130), pytest.param("SIGTERM", 143, marks=pytest.mark.slow)]
 )

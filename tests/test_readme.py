@@ -5,17 +5,23 @@ What runs, by the block's fence:
   ones made). A `typedexp` line that trains gets the quick settings of `SHORTEN` for the keys it
   does not set itself, so a 15-epoch example takes a second; it still composes, builds and trains
   exactly what it names. A `resume=<run>` line gets nothing added: it re-applies that run's own
-  overrides (another `resume=` keeps its `epochs`). A line commented `# killed ...` is killed (SIGKILL) in its third epoch. Plain override lines run through `launch()` in this process (the CLI's own code path,
-  without a second torch import); the rest (flags, `-m`, `python -m`, shell syntax) run in bash.
+  overrides (another `resume=` keeps its `epochs`). A line commented `# killed ...` is killed (SIGKILL) in its third epoch. Plain override lines run through `launch()` in this process, and
+  other `typedexp` lines (flags, `-m`, `runs`) through the CLI's `main` in this process: the
+  console script's code path, without a second torch import (~3 s a line). The rest run in bash:
+  `python -m typedexp`, `--help` and `-sc` (which change the process for its remaining life),
+  shell syntax, other programs.
 - ```` ```python ````: executed. A line marked `# mypy: <message>` must instead fail mypy with that
   message (and is left out of the execution).
 - an untagged block of `$ command` lines: each command runs in a subprocess, and what it prints
   must match the lines shown under it (`…` stands for any text, a decimal number for any number,
-  a date or time in a path for any).
+  a date or time in a path for any). A command shown only failing with one `typedexp: error:`
+  line runs through `main` in this process, except in the READMEs (a real process there still
+  catches anything printed at start-up); a command shown twice runs once.
 - a fence with `not-tested: <reason>` after its language is skipped, with that reason.
 - a table row whose first cell names one override in backticks (no `<placeholder>`) and whose
   second cell is a single code span: that override must print exactly that error line (`...` and
-  `…` elide), as in the Troubleshooting table. A `.pt` file it names is made, and corrupt.
+  `…` elide), as in the Troubleshooting table. A `.pt` file it names is made, and corrupt. The
+  first row runs in a subprocess, the others through `main` in this process.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli, run_signalled
+from tests.helpers import CliRun, run_cli, run_main, run_signalled
 from typedexp import launch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +49,10 @@ SHORTEN = {"epochs": "1", "trainer.max_batches": "2", "trainer.progress": "off",
 # an epoch, that is inside epoch 3, after epoch 2's checkpoint.
 KILL_AFTER_STEP = 6
 NOT_TRAINING = {"--help", "-h", "--cfg", "-c", "-sc", "--shell-completion", "--info", "-i"}
+# Run in bash even as plain `typedexp` lines: the help page's speed-up replaces a Hydra class for
+# the rest of the process (typedexp exits right after it), and -sc is about the user's shell.
+NOT_IN_THIS_PROCESS = {"--help", "-h", "-sc", "--shell-completion"}
+SHELL_OPERATORS = set("|&;<>()")
 SUBCOMMANDS = ("runs", "dashboard")  # `typedexp runs ...`: its own arguments, no overrides to add
 
 
@@ -141,11 +151,22 @@ def run_bash_line(line: str, cwd: Path) -> None:
     if words[0] == "typedexp" and all("=" in word and not word.startswith("-") for word in words[1:]):
         launch(shortened(words[1:]))  # what the console script runs, in this process
         return
+    if words[0] == "typedexp" and not NOT_IN_THIS_PROCESS & set(words) and not shell_syntax(line):
+        done = run_main(shortened(words[1:]), cwd)  # the console script's main, in this process
+        assert done.returncode == 0, f"`{line}` exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+        return
     if words[0] == "typedexp" or words[:3] == ["python", "-m", "typedexp"]:
         start = 1 if words[0] == "typedexp" else 3
         line = shlex.join([*words[:start], *shortened(words[start:])])
     shell = subprocess.run(["bash", "-c", line], cwd=cwd, env=shell_env(), capture_output=True, text=True, timeout=600)
     assert shell.returncode == 0, f"`{line}` exited {shell.returncode}:\n{shell.stdout}\n{shell.stderr}"
+
+
+def shell_syntax(line: str) -> bool:
+    """Whether bash would do more with ``line`` than split it into words: pipes, redirections, ``$``."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lexer.whitespace_split, lexer.commenters = True, "#"
+    return "$" in line or "`" in line or any(set(token) <= SHELL_OPERATORS for token in lexer)
 
 
 @pytest.mark.slow
@@ -159,6 +180,14 @@ def test_bash_block_runs(workdir: Path, block: Block) -> None:
 # --- python blocks ---------------------------------------------------------------------------
 
 MYPY_ERROR = re.compile(r"#\s*mypy:\s*(?P<message>.+)$")
+# Every test that runs mypy, here and in test_tutorials.py, runs on one pytest-xdist worker (the
+# Makefile's --dist loadgroup): with a cold .mypy_cache, the first run spends ~30 s of CPU on
+# torch's and Hydra's types, and the others then read them from the cache instead of redoing it.
+ON_THE_MYPY_WORKER = pytest.mark.xdist_group("mypy")
+PYTHON_BLOCKS = [
+    pytest.param(b, id=b.id, marks=[ON_THE_MYPY_WORKER] if MYPY_ERROR.search(b.body) else [])
+    for b in CODE if b.kind == "python"
+]
 
 
 def mypy_errors(source: str, directory: Path) -> list[str]:
@@ -170,7 +199,7 @@ def mypy_errors(source: str, directory: Path) -> list[str]:
     return [line for line in stdout.splitlines() if ": error:" in line]
 
 
-@pytest.mark.parametrize("block", [b for b in CODE if b.kind == "python"], ids=lambda b: b.id)
+@pytest.mark.parametrize("block", PYTHON_BLOCKS)
 def test_python_block_runs(workdir: Path, block: Block) -> None:
     skip_if_not_tested(block)
     lines = block.body.splitlines()
@@ -200,13 +229,20 @@ def transcript(block: Block) -> list[tuple[str, list[str]]]:
 
 
 def as_pattern(shown: str) -> re.Pattern[str]:
-    """What ``shown`` promises: ``…`` any text, a decimal any number, a path's date/time any digits."""
+    """What ``shown`` promises: ``…`` any text, a decimal any number, a path's date/time any digits.
+
+    A decimal right-aligned in a table column (after two or more spaces) may be wider than the one
+    shown, with fewer spaces before it: a sweep's seconds column reads 21.0 on a loaded machine.
+    """
     pattern = ""
     for part in re.split(r"(…|\.\.\.|\d{4}-\d\d-\d\d|\d\d-\d\d-\d\d-\d+|\d+(?:\.\d+)? m?s\b|\d+\.\d+)", shown):
         if part in ("…", "..."):
             pattern += ".*"
         elif re.fullmatch(r"\d+(?:\.\d+)? m?s", part):  # a duration: "1.4 s", or "112 ms" below a second
             pattern += r"\d+(?:\.\d+)? m?s"
+        elif re.fullmatch(r"\d+\.\d+", part) and (padding := re.search(r"(?:\\ ){2,}$", pattern)):
+            spaces = len(padding[0]) // 2  # each escaped: "\\ "
+            pattern = pattern[: padding.start()] + f" {{1,{spaces}}}" + r"\d+\.\d+"
         elif re.fullmatch(r"\d+\.\d+", part):
             pattern += r"\d+\.\d+"
         elif re.fullmatch(r"\d{4}-\d\d-\d\d|\d\d-\d\d-\d\d-\d+", part):
@@ -225,14 +261,34 @@ TRANSCRIPTS = [
 ]
 
 
+READMES = {"README.md", "README.zh-CN.md"}
+
+
+@pytest.fixture(scope="module")
+def transcript_runs() -> dict[tuple[str, bool], CliRun]:
+    """What each transcript command printed, by command (and whether in this process): read-only."""
+    return {}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("block", "command", "shown"), TRANSCRIPTS)
-def test_transcript_prints_what_the_docs_show(workdir: Path, block: Block, command: str, shown: list[str]) -> None:
+def test_transcript_prints_what_the_docs_show(
+    tmp_path_factory: pytest.TempPathFactory,
+    transcript_runs: dict[tuple[str, bool], CliRun],
+    block: Block,
+    command: str,
+    shown: list[str],
+) -> None:
     skip_if_not_tested(block)
     words = shlex.split(MAKE_TARGETS.get(command, command), comments=True)
     assert words[0] == "typedexp", f"{block.id}: only typedexp commands are run from transcripts"
-    env = {"PATH": shell_env()["PATH"]}
-    done = run_cli(words[1:], workdir, env)
+    only_an_error = len(shown) == 1 and shown[0].startswith("typedexp: error:")
+    in_process = only_an_error and block.path.name not in READMES
+    key = (shlex.join(words), in_process)
+    if key not in transcript_runs:  # a fresh directory for each command, as a user's shell would have
+        cwd = tmp_path_factory.mktemp("transcript")
+        transcript_runs[key] = run_main(words[1:], cwd) if in_process else run_cli(words[1:], cwd, {"PATH": shell_env()["PATH"]})
+    done = transcript_runs[key]
     printed = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert done.returncode == (2 if any(line.startswith("typedexp: error:") for line in shown) else 0)
     assert len(printed) == len(shown), printed
@@ -269,7 +325,8 @@ def test_a_table_row_shows_the_line_the_cli_prints(workdir: Path, where: str, ov
     tracker = [] if override.startswith("tracker") else ["tracker=disabled"]
     for name in re.findall(r"[\w.-]+\.pt\b", override):  # a row about a broken checkpoint file
         (workdir / name).write_bytes(b"not a checkpoint")
-    done = run_cli([*tracker, override], workdir)
+    run = run_cli if (where, override, message) == PROMISED[0] else run_main
+    done = run([*tracker, override], workdir)
     assert done.returncode == 2
     assert len(done.stderr_lines) == 1 and as_pattern(f"typedexp: error: {message}").fullmatch(done.stderr_lines[0]), (
         f"{where}: the CLI printed {done.stderr_lines}"

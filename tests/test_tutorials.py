@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_readme import MYPY_ERROR, as_pattern
+from tests.test_readme import MYPY_ERROR, ON_THE_MYPY_WORKER, as_pattern
 
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIALS = sorted((ROOT / "docs").glob("tutorial-*.md"))
@@ -156,6 +156,7 @@ def test_a_project_command_prints_what_the_tutorial_shows(
 
 
 @pytest.mark.slow
+@ON_THE_MYPY_WORKER
 @pytest.mark.parametrize("path", WITH_PROJECTS, ids=[path.name for path in WITH_PROJECTS])
 def test_a_project_passes_mypy_strict(workdir: Path, path: Path) -> None:
     from mypy import api
