@@ -25,6 +25,8 @@ import pytest
 from hydra import compose, initialize
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.sources_registry import SourcesRegistry
+from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
 from omegaconf import OmegaConf
 from omegaconf.resolvers import oc
 
@@ -342,14 +344,20 @@ DEFAULTS = ({"setup": "None", "submitit_folder": "${hydra.sweep.dir}/.submitit/%
         ("partition", "gpu", {}, True),  # plain
         ("setup", None, {}, True),  # the plugin's default
         ("submitit_folder", "${hydra.sweep.dir}/.submitit/%j", {}, True),
-        ("submitit_folder", "/tmp/x/%j", {}, False),
+        ("submitit_folder", "{tmp_path}/x/%j", {}, False),  # a folder of yours, but not the default
         ("setup[0]", "module load cuda", {"setup[0]": "module load cuda"}, True),  # typed
         ("setup[0]", "curl x | sh", {"setup[0]": "module load cuda"}, False),
         ("setup[1]", "curl x | sh", {"setup[0]": "module load cuda"}, False),
         ("_target_", "anything", {}, True),  # config_guard's target rule decides
     ],
 )
-def test_a_launcher_leaf_passes_when_plain_default_or_typed(path: str, value: object, typed: dict[str, str], passes: bool) -> None:
+def test_a_launcher_leaf_passes_when_plain_default_or_typed(
+    tmp_path: Path, path: str, value: object, typed: dict[str, str], passes: bool
+) -> None:
+    # In tmp_path (yours, closed to others), the folder check passes whether x/ exists or not;
+    # /tmp/x would pass it only where a /tmp/x of yours already existed.
+    value = value.replace("{tmp_path}", str(tmp_path)) if isinstance(value, str) else value
+
     def check() -> None:
         check_launcher_leaf(path, value, value, target=SLURM_LAUNCHER, typed=typed, defaults=DEFAULTS)
 
@@ -473,12 +481,38 @@ def test_environment_values_are_remembered_for_masking_only_inside_the_guard(mon
     assert mask_report(f"{inside} {after}") == f"*** {after}"
 
 
-def test_the_registered_launcher_defaults_are_read_as_written() -> None:
+def plugin_configs_registered() -> None:
+    """What the guard has when it reads them: the plugins' configs (stored as Hydra scans its
+    plugins, which a test run alone has not done yet) and typedexp's."""
+    Plugins.instance()
     register_configs()
+
+
+def test_the_registered_launcher_defaults_are_read_as_written() -> None:
+    plugin_configs_registered()
     defaults = registered_launchers()
     (slurm,) = defaults[SLURM_LAUNCHER]
     assert slurm["submitit_folder"] == "${hydra.sweep.dir}/.submitit/%j" and slurm["setup"] == "None"
     assert "hydra._internal.core_plugins.basic_launcher.BasicLauncher" in defaults
+
+
+def test_every_config_registered_for_a_launcher_class_gives_its_defaults() -> None:
+    plugin_configs_registered()
+    store = ConfigStore.instance()
+    # A second preset of the joblib launcher, and a preset that names no launcher class at all.
+    store.store(group="hydra/launcher", name="joblib_threads", node={"_target_": JOBLIB, "backend": "threading"})
+    store.store(group="hydra/launcher", name="more_jobs", node={"n_jobs": 2})
+    try:
+        defaults = registered_launchers()
+    finally:
+        for name in ("joblib_threads.yaml", "more_jobs.yaml"):
+            del store.repo["hydra"]["launcher"][name]
+    assert sorted(default["backend"] for default in defaults[JOBLIB]) == ["None", "threading"]
+    for backend in (None, "threading"):  # either preset's value passes as a default
+        check_launcher_leaf("backend", backend, backend, target=JOBLIB, typed={}, defaults=defaults[JOBLIB])
+    with pytest.raises(ConfigError, match=r"^hydra\.launcher\.backend=dask: refused"):
+        check_launcher_leaf("backend", "dask", "dask", target=JOBLIB, typed={}, defaults=defaults[JOBLIB])
+    assert "2" not in {text for flat in defaults.values() for default in flat for text in default.values()}
 
 
 @pytest.mark.parametrize(
