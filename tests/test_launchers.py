@@ -616,6 +616,25 @@ def test_only_the_path_before_the_first_placeholder_is_checked(tmp_path: Path) -
     check_pickle_folder(SUBMITIT_FOLDER, f"{tmp_path}/%j/x/%t")  # passes: no error
 
 
+def test_a_folder_named_by_placeholders_only_is_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.chdir(shared)
+    with pytest.raises(ConfigError, match=f"^{SUBMITIT_FOLDER}=%j: refused, {shared} is writable by other users"):
+        check_pickle_folder(SUBMITIT_FOLDER, "%j")
+    monkeypatch.chdir(tmp_path)
+    check_pickle_folder(SUBMITIT_FOLDER, "%j")  # passes: a folder of yours
+
+
+def test_without_user_ids_windows_there_is_no_shared_folder_to_refuse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.delattr(os, "getuid")  # as on Windows, where neither Slurm nor shared submitit folders exist
+    check_pickle_folder(SUBMITIT_FOLDER, f"{shared}/%j")  # passes: no error
+
+
 def test_only_submitit_s_own_folder_field_is_checked_as_a_folder(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()

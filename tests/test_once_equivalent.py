@@ -3,12 +3,14 @@
 Each test pins what a mutant listed there as "equivalent" or "GPU only" changed where a CPU test
 can see it, so the mutant is killed and no longer listed: a checkpoint written on a GPU, an
 infinite gradient under bf16, a parameter that sits out a step, the layout and the draws of the
-crop-and-flip augmentation, and a sweep key that only looks like the allow-list's.
+gathered and augmented batches, a sweep key that only looks like the allow-list's, and the path
+named when a registered config nests too deep.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,10 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from typedexp import ConfigError
-from typedexp.config_guard import Rules, check_composed
+from typedexp.config_guard import Rules, check_composed, targets_in
 from typedexp.data import FakeData
 from typedexp.data.augment import crop_and_flip
+from typedexp.data.tensors import take
 from typedexp.engine import TrainerSettings, seed_everything
 from typedexp.engine.checkpoint import Checkpointer, LoopPosition, read_checkpoint
 from typedexp.engine.loop import training_step
@@ -126,7 +129,20 @@ def test_a_parameter_without_a_gradient_is_left_alone_as_in_a_hand_written_loop(
     assert model.once.weight.grad is None and not torch.equal(model.always.weight, always)
 
 
-# --- data/augment: the layout and the flip draws of crop_and_flip -------------------------------
+# --- data: the memory layout of a gathered batch, the flip draws of crop_and_flip ---------------
+
+
+def test_a_one_channel_batch_is_taken_with_the_strides_of_advanced_indexing() -> None:
+    # (N, 1, H, W) counts as contiguous in both memory formats, but its strides still decide how a
+    # convolution runs: gathered through the (N, H, W, C) view it would get (HW, 1, W, 1) and the
+    # channels_last kernels, whose sums round differently (an MNIST CNN would train other weights).
+    images = torch.randn(10, 1, 4, 5, generator=torch.Generator().manual_seed(0))
+    index = torch.tensor([7, 2, 9])
+    taken = take(images, index)
+    assert torch.equal(taken, images[index]) and taken.stride() == images[index].stride() == (20, 20, 5, 1)
+    conv = nn.Conv2d(1, 4, 3)
+    assert conv(taken).stride() == conv(images[index]).stride()
+
 
 
 def test_a_batch_in_neither_layout_comes_back_contiguous_with_the_same_values() -> None:
@@ -161,3 +177,15 @@ def test_a_sweep_may_vary_any_key_but_the_allow_list_itself(key: str, refused: b
             check_composed(cfg, rules)
     else:
         check_composed(cfg, rules)
+
+
+@pytest.mark.parametrize(("node", "start"), [
+    ({"a": 1}, "a.a.a.a"), ([{"a": 1}], "[0].a.a.a"),  # 70 levels below the root, a dict or a list
+])
+def test_a_config_nested_beyond_the_limit_is_named_from_its_own_root(node: object, start: str) -> None:
+    # registered_targets walks each config registered from Python (targets_in) before any run.
+    deep: object = node
+    for _ in range(70):
+        deep = {"a": deep} if isinstance(deep, dict) else [{"a": deep[0]}]  # type: ignore[index]
+    with pytest.raises(ConfigError, match=rf"^{re.escape(start)}\.\.\.: the config nests more than 64 levels deep"):
+        targets_in(OmegaConf.create(deep))
