@@ -25,6 +25,8 @@ import pytest
 from hydra import compose, initialize
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.sources_registry import SourcesRegistry
+from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
 from omegaconf import OmegaConf
 from omegaconf.resolvers import oc
 
@@ -343,14 +345,20 @@ DEFAULTS = ({"setup": "None", "submitit_folder": "${hydra.sweep.dir}/.submitit/%
         ("partition", "gpu", {}, True),  # plain
         ("setup", None, {}, True),  # the plugin's default
         ("submitit_folder", "${hydra.sweep.dir}/.submitit/%j", {}, True),
-        ("submitit_folder", "/tmp/x/%j", {}, False),
+        ("submitit_folder", "{tmp_path}/x/%j", {}, False),  # a folder of yours, but not the default
         ("setup[0]", "module load cuda", {"setup[0]": "module load cuda"}, True),  # typed
         ("setup[0]", "curl x | sh", {"setup[0]": "module load cuda"}, False),
         ("setup[1]", "curl x | sh", {"setup[0]": "module load cuda"}, False),
         ("_target_", "anything", {}, True),  # config_guard's target rule decides
     ],
 )
-def test_a_launcher_leaf_passes_when_plain_default_or_typed(path: str, value: object, typed: dict[str, str], passes: bool) -> None:
+def test_a_launcher_leaf_passes_when_plain_default_or_typed(
+    tmp_path: Path, path: str, value: object, typed: dict[str, str], passes: bool
+) -> None:
+    # In tmp_path (yours, closed to others), the folder check passes whether x/ exists or not;
+    # /tmp/x would pass it only where a /tmp/x of yours already existed.
+    value = value.replace("{tmp_path}", str(tmp_path)) if isinstance(value, str) else value
+
     def check() -> None:
         check_launcher_leaf(path, value, value, target=SLURM_LAUNCHER, typed=typed, defaults=DEFAULTS)
 
@@ -474,12 +482,38 @@ def test_environment_values_are_remembered_for_masking_only_inside_the_guard(mon
     assert mask_report(f"{inside} {after}") == f"*** {after}"
 
 
-def test_the_registered_launcher_defaults_are_read_as_written() -> None:
+def plugin_configs_registered() -> None:
+    """What the guard has when it reads them: the plugins' configs (stored as Hydra scans its
+    plugins, which a test run alone has not done yet) and typedexp's."""
+    Plugins.instance()
     register_configs()
+
+
+def test_the_registered_launcher_defaults_are_read_as_written() -> None:
+    plugin_configs_registered()
     defaults = registered_launchers()
     (slurm,) = defaults[SLURM_LAUNCHER]
     assert slurm["submitit_folder"] == "${hydra.sweep.dir}/.submitit/%j" and slurm["setup"] == "None"
     assert "hydra._internal.core_plugins.basic_launcher.BasicLauncher" in defaults
+
+
+def test_every_config_registered_for_a_launcher_class_gives_its_defaults() -> None:
+    plugin_configs_registered()
+    store = ConfigStore.instance()
+    # A second preset of the joblib launcher, and a preset that names no launcher class at all.
+    store.store(group="hydra/launcher", name="joblib_threads", node={"_target_": JOBLIB, "backend": "threading"})
+    store.store(group="hydra/launcher", name="more_jobs", node={"n_jobs": 2})
+    try:
+        defaults = registered_launchers()
+    finally:
+        for name in ("joblib_threads.yaml", "more_jobs.yaml"):
+            del store.repo["hydra"]["launcher"][name]
+    assert sorted(default["backend"] for default in defaults[JOBLIB]) == ["None", "threading"]
+    for backend in (None, "threading"):  # either preset's value passes as a default
+        check_launcher_leaf("backend", backend, backend, target=JOBLIB, typed={}, defaults=defaults[JOBLIB])
+    with pytest.raises(ConfigError, match=r"^hydra\.launcher\.backend=dask: refused"):
+        check_launcher_leaf("backend", "dask", "dask", target=JOBLIB, typed={}, defaults=defaults[JOBLIB])
+    assert "2" not in {text for flat in defaults.values() for default in flat for text in default.values()}
 
 
 @pytest.mark.parametrize(
@@ -581,6 +615,25 @@ def test_only_the_path_before_the_first_placeholder_is_checked(tmp_path: Path) -
     placeholder.chmod(0o777)
     assert folder_refusal(tmp_path) == "passes"  # checks tmp_path/.submitit/, not tmp_path/%j/...
     check_pickle_folder(SUBMITIT_FOLDER, f"{tmp_path}/%j/x/%t")  # passes: no error
+
+
+def test_a_folder_named_by_placeholders_only_is_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.chdir(shared)
+    with pytest.raises(ConfigError, match=f"^{SUBMITIT_FOLDER}=%j: refused, {shared} is writable by other users"):
+        check_pickle_folder(SUBMITIT_FOLDER, "%j")
+    monkeypatch.chdir(tmp_path)
+    check_pickle_folder(SUBMITIT_FOLDER, "%j")  # passes: a folder of yours
+
+
+def test_without_user_ids_windows_there_is_no_shared_folder_to_refuse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.delattr(os, "getuid")  # as on Windows, where neither Slurm nor shared submitit folders exist
+    check_pickle_folder(SUBMITIT_FOLDER, f"{shared}/%j")  # passes: no error
 
 
 def test_only_submitit_s_own_folder_field_is_checked_as_a_folder(tmp_path: Path) -> None:

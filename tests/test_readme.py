@@ -231,18 +231,20 @@ def transcript(block: Block) -> list[tuple[str, list[str]]]:
 def as_pattern(shown: str) -> re.Pattern[str]:
     """What ``shown`` promises: ``…`` any text, a decimal any number, a path's date/time any digits.
 
-    A decimal right-aligned in a table column (after two or more spaces) may be wider than the one
-    shown, with fewer spaces before it: a sweep's seconds column reads 21.0 on a loaded machine.
+    The spaces before a decimal are any number of spaces (at least one where the docs show one): a
+    number right-aligned in a table column starts further left when it has more digits, as a
+    sweep job's seconds do from 10 s on.
     """
     pattern = ""
-    for part in re.split(r"(…|\.\.\.|\d{4}-\d\d-\d\d|\d\d-\d\d-\d\d-\d+|\d+(?:\.\d+)? m?s\b|\d+\.\d+)", shown):
-        if part in ("…", "..."):
+    parts = re.split(r"(…|\.\.\.|\d{4}-\d\d-\d\d|\d\d-\d\d-\d\d-\d+|\d+(?:\.\d+)? m?s\b|\d+\.\d+)", shown)
+    for index, part in enumerate(parts):
+        following = parts[index + 1] if index % 2 == 0 and index + 1 < len(parts) else ""
+        if part.endswith(" ") and re.fullmatch(r"\d+(?:\.\d+)? m?s|\d+\.\d+", following):
+            pattern += re.escape(part.rstrip(" ")) + " +"
+        elif part in ("…", "..."):
             pattern += ".*"
         elif re.fullmatch(r"\d+(?:\.\d+)? m?s", part):  # a duration: "1.4 s", or "112 ms" below a second
             pattern += r"\d+(?:\.\d+)? m?s"
-        elif re.fullmatch(r"\d+\.\d+", part) and (padding := re.search(r"(?:\\ ){2,}$", pattern)):
-            spaces = len(padding[0]) // 2  # each escaped: "\\ "
-            pattern = pattern[: padding.start()] + f" {{1,{spaces}}}" + r"\d+\.\d+"
         elif re.fullmatch(r"\d+\.\d+", part):
             pattern += r"\d+\.\d+"
         elif re.fullmatch(r"\d{4}-\d\d-\d\d|\d\d-\d\d-\d\d-\d+", part):
@@ -250,6 +252,15 @@ def as_pattern(shown: str) -> re.Pattern[str]:
         else:
             pattern += re.escape(part)
     return re.compile(pattern)
+
+
+def test_a_right_aligned_decimal_may_start_further_left_or_right() -> None:
+    shown = "   2     1   0.01        0.1448     2.2423       5       9.5   done"
+    assert as_pattern(shown).fullmatch(shown)
+    assert as_pattern(shown).fullmatch(shown.replace("       9.5", "      10.5"))  # a job of 10 s or more
+    assert as_pattern("done: 3 epochs in 112 ms").fullmatch("done: 3 epochs in 1.4 s")
+    assert not as_pattern(shown).fullmatch(shown.replace("   done", " failed"))  # the words still count
+    assert not as_pattern("took 1.5 s").fullmatch("took1.5 s")  # a space stays where the docs show one
 
 
 # `make run` is `make install` (a venv and pip, done once on a fresh machine) and then this.

@@ -197,7 +197,14 @@ class _RunsCode:
         return (Path.touch, ("pwned",))  # what a malicious pickle would do on load
 
 
-def test_checkpoint_loading_never_unpickles_code(workdir: Path) -> None:
+# torch >= 2.6 loads with weights_only=True by default, but pyproject allows torch 2.4, and this
+# variable turns the default off on any version: only an explicit weights_only=True holds.
+@pytest.mark.parametrize("force_no_weights_only", [None, "1"])
+def test_checkpoint_loading_never_unpickles_code(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, force_no_weights_only: str | None
+) -> None:
+    if force_no_weights_only is not None:
+        monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", force_no_weights_only)
     path = workdir / "evil.pt"
     torch.save({"format": FORMAT, "model": _RunsCode()}, path)
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):

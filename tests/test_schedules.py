@@ -49,6 +49,8 @@ def test_each_schedule_logs_torch_s_own_curve(workdir: Path, name: str) -> None:
     spec = StepDecay(every_epochs=1) if name == "step" else OPTIONS[name]
     expected = expected_lrs(spec, base_lr=0.01)
     assert logged == pytest.approx(expected, rel=1e-9)
+    if name in ("cosine", "warmup_cosine"):  # down to min_ratio (0 by default) after the last step
+        assert logged[EPOCHS * STEPS_PER_EPOCH] == pytest.approx(0.0, abs=1e-12)
     assert len(set(round(value, 12) for value in logged.values())) > 2  # the lr really moved
 
 
@@ -155,6 +157,22 @@ def test_warmup_cosine_rises_linearly_then_follows_the_cosine() -> None:
     ]
     assert seen == pytest.approx(rising + falling)
     assert (WarmupCosine().warmup_fraction, WarmupCosine().min_ratio) == (0.05, 0.0)
+
+
+@pytest.mark.parametrize(("epochs", "per_epoch", "warmup_fraction"), [(1, 1, 0.0), (1, 2, 0.5), (2, 5, 0.9), (3, 10, 0.2)])
+@pytest.mark.parametrize("min_ratio", [0.0, 0.3])
+def test_warmup_cosine_ends_at_min_ratio_of_the_lr_after_the_last_step(
+    epochs: int, per_epoch: int, warmup_fraction: float, min_ratio: float
+) -> None:
+    # The lr after the last step is the last train/lr logged. The first three runs have one step
+    # left after the warm-up, where the cosine goes from its top to its floor in that one step.
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    schedule = WarmupCosine(warmup_fraction, min_ratio).build(optimizer, epochs=epochs, steps_per_epoch=per_epoch)
+    assert schedule is not None and schedule.per_step
+    for _ in range(epochs * per_epoch):
+        optimizer.step()
+        schedule.scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == 0.1 * min_ratio
 
 
 def test_warmup_cosine_without_warmup_starts_at_the_full_lr() -> None:

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from swanlab.proto.swanlab.record.v1.record_pb2 import Record
 from swanlab.sdk.internal.core_python.store import DataStoreReader
 
-import typedexp.app.task
+import typedexp.app.pipeline
 from tests.helpers import QUICK, run_cli, run_main, run_signalled
 from typedexp import ConfigError, JobFailure, RunResult, launch, launch_sweep
 from typedexp.runs import layout as rundir
@@ -182,7 +182,7 @@ def test_a_crashing_job_is_one_line_its_traceback_is_kept_and_the_sweep_goes_on(
             raise RuntimeError("boom in training")
         return fit(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(typedexp.app.task, "fit", crash_the_first_job)
+    monkeypatch.setattr(typedexp.app.pipeline, "fit", crash_the_first_job)
     done = run_main(["-m", "seed=0,1", *QUICK, "hydra.sweep.dir=sweep"], workdir)
     line = "RuntimeError: boom in training (HYDRA_FULL_ERROR=1 shows the traceback)"
     assert done.returncode == 2

@@ -18,7 +18,7 @@ from swanlab.proto.swanlab.record.v1.record_pb2 import Record
 from swanlab.proto.swanlab.run.v1.run_pb2 import RUN_STATE_CRASHED, RUN_STATE_FINISHED
 from swanlab.sdk.internal.core_python.store import DataStoreReader
 
-import typedexp.app.task
+import typedexp.app.pipeline
 from typedexp import launch
 from typedexp.tracking import FanOut, RunOutcome
 from typedexp.tracking.jsonl import read_metrics
@@ -93,7 +93,7 @@ def test_a_crash_finishes_the_swanlab_run_as_crashed(
     def broken_fit(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom in training")
 
-    monkeypatch.setattr(typedexp.app.task, "fit", broken_fit)
+    monkeypatch.setattr(typedexp.app.pipeline, "fit", broken_fit)
     with pytest.raises(RuntimeError, match="boom in training"):
         launch(["tracker=offline", "tracker.log_dir=sl", *SHORT])
     assert read_offline_run(only_run(workdir / "sl")).final_state == RUN_STATE_CRASHED

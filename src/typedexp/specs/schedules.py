@@ -109,7 +109,8 @@ class OneCycle:
 
 @dataclass(frozen=True)
 class WarmupCosine:
-    """A linear warm-up from 0 over ``warmup_fraction`` of the steps, then cosine decay."""
+    """A linear warm-up from 0 over ``warmup_fraction`` of the steps, then cosine decay to
+    ``min_ratio`` of the optimizer's lr, reached after the last step."""
 
     warmup_fraction: float = 0.05
     min_ratio: float = 0.0
@@ -129,7 +130,10 @@ class WarmupCosine:
         def factor(step: int) -> float:  # of the optimizer's lr, after `step` optimizer steps
             if step < warmup:
                 return (step + 1) / (warmup + 1)
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            # warmup < total (warmup_fraction < 1), so progress goes from 0 at the warm-up's end to
+            # exactly 1 after the last step (a resumed run cannot take more): the lr then is
+            # min_ratio of the optimizer's (cos(pi) = -1), the last train/lr logged, as `cosine` ends.
+            progress = (step - warmup) / (total - warmup)
             return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
         return LRSchedule(torch.optim.lr_scheduler.LambdaLR(optimizer, factor), per_step=True)

@@ -156,7 +156,7 @@ def check_pickle_folder(where: str, folder: str) -> None:
     user = getattr(os, "getuid", None)
     if user is None:  # Windows: no Slurm, no submitit folders shared with other accounts
         return
-    path = Path(os.path.abspath(folder.partition("%")[0] or "."))
+    path = Path(os.path.abspath(folder.partition("%")[0]))  # "%j" alone: abspath("") is the working directory
     below_is_mine = False  # the folder checked just before (one level down) exists and is yours
     for directory in (path, *path.parents):
         try:
