@@ -17,6 +17,7 @@ from enum import Enum
 from hydra import compose, initialize
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
@@ -229,6 +230,14 @@ def flags_first(argv: Sequence[str]) -> list[str]:
     return flags + overrides
 
 
+def parsed_overrides(overrides: Sequence[str]) -> list[Override]:
+    """The overrides as Hydra parses them; none if one does not parse (Hydra reports it in one line)."""
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException:
+        return []
+
+
 def typed_launcher_settings(overrides: Sequence[str]) -> dict[str, str]:
     """``hydra.launcher``'s leaves as the person typed them, before ``resume=`` adds a run's overrides.
 
@@ -236,12 +245,8 @@ def typed_launcher_settings(overrides: Sequence[str]) -> dict[str, str]:
     source the config guard accepts for a launcher field that runs commands (safety/launchers.py).
     A sweep (``a,b``) is not one value and counts as not typed.
     """
-    try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
-    except HydraException:
-        return {}  # Hydra reports the syntax error itself, in one line
     typed: dict[str, str] = {}
-    for override in parsed:
+    for override in parsed_overrides(overrides):
         key = override.key_or_group
         if not (key == LAUNCHER or key.startswith(f"{LAUNCHER}.")) or override.is_sweep_override() or override.is_delete():
             continue
@@ -260,12 +265,8 @@ def typed_rendezvous_settings(overrides: Sequence[str]) -> dict[str, str]:
     """``trainer.master_addr``/``master_port`` as the person typed them (the last of each, not a
     sweep), before ``resume=`` adds a run's overrides: the only source the config guard accepts for
     a rendezvous that is not the default (safety/launchers.py)."""
-    try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
-    except HydraException:
-        return {}  # Hydra reports the syntax error itself, in one line
     typed: dict[str, str] = {}
-    for override in parsed:
+    for override in parsed_overrides(overrides):
         key = override.key_or_group
         if key in RENDEZVOUS_DEFAULTS and not override.is_sweep_override() and not override.is_delete():
             typed[key] = as_text(override.value())

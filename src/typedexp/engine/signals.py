@@ -45,14 +45,8 @@ def stop_on_signals(checkpointer: Checkpointer) -> Iterator[None]:
             os._exit(128 + signum)
         checkpointer.stop_signal = signum
 
-    previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
-    for number in STOP_SIGNALS:
-        signal.signal(number, handle)
-    try:
+    with handling(handle):
         yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 @contextmanager
@@ -73,6 +67,15 @@ def held_while_closing(stopping: bool, line: Callable[[int], str]) -> Iterator[N
             os._exit(128 + signum)
         held.append(signum)
 
+    with handling(handle):
+        yield
+    if held:
+        raise Interrupted(held[0], line(held[0]))
+
+
+@contextmanager
+def handling(handle: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """``handle`` for SIGINT and SIGTERM during the block; the previous handlers put back after it."""
     previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
     for number in STOP_SIGNALS:
         signal.signal(number, handle)
@@ -81,5 +84,3 @@ def held_while_closing(stopping: bool, line: Callable[[int], str]) -> Iterator[N
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-    if held:
-        raise Interrupted(held[0], line(held[0]))
