@@ -183,6 +183,26 @@ def lines(path: Path) -> list[str]:
     return path.read_text().splitlines()
 
 
+# The one-process run that 2-rank runs are compared with: trained once per worker and settings (the
+# tests that share it are one xdist group), and only read.
+REFERENCE = ("tracker=disabled", "trainer.progress=off", "epochs=2", "trainer.media_every=0")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    trained: dict[tuple[str, ...], Path] = {}
+
+    def run_dir(*overrides: str) -> Path:
+        if overrides not in trained:
+            workdir = tmp_path_factory.mktemp("reference")
+            single = run_cli(["hydra.run.dir=one", *overrides], workdir)
+            assert single.returncode == 0, single.stderr
+            trained[overrides] = workdir / "one"
+        return trained[overrides]
+
+    return run_dir
+
+
 def close_weights(a: Path, b: Path) -> float:
     first, second = torch.load(a), torch.load(b)
     assert first.keys() == second.keys()
@@ -251,8 +271,11 @@ def logged_steps(metrics: Path) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ddp_reference")
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_stops_every_rank_and_the_run_resumes(tmp_path: Path, signum: int, code: int) -> None:
+def test_a_signal_stops_every_rank_and_the_run_resumes(
+    tmp_path: Path, reference: Callable[..., Path], signum: int, code: int
+) -> None:
     process = start_long_run(tmp_path, "run")
     metrics = tmp_path / "run" / "metrics.jsonl"
     wait_for(lambda: logged_steps(metrics) >= 3 or process.poll() is not None)
@@ -273,10 +296,9 @@ def test_a_signal_stops_every_rank_and_the_run_resumes(tmp_path: Path, signum: i
     assert len(other.stderr_lines) == 1 and "trainer.devices=2 there, 1 here" in other.stderr_lines[0], other.stderr
     resumed = run_cli(["resume=run", "epochs=2"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    single = run_cli(["tracker=disabled", "trainer.progress=off", "epochs=2", "trainer.media_every=0", "hydra.run.dir=one"], tmp_path)
-    assert single.returncode == 0, single.stderr
-    assert close_weights(tmp_path / "one" / "model.pt", tmp_path / "run" / "model.pt") < 1e-6
-    assert logged_steps(metrics) == logged_steps(tmp_path / "one" / "metrics.jsonl")  # no step twice
+    one = reference(*REFERENCE)
+    assert close_weights(one / "model.pt", tmp_path / "run" / "model.pt") < 1e-6
+    assert logged_steps(metrics) == logged_steps(one / "metrics.jsonl")  # no step twice
 
 
 @pytest.mark.slow
@@ -291,21 +313,21 @@ def test_killing_the_parent_takes_its_ranks_along(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ddp_reference")
 @pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="no torchrun")
-def test_torchrun_workers_join_one_group_and_one_run_dir(tmp_path: Path) -> None:
+def test_torchrun_workers_join_one_group_and_one_run_dir(tmp_path: Path, reference: Callable[..., Path]) -> None:
     torchrun = str(Path(sys.executable).parent / "torchrun")
     env = {k: v for k, v in os.environ.items() if k not in ("SWANLAB_API_KEY", "HYDRA_FULL_ERROR")}
-    common = ["tracker=disabled", "trainer.progress=off", "epochs=2", "trainer.media_every=0"]
+    common = list(REFERENCE)
     done = subprocess.run(
         [torchrun, "--nproc-per-node", "2", "-m", "typedexp", "trainer.devices=2", "hydra.run.dir=run", *common],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("done: ") == 1
-    single = run_cli(["hydra.run.dir=one", *common], tmp_path)
-    assert close_weights(tmp_path / "one" / "model.pt", tmp_path / "run" / "model.pt") < 1e-6
-    assert logged_steps(tmp_path / "run" / "metrics.jsonl") == logged_steps(tmp_path / "one" / "metrics.jsonl")
-    assert single.returncode == 0
+    one = reference(*common)
+    assert close_weights(one / "model.pt", tmp_path / "run" / "model.pt") < 1e-6
+    assert logged_steps(tmp_path / "run" / "metrics.jsonl") == logged_steps(one / "metrics.jsonl")
     # What torchrun started must be what the config says (it is saved with the run).
     wrong = subprocess.run(
         [torchrun, "--nproc-per-node", "2", "-m", "typedexp", "hydra.run.dir=wrong", *common],
