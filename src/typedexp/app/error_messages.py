@@ -153,7 +153,7 @@ def describe_omegaconf(error: OmegaConfBaseException) -> str:
             prefix, _, _ = full_key.rpartition(".")
             where = prefix or "the top level"
             return (
-                f"{full_key}: unknown field; {suggestion(key, fields)}"
+                f"{full_key}: unknown field; {suggestion(key, fields, parent)}"
                 f"fields of {where}: {', '.join(fields)}"
             )
         return f"{full_key}: {message}"

@@ -15,9 +15,32 @@ from typedexp.core.errors import ConfigError
 from typedexp.sweeps.hpo import PLUGIN_CLASS
 
 
-def suggestion(name: str, candidates: list[str]) -> str:
+# The seed lesson's names (its argparse flags and YAML keys) for fields typedexp names otherwise.
+LESSON_NAMES = {"learning_rate": "lr", "hidden_layer_sizes": "hidden", "normalization": "norm", "num_epochs": "epochs"}
+
+
+def suggestion(name: str, candidates: list[str], node: DictConfig | None = None) -> str:
+    """``did you mean X? `` for an unknown field: a close spelling among ``candidates``, else (with
+    ``node``, the node the field was set on) the lesson's name for one of them, or the one field
+    of a node below that has this name (``lr`` -> ``optim.lr``, ``dropout`` -> ``model.dropout``)."""
     close = difflib.get_close_matches(name, candidates, n=1)
-    return f"did you mean {close[0]}? " if close else ""
+    if close:
+        return f"did you mean {close[0]}? "
+    wanted = LESSON_NAMES.get(name, name)
+    if node is None:
+        return ""
+    if wanted in candidates:
+        return f"did you mean {wanted}? "
+    nested = [f"{group}.{wanted}" for group in candidates if wanted in (fields_below(node, group) or [])]
+    return f"did you mean {nested[0]}? " if len(nested) == 1 else ""
+
+
+def fields_below(node: DictConfig, name: str) -> list[str] | None:
+    """The fields of ``node.name`` when it is a structured node that is set; else None."""
+    child = node._get_node(name)
+    if not isinstance(child, DictConfig) or child._is_missing() or child._is_none():
+        return None
+    return allowed_fields(child)
 
 
 def allowed_fields(node: DictConfig) -> list[str] | None:
@@ -41,7 +64,7 @@ def check_known_fields(cfg: DictConfig, path: str = "") -> None:
         if allowed is not None and name not in allowed and not name.startswith("_") and name != "defaults":
             where = path.rstrip(".") or "the top level"
             raise ConfigError(
-                f"{path}{name}: unknown field; {suggestion(name, allowed)}"
+                f"{path}{name}: unknown field; {suggestion(name, allowed, cfg)}"
                 f"fields of {where}: {', '.join(allowed)}"
             )
         child = cfg._get_node(name)
