@@ -151,7 +151,10 @@ def run_bash_line(line: str, cwd: Path) -> None:
     if words[0] == "typedexp" and all("=" in word and not word.startswith("-") for word in words[1:]):
         launch(shortened(words[1:]))  # what the console script runs, in this process
         return
-    if words[0] == "typedexp" and not NOT_IN_THIS_PROCESS & set(words) and not shell_syntax(line):
+    # A launcher's worker processes outlive the call (joblib reuses its pool, in the directory it
+    # started in), so a line that picks a launcher runs in its own process, as a user's command does.
+    own_launcher = any(word.startswith("hydra/launcher=") for word in words)
+    if words[0] == "typedexp" and not NOT_IN_THIS_PROCESS & set(words) and not shell_syntax(line) and not own_launcher:
         done = run_main(shortened(words[1:]), cwd)  # the console script's main, in this process
         assert done.returncode == 0, f"`{line}` exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
         return
