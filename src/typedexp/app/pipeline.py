@@ -146,7 +146,9 @@ class OneProcess:
         return trials.take(job.job_num) if job.multirun else None
 
 
-def train(experiment: Experiment, config: dict[str, object], run_dir: Path, stage: Stage, job: JobFacts, place: Place) -> RunResult:
+def train(
+    experiment: Experiment, config: dict[str, object], run_dir: Path, stage: Stage, job: JobFacts, place: Place
+) -> RunResult:
     """The run itself, in a run dir this process (or its parent) holds: data -> model and optimizer
     -> session -> trackers -> fit -> weights. ``place`` says what differs for one rank of several:
     only the main process writes files and talks to the tracker."""
