@@ -819,3 +819,27 @@ def test_an_environment_value_that_is_no_secret_still_names_a_run_dir(tmp_path: 
     done = run_main([*QUICK, "hydra.run.dir=${oc.env:SCRATCH}/run", "tracker.description=${oc.env:MY_TOKEN}"], tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "scratch" / "run" / "model.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("where", "names"),
+    [("resume", True), ("hydra.job.name", True), ("tracker.log_dir", True), ("hydra.sweep.dir", True),
+     ("tracker.description", False), ("hydra.job.override_dirname", False), ("model.hidden", False)],
+)
+def test_which_leaves_name_files_is_read_from_their_last_key(where: str, names: bool) -> None:
+    """A top-level field (``resume``) counts too: the last key is the whole name there."""
+    from typedexp.core.safety.secrets import names_files
+
+    assert names_files(where) is names
+
+
+def test_a_secret_in_a_name_is_refused_in_one_exact_line() -> None:
+    from typedexp.core.safety.secrets import refuse_secret_in_name
+
+    refuse_secret_in_name("tracker.description", "sk-live-123", {"SWANLAB_API_KEY": "sk-live-123"})  # text: masked elsewhere
+    with pytest.raises(ConfigError) as raised:
+        refuse_secret_in_name("hydra.job.name", "run-sk-live-123", {"SWANLAB_API_KEY": "sk-live-123"})
+    assert str(raised.value) == (
+        "hydra.job.name: refused, its value holds the secret in SWANLAB_API_KEY, and a name or path is never masked "
+        "(files, directories and jobs are named after it); keep secrets out of names and paths"
+    )
