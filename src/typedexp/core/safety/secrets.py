@@ -109,7 +109,9 @@ NOT_NAMES = ("hydra.job.override_dirname",)
 
 
 def names_files(where: str) -> bool:
-    return where not in NOT_NAMES and where.rpartition(".")[2].lower().endswith(NAME_KEY_ENDINGS)
+    """Whether the leaf at ``where`` names a file, directory or job: by its last key's ending
+    (no ending holds a dot, so the whole dotted path's ending is the last key's)."""
+    return where not in NOT_NAMES and where.lower().endswith(NAME_KEY_ENDINGS)
 
 
 def refuse_secret_in_name(where: str, value: object, secrets: dict[str, str]) -> None:
