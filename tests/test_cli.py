@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.helpers import QUICK
 
@@ -38,3 +41,15 @@ def test_multirun_sweeps_each_combination_into_its_own_dir(workdir: Path) -> Non
     runs = sorted((workdir / "multirun").rglob("metrics.jsonl"))
     assert len(runs) == 4
     assert {path.parent.name for path in runs} == {"0", "1", "2", "3"}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["runs", "."]])
+def test_a_reader_that_closed_the_pipe_is_no_error(workdir: Path, args: list[str]) -> None:
+    """`typedexp --help | head -3`: the pipe's reader is gone before the output is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE, as after `head` has read its lines
+    with os.fdopen(write_end, "w") as closed_pipe:
+        done = subprocess.run([SCRIPT, *args], cwd=workdir, stdout=closed_pipe, stderr=subprocess.PIPE,
+                              text=True, timeout=300)
+    assert done.stderr == ""
+    assert done.returncode == 1  # not 2, a user's mistake; Python's docs and rich exit 1 here

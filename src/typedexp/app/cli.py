@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["INTERRUPTED_EXIT", "USER_ERROR_EXIT", "main", "print_error"]
 
 USER_ERROR_EXIT = 2
+PIPE_CLOSED_EXIT = 1  # what Python's docs and rich (the runs table) use when stdout's reader is gone
 DASHBOARD = "dashboard"  # `typedexp dashboard [--port N] [--logdir DIR]` (dashboard.py)
 RUNS = "runs"  # `typedexp runs [DIR] [--sort M] [--where K=V] [--csv F] [--plot M]` (runs_table.py)
 
@@ -126,6 +127,13 @@ def refuse_unsafe_flags(argv: Sequence[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``typedexp`` and ``python -m typedexp``; ``argv`` defaults to sys.argv[1:]."""
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        dispatch(args)
+    except BrokenPipeError:  # the reader went away (`typedexp --help | head -3`): nothing went wrong
+        reader_gone()
+
+
+def dispatch(args: list[str]) -> None:
     if args[:1] == [DASHBOARD]:  # a subcommand, not an override (those always hold '='): no Hydra
         from typedexp.runs.dashboard import main as dashboard
 
@@ -145,6 +153,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:  # Ctrl-C at any other moment: start-up, composition, set-up
         print_error("interrupted")
         sys.exit(INTERRUPTED_EXIT)
+
+
+def reader_gone() -> None:
+    """Exit quietly with 1, as rich does for the runs table, without a second error at shutdown.
+
+    Python ignores SIGPIPE, so a closed pipe is an exception; the interpreter's last flush of
+    stdout would raise again, so stdout is pointed at /dev/null first (Python's signal docs).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(PIPE_CLOSED_EXIT)
 
 
 @contextmanager
@@ -236,6 +255,8 @@ def run_hydra(args: list[str]) -> None:
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: Hydra skips the summary's on_multirun_end
         report_interrupted_sweep()
         raise
+    except BrokenPipeError:
+        raise  # not a config mistake: main() exits quietly
     except Exception as exc:  # what Hydra's run_and_report would have printed over several lines
         if full_errors:
             raise
