@@ -218,7 +218,7 @@ def sweep_job_label() -> str:
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return ""
     hydra = HydraConfig.get()
-    return f"job {hydra.job.num} ({run_name(list(hydra.overrides.task))})"
+    return f"job {hydra.job.num} ({','.join(sorted(defining(list(hydra.overrides.task)))) or 'defaults'})"
 
 
 def sweep_group() -> str | None:
@@ -265,12 +265,17 @@ def run_name(overrides: list[str], swept: Sequence[str] = ()) -> str:
     top-level values (``seed=1``), group choices (``model=large``), how the trainer runs
     (``trainer.max_batches=2``) and presets (``+experiment=...``) last; sorted within each.
     """
-    kept: list[tuple[int, str]] = []
-    for override in overrides:
-        key = override_key(override)
-        if not any(key == name or key.startswith((name + ".", name + "/")) for name in NOT_IN_RUN_NAME):
-            kept.append((0 if key in swept else name_rank(key), override))
-    return ",".join(override for _, override in sorted(kept)) or "defaults"
+    ranked = sorted((0 if override_key(o) in swept else name_rank(override_key(o)), o) for o in defining(overrides))
+    return ",".join(override for _, override in ranked) or "defaults"
+
+
+def defining(overrides: list[str]) -> list[str]:
+    """The overrides that change what is computed (not ``NOT_IN_RUN_NAME``)."""
+    return [
+        override for override in overrides
+        if not any(override_key(override) == name or override_key(override).startswith((name + ".", name + "/"))
+                   for name in NOT_IN_RUN_NAME)
+    ]
 
 
 def override_key(override: str) -> str:
