@@ -51,7 +51,7 @@ def test_swanlab_gets_the_experiment_and_a_name_from_the_overrides_that_define_i
     assert set(config) == {"dataset", "model", "optim", "schedule", "trainer", "epochs", "batch_size", "seed"}
     assert "_target_" not in OmegaConf.to_yaml(config) and "allowed_targets" not in OmegaConf.to_yaml(config)
     assert config.optim.value.lr == 0.05
-    assert read_offline_run(swan_dir).name == "epochs=1,model=large,optim.lr=0.05,trainer.max_batches=2"
+    assert read_offline_run(swan_dir).name == "optim.lr=0.05,epochs=1,model=large,trainer.max_batches=2"
 
 
 def test_a_run_name_leaves_out_what_does_not_change_the_numbers() -> None:
@@ -59,7 +59,7 @@ def test_a_run_name_leaves_out_what_does_not_change_the_numbers() -> None:
     assert run_name(["tracker=local", "+tracker.x=1", "trainer.progress=off", "hydra.run.dir=x", "resume=a",
                      "allowed_targets=[a.b]"]) == "defaults"
     assert run_name(["optim=adam", "trainer.precision=bf16", "model=large", "trackers=1"]) == (
-        "model=large,optim=adam,trackers=1,trainer.precision=bf16"
+        "trackers=1,model=large,optim=adam,trainer.precision=bf16"
     )
 
 

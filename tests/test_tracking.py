@@ -74,7 +74,7 @@ def test_offline_run_records_config_and_every_metric(workdir: Path) -> None:
     assert config.epochs.value == 2
     recorded = read_offline_run(swan_dir)
     assert recorded.project == "typedexp"
-    assert recorded.name == "epochs=2,model=large,optim.lr=0.05,trainer.log_every=2,trainer.max_batches=3"
+    assert recorded.name == "optim.lr=0.05,epochs=2,model=large,trainer.log_every=2,trainer.max_batches=3"
     assert recorded.final_state == RUN_STATE_FINISHED
     # Every metrics.jsonl point is in SwanLab at the same step with the same value.
     points = read_metrics(result.metrics_file)

@@ -223,7 +223,8 @@ def run_hydra(args: list[str]) -> None:
     from typedexp.app.preflight import prepare_argv
     from typedexp.app.store import APP_NAME
     from typedexp.sweeps.summary import forget_last_summary, last_summary, report_interrupted_sweep
-    from typedexp.app.task import sweep_job_label
+    from typedexp.app.preflight import overrides_in
+    from typedexp.app.task import swept_keys, sweep_job_label
 
     try:
         sys.argv = [sys.argv[0], *prepare_argv(args)]  # secrets, resume=, reused run dirs
@@ -234,7 +235,7 @@ def run_hydra(args: list[str]) -> None:
         share_repository_for_help()
     full_errors = full_errors_wanted()  # read before errors_raised_by_hydra sets the variable
     failures: list[str] = []
-    task = guarded_task()
+    task = guarded_task(swept_keys(overrides_in(sys.argv[1:])))
 
     def cli_task(cfg: DictConfig) -> object:
         outcome = task(cfg)

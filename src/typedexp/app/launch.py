@@ -25,7 +25,7 @@ from typedexp.runs.record import RESULT_FILE, read_result
 from typedexp.core.safety.secrets import mask_report
 from typedexp.app.store import APP_NAME, differences, experiment_config, plain, register_configs
 from typedexp.app.pipeline import RunResult
-from typedexp.app.task import record_early_failure, run_experiment
+from typedexp.app.task import record_early_failure, run_experiment, swept_keys
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,9 @@ class JobFailure:
     exception: Exception  # what it raised (a ConfigError for a config mistake)
 
 
-def guarded_task() -> Callable[[DictConfig], RunResult | Failure]:
+def guarded_task(swept: tuple[str, ...] = ()) -> Callable[[DictConfig], RunResult | Failure]:
     """The task Hydra runs: the config built into an ``Experiment`` and run, with exceptions
-    returned as ``Failure``."""
+    returned as ``Failure``. ``swept`` (``task.swept_keys``) travels with it to the jobs."""
 
     job_guard = active_job_guard()  # travels with the task to joblib's and submitit's job processes
 
@@ -61,7 +61,7 @@ def guarded_task() -> Callable[[DictConfig], RunResult | Failure]:
             experiment = instantiate(cfg)  # Any: Hydra builds it from the composed config
             if not isinstance(experiment, Experiment):
                 raise TypeError(f"the top-level config built {type(experiment).__name__}, not Experiment")
-            return run_experiment(experiment, cfg)
+            return run_experiment(experiment, cfg, swept)
         except Exception as exc:
             record_early_failure(exc, started_at)  # for a failure before the run took its dir
             return Failure(exc)
@@ -190,7 +190,7 @@ def _launch(
             all_overrides = prepare_overrides(all_overrides, multirun=multirun)  # secrets, resume=, reused dirs
             if multirun:  # two calls: hydra-zen types each value of `multirun` with its own overload
                 return hydra_zen_launch(
-                    experiment_config(), guarded_task(), overrides=all_overrides, multirun=True,
+                    experiment_config(), guarded_task(swept_keys(all_overrides)), overrides=all_overrides, multirun=True,
                     version_base="1.3", config_name=APP_NAME, job_name=APP_NAME,
                 )
             return hydra_zen_launch(

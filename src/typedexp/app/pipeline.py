@@ -78,6 +78,9 @@ class JobFacts:
     job_name: str  # names the job's log file, <run dir>/<job name>.log
     run_name: str  # the overrides that name the run (the tracker's run name)
     group: str | None  # the sweep dir, for the tracker; None for one run
+    # What the tracker records beside each group's fields: {"model": {"(option)": "large"}, ...}
+    # and the presets a run was composed from, {"(preset)": {"experiment": "seed_cifar10"}}.
+    choices: Mapping[str, Mapping[str, object]] = dataclasses.field(default_factory=dict)
 
 
 @dataclass
@@ -240,7 +243,7 @@ def start_trackers(
     color = session.tracker_color or tracker.pick_color(job.job_num if job.multirun else None)
     external = GuardedTracker.start(
         lambda: tracker.start(
-            config=experiment_config(config),
+            config=experiment_config(config, job.choices),
             run_name=job.run_name,
             run_dir=str(run_dir),
             resume_id=session.tracker_id,
@@ -273,9 +276,24 @@ def check_resume_fits(session: Session, *, train_size: int, batch_size: int, set
         raise malformed(session.checkpointer.saved, problem)
 
 
-def experiment_config(config: Mapping[str, object]) -> dict[str, object]:
-    """The fields that define the experiment, without ``_target_`` keys (what SwanLab shows)."""
-    return {name: without_targets(config[name]) for name in EXPERIMENT_FIELDS if name in config}
+def experiment_config(
+    config: Mapping[str, object], choices: Mapping[str, Mapping[str, object]] | None = None
+) -> dict[str, object]:
+    """The fields that define the experiment, without ``_target_`` keys (what SwanLab shows).
+
+    ``choices`` (``JobFacts.choices``) go first in each group's node, so that the option's name
+    stands beside its fields: ``dataset: {(option): digits, split_seed: 0, ...}``.
+    """
+    choices = choices or {}
+    recorded: dict[str, object] = {}
+    for name in EXPERIMENT_FIELDS:
+        if name not in config:
+            continue
+        value = without_targets(config[name])
+        if name in choices and isinstance(value, dict):
+            value = {**choices[name], **value}
+        recorded[name] = value
+    return {**recorded, **{key: dict(value) for key, value in choices.items() if key not in EXPERIMENT_FIELDS}}
 
 
 def without_targets(value: object) -> object:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from traceback import format_exception
 
@@ -20,16 +20,24 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from typedexp.app.error_messages import error_line, user_message
-from typedexp.app.pipeline import JobFacts, OneProcess, RunResult, Stage, train
+from typedexp.app.pipeline import EXPERIMENT_FIELDS, JobFacts, OneProcess, RunResult, Stage, train
 from typedexp.core.errors import ConfigError, TypedexpError
 from typedexp.core.report import warn
 from typedexp.core.safety import redact
 from typedexp.core.safety.secrets import mask_report
 from typedexp.runs import layout as rundir
 from typedexp.runs.record import RESULT_FILE, JobState, write_result
+from typedexp.app.store import GROUPS, changed_fields, options
 from typedexp.specs.experiment import Experiment
 from typedexp.sweeps.summary import refresh_after_resume
 
+
+# The keys the tracker's copy of the config adds: round brackets, so no field of a spec (a Python
+# identifier) can be named so. "(option)": the group's option, e.g. model: {(option): large, ...};
+# "(changed)": the fields that differ from that option's values (a typed override, a preset, a spec
+# given to launch() that is no option as it is); "(preset)": the +experiment= / debug= presets.
+OPTION_KEY, CHANGED_KEY, PRESET_KEY = "(option)", "(changed)", "(preset)"
+PRESET_GROUPS = ("experiment", "debug")
 
 # Overrides that do not change what is computed are left out of a run's name.
 NOT_IN_RUN_NAME = (
@@ -38,11 +46,12 @@ NOT_IN_RUN_NAME = (
 )
 
 
-def run_experiment(experiment: Experiment, composed: DictConfig | None = None) -> RunResult:
+def run_experiment(experiment: Experiment, composed: DictConfig | None = None, swept: tuple[str, ...] = ()) -> RunResult:
     """Train and record ``experiment``; the task Hydra runs for each job.
 
     ``composed`` is the config it was built from, saved (resolved, secrets masked) in checkpoints
     and sent to the tracker. ``allowed_targets`` was enforced on it before anything was built.
+    ``swept``: the keys a sweep varies (``swept_keys``), which lead the run's name.
     """
     started = time.monotonic()
     check_nodes(
@@ -53,7 +62,7 @@ def run_experiment(experiment: Experiment, composed: DictConfig | None = None) -
     experiment.tracker.check_available()
     hydra = HydraConfig.get()
     run_dir = Path(hydra.runtime.output_dir)
-    job = job_facts()
+    job = job_facts(experiment, swept)
     launched = torchrun_rank()
     if (launched[0] != 0) if launched is not None else experiment.trainer.node_rank != 0:
         # A torchrun worker other than rank 0, or another node's ranks: the process of rank 0
@@ -111,12 +120,42 @@ def _train_all(
     return train(experiment, config, run_dir, stage, job, OneProcess())
 
 
-def job_facts() -> JobFacts:
+def job_facts(experiment: Experiment, swept: tuple[str, ...] = ()) -> JobFacts:
     """What the run needs of Hydra's job, read once here (spawned ranks have no Hydra)."""
     hydra = HydraConfig.get()
     multirun = hydra.mode == RunMode.MULTIRUN
     number = int(hydra.job.num) if multirun else 0  # unset (???) outside a sweep
-    return JobFacts(multirun, number, str(hydra.job.name), run_name(list(hydra.overrides.task)), sweep_group())
+    name = run_name(list(hydra.overrides.task), swept if multirun else ())
+    chosen = {str(key): value for key, value in hydra.runtime.choices.items()}
+    return JobFacts(
+        multirun, number, str(hydra.job.name), name, sweep_group(), recorded_choices(experiment, chosen)
+    )
+
+
+def recorded_choices(experiment: Experiment, chosen: Mapping[str, object]) -> dict[str, dict[str, object]]:
+    """What the tracker records of Hydra's choices (``hydra.runtime.choices``), beside the fields.
+
+    ``{"model": {"(option)": "large"}, "optim": {"(option)": "sgd", "(changed)": ["lr"]},
+    "(preset)": {"experiment": "seed_cifar10"}}``: the option each group was composed from and,
+    where the run's values are not that option's, which fields differ.
+    """
+    recorded: dict[str, dict[str, object]] = {}
+    for group in (group for group in GROUPS if group in EXPERIMENT_FIELDS):  # not the tracker: no experiment
+        option = chosen.get(group)
+        if not isinstance(option, str):
+            continue
+        recorded[group] = {OPTION_KEY: option}
+        spec, known = getattr(experiment, group), options(group).get(option)
+        # An option registered only in the launching process is unknown to a job process: its
+        # name is still recorded, without the comparison.
+        if known is not None and type(known) is type(spec):
+            changed = sorted(changed_fields(known, spec))
+            if changed:
+                recorded[group][CHANGED_KEY] = changed
+    presets = {group: chosen[group] for group in PRESET_GROUPS if isinstance(chosen.get(group), str)}
+    if presets:
+        recorded[PRESET_KEY] = dict(presets)
+    return recorded
 
 
 def run_dir_setting() -> str:
@@ -179,7 +218,7 @@ def sweep_job_label() -> str:
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return ""
     hydra = HydraConfig.get()
-    return f"job {hydra.job.num} ({run_name(list(hydra.overrides.task))})"
+    return f"job {hydra.job.num} ({','.join(sorted(defining(list(hydra.overrides.task)))) or 'defaults'})"
 
 
 def sweep_group() -> str | None:
@@ -218,13 +257,57 @@ def plain_config(cfg: DictConfig | None) -> dict[str, object]:
     return {str(key): value for key, value in container.items()}
 
 
-def run_name(overrides: list[str]) -> str:
-    """The overrides that define the experiment, sorted and joined like Hydra's override_dirname."""
-    kept = []
-    for override in overrides:
-        key = override.partition("=")[0].lstrip("+~").split("@")[0]
-        if not any(key == name or key.startswith((name + ".", name + "/")) for name in NOT_IN_RUN_NAME):
-            kept.append(override)
-    return ",".join(sorted(kept)) or "defaults"
+def run_name(overrides: list[str], swept: Sequence[str] = ()) -> str:
+    """The overrides that define the experiment, what most likely differs from other runs first.
+
+    The dashboard cuts names at about 25 characters, so the order decides what shows: the keys
+    a sweep varies (``swept``), then field values (``optim.lr=0.1``: the most specific), then
+    top-level values (``seed=1``), group choices (``model=large``), how the trainer runs
+    (``trainer.max_batches=2``) and presets (``+experiment=...``) last; sorted within each.
+    """
+    ranked = sorted((0 if override_key(o) in swept else name_rank(override_key(o)), o) for o in defining(overrides))
+    return ",".join(override for _, override in ranked) or "defaults"
 
 
+def defining(overrides: list[str]) -> list[str]:
+    """The overrides that change what is computed (not ``NOT_IN_RUN_NAME``)."""
+    return [
+        override for override in overrides
+        if not any(override_key(override) == name or override_key(override).startswith((name + ".", name + "/"))
+                   for name in NOT_IN_RUN_NAME)
+    ]
+
+
+def override_key(override: str) -> str:
+    """``optim.lr`` of ``+optim.lr=0.1``; ``model`` of ``model@x=large``."""
+    return override.partition("=")[0].lstrip("+~").split("@")[0]
+
+
+def name_rank(key: str) -> int:
+    """Where an override goes in a run's name (see ``run_name``), 1 first."""
+    if key in PRESET_GROUPS:
+        return 5
+    if key == "trainer" or key.startswith("trainer."):
+        return 4
+    if "." in key:
+        return 1
+    return 3 if key in GROUPS else 2
+
+
+def swept_keys(overrides: Sequence[str]) -> tuple[str, ...]:
+    """The keys a sweep's overrides vary: ``optim.lr`` of ``optim.lr=0.1,0.01`` (any sweep syntax),
+    and those of ``hydra.sweeper.params.<key>=...`` (the Optuna sweeper's search space)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except Exception:  # Hydra reports a malformed override itself, with its own message
+        return ()
+    keys: list[str] = []
+    for override in parsed:
+        key = override.key_or_group
+        if key.startswith("hydra.sweeper.params."):
+            keys.append(key.removeprefix("hydra.sweeper.params."))
+        elif override.is_sweep_override():
+            keys.append(key)
+    return tuple(dict.fromkeys(keys))

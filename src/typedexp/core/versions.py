@@ -35,6 +35,7 @@ PATCHES: dict[str, tuple[str, str]] = {
     "help_shares_repository": ("hydra-core", "hydra._internal.config_loader_impl.CachingConfigRepository, --help only"),
     "requirements_in_process": ("swanlab", "swanlab.sdk.internal.probe_python.environment.requirements.get"),
     "dashboard_scalars_per_batch": ("swanlab", "swanlab.deprecated.local.LocalCallbacker.on_scalar_flush"),
+    "dashboard_resume_continues": ("swanlab", "swanlab.deprecated.local.LocalCallbacker.on_run_initialized"),
     "dashboard_run_table": ("swanboard", "swanboard.controller.project.get_tag_dir"),
 }
 

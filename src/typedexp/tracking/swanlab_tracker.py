@@ -26,6 +26,7 @@ from typedexp.core.checks import require_finite
 from typedexp.core.errors import ConfigError, TrackerError
 from typedexp.tracking.base import Media, NullTracker, RunOutcome, Tracker
 from typedexp.tracking.render import render
+from typedexp.tracking.swanlab_local import continue_resumed_experiments, unique_name
 from typedexp.tracking.swanlab_patches import list_requirements_in_process, write_scalars_per_batch
 
 if TYPE_CHECKING:
@@ -117,8 +118,10 @@ class SwanLabTracking:
 
         ``resume_id`` continues the SwanLab run of that id (``resume="allow"``). In ``cloud`` mode
         that is the same run on the server. SwanLab 0.10.3 writes a resumed ``local``/``offline``
-        run to a new ``run-<time>-<id>`` folder with the same id; the local dashboard lists it as
-        a second experiment named ``<name>-2``.
+        run to a new ``run-<time>-<id>`` folder with the same id: ``swanlab sync`` uploads an
+        offline run's folders into one experiment, and in ``local`` mode the dashboard continues
+        the earlier experiment (``swanlab_local``). A new local run whose name the dashboard
+        already holds is named ``<name> #2`` (SwanLab would glue ``-2`` to the last value).
         """
         if self.mode is SwanLabMode.disabled:
             return NullTracker()
@@ -135,6 +138,9 @@ class SwanLabTracking:
         list_requirements_in_process()
         if self.mode is SwanLabMode.local:
             write_scalars_per_batch()
+            continue_resumed_experiments()
+            if resume_id is None:  # a resumed run continues its experiment, under its name
+                run_name = unique_name(Path(self.log_dir), run_name)
         cloud = self.mode is SwanLabMode.cloud
         # Failures inside init (unwritable log_dir, no network) propagate: GuardedTracker turns
         # them into one warning and training goes on. The key is only handed over for cloud.

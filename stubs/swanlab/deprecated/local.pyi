@@ -5,8 +5,11 @@ from pathlib import Path
 
 from swanlab.proto.swanlab.metric.data.v1.data_pb2 import ScalarRecord
 
+from swanboard.db.models import Experiment
+
 class _MetricContext:
     kid: str  # the metric's folder under the run's logs/
+    def __init__(self, key: str, kid: str, scalar: bool) -> None: ...
     @property
     def summary(self) -> dict[str, object]: ...
     def add(
@@ -16,8 +19,13 @@ class _MetricContext:
 class LocalCallbacker:
     _created_columns: set[str]
     _swanlog_dir: Path | None
+    _media_dir: Path | None
+    _metrics: dict[str, _MetricContext]
+    _next_kid: int
+    exp: Experiment | None  # the dashboard's row for this run, once initialized
     _dashboard_ready: bool
     def __init__(self) -> None: ...
+    def on_run_initialized(self, run_dir: Path, path: str, settings: object, *args: object, **kwargs: object) -> None: ...
     def on_scalar_flush(self, scalar_records: Sequence[ScalarRecord], *args: object, **kwargs: object) -> None: ...
     def on_media_flush(self, media_records: Sequence[object], *args: object, **kwargs: object) -> None: ...
     def _check_exp_status(self) -> None: ...

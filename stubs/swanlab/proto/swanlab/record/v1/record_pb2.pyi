@@ -6,6 +6,7 @@ class _StartRecord:
     name: str
     color: str
     group: str
+    id: str  # the SwanLab run id (a resumed run keeps it)
 
 class _ScalarValue:
     number: float
