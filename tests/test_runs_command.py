@@ -532,6 +532,7 @@ def test_settings_every_run_shares_are_one_line_not_columns(tmp_path: Path) -> N
 def test_columns_picks_names_and_patterns_in_the_order_given(runs_root: Path) -> None:
     """``model.*`` is every field of the model's config (a default kept included), ``val/*`` every val metric."""
     config = yaml.safe_load((runs_root / SINGLE / rundir.HYDRA_DIR / "config.yaml").read_text(encoding="utf-8"))
+    assert isinstance(config, dict) and isinstance(config["model"], dict) and isinstance(config["model"]["hidden"], list)
     fields = [f"model.{key}" for key in config["model"] if key != "_target_"]
     assert "model.hidden" in fields
     done, rows = listed(runs_root, "--columns", "run,model.*,val/*,state,model.hidden", "--where", "model=small")
