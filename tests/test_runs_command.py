@@ -541,6 +541,10 @@ def test_columns_picks_names_and_patterns_in_the_order_given(runs_root: Path) ->
     assert done.stdout.splitlines()[1].split() == expected
     hidden = "[" + ",".join(map(str, config["model"]["hidden"])) + "]"
     assert {row["model.hidden"] for row in rows} == {hidden}
+    wrong = run_main(["runs", "--columns", "run,model.hiden"], runs_root)
+    (line,) = wrong.stderr.splitlines()  # every name, whole: a group's fields after its first as .field
+    assert "…" not in line and "; model, model.hidden, " in line and "; val/acc, val/loss, " in line, line
+    assert line.endswith("; steps, seconds, state, error; or a pattern of them (model.*, val/*)")
     _, rows = listed(runs_root, "--columns", "model,optim.lr,error", "--where", "model=large")
     assert [list(row.values()) for row in rows] == [
         ["large", "0.1", ""],
@@ -667,8 +671,8 @@ def test_the_plot_legend_covers_no_curve(tmp_path: Path, count: int) -> None:
         (["--csv", "no/such/dir.csv"], "runs: --csv no/such/dir.csv: no such directory no/such"),
         (["--plot", "val/acc", "--out", "outputs"], "runs: --out outputs: is a directory; name a file"),
         (["--bogus"], "runs: unrecognized arguments: --bogus; see typedexp runs --help"),
-        (["--columns", "run,modle.hidden"], "runs: --columns modle.hidden: no such column; available: run, dataset, "),
-        (["--columns", "val/accuracy*"], "runs: --columns val/accuracy*: no such column; available: run, "),
+        (["--columns", "run,modle.hidden"], "runs: --columns modle.hidden: no such column; available: run; dataset, "),
+        (["--columns", "val/accuracy*"], "runs: --columns val/accuracy*: no such column; available: run; "),
         (["--columns", " , "], "runs: --columns: name at least one column, e.g. --columns run,optim.lr,val/acc"),
     ],
 )

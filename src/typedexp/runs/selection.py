@@ -55,7 +55,9 @@ def catalog(records: Sequence[RunRecord], typed: Sequence[Mapping[str, str]]) ->
     keys = dict.fromkeys(key for record in records for key in config_keys(record))
     keys.update(dict.fromkeys(key for values in typed for key in values))  # +note=...: no config field
     metrics = metric_names(records)
-    settings = [key for key in keys if key not in FIXED and key not in metrics]
+    tops = {top: order for order, top in enumerate(dict.fromkeys(key.partition(".")[0] for key in keys))}
+    # A group's fields together, whichever run named them first (adam's betas beside sgd's momentum).
+    settings = sorted((key for key in keys if key not in FIXED and key not in metrics), key=lambda key: tops[key.partition(".")[0]])
     return [
         Column("run", Kind.run),
         *(Column(key, Kind.setting) for key in settings),
@@ -73,10 +75,33 @@ def choose(patterns: Sequence[str], available: Sequence[Column], option: str = "
     for pattern in patterns:
         matched = [column for column in available if fnmatchcase(column.name, pattern)]
         if not matched:
-            names = ", ".join(shown(column.name) for column in available)
-            raise TypedexpError(f"runs: {option} {shown(pattern)}: no such column; available: {names}")
+            raise TypedexpError(f"runs: {option} {shown(pattern)}: no such column; available: {listing(available)}")
         chosen.update((column.name, column) for column in matched if column.name not in chosen)
     return tuple(chosen.values())
+
+
+def listing(available: Sequence[Column]) -> str:
+    """The column names, short enough for one line: a config group's fields after its first as
+    ``.field`` (``model, model.hidden, .dropout``), each group a ``; ``-separated part."""
+    parts: list[tuple[str, list[str]]] = []  # (what the names share, the names)
+    groups = {column.name.partition(".")[0] for column in available if "." in column.name}
+    for column in available:
+        name = shown(column.name)
+        top = name.partition(".")[0] if column.kind is Kind.setting else column.kind.value
+        shared = "info" if column.kind in (*INFO, Kind.error) else top
+        if parts and parts[-1][0] == shared:
+            names = parts[-1][1]
+            dotted = column.kind is Kind.setting and any("." in earlier for earlier in names)
+            names.append("." + name.partition(".")[2] if dotted else name)
+        # A top-level field with no fields under it (epochs, seed): they share one part.
+        elif column.kind is Kind.setting and "." not in name and column.name not in groups:
+            if parts and parts[-1][0] == "plain":
+                parts[-1][1].append(name)
+            else:
+                parts.append(("plain", [name]))
+        else:
+            parts.append((shared, [name]))
+    return "; ".join(", ".join(names) for _, names in parts) + "; or a pattern of them (model.*, val/*)"
 
 
 def default_columns(
