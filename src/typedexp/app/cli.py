@@ -30,7 +30,7 @@ __all__ = ["INTERRUPTED_EXIT", "USER_ERROR_EXIT", "main", "print_error"]
 
 USER_ERROR_EXIT = 2
 DASHBOARD = "dashboard"  # `typedexp dashboard [--port N] [--logdir DIR]` (dashboard.py)
-RUNS = "runs"  # `typedexp runs [DIR] [--sort M] [--where K=V] [--csv F] [--plot M]` (runs_table.py)
+RUNS = "runs"  # `typedexp runs [DIR] [--sort M] [--where K=V] [--columns C] [--csv F] [--plot M]` (runs/table.py)
 
 
 FULL_ERROR = "HYDRA_FULL_ERROR"  # Hydra's documented switch: "1" re-raises instead of reporting

@@ -8,8 +8,9 @@ Run directories may come from elsewhere, so they are read as data: no symlinked 
 into, no symlinked file, FIFO or device is read, and each file only up to a cap (``runs.py``; each
 file not read is one warning line, and the run is listed with the rest), control characters in overrides and error lines
 are shown as ``?`` (``summary.shown``), and a CSV cell a spreadsheet would run as a formula gets a
-leading quote (``summary.csv_cell``). The table, the CSV and the columns that vary are the sweep
-summary's (``summary.py``), so both read the same way.
+leading quote (``summary.csv_cell``). The table and the CSV are the sweep summary's
+(``columns.py``), so both read the same way. Which columns show, ``--columns`` and the plot's
+labels: ``selection.py``; a run's value of a setting, read from its ``.hydra/``: ``settings.py``.
 """
 
 from __future__ import annotations
