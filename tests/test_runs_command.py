@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from tests.helpers import QUICK, CliRun, held_run, run_main
@@ -324,7 +325,7 @@ def test_hostile_run_dirs_never_hang_or_crash_the_table_the_csv_or_the_plot(tmp_
     assert (rows["binary"]["val/acc"], rows["math"]["note"], rows["laughs"]["note"]) == ("0.2500", "$\\foo{$", "laughs")
     assert (rows["huge"]["val/acc"], rows["huge"]["steps"]) == ("", "0")  # 10**400 is no float: dropped
     assert float(rows["math"]["val/acc"]) == 1.7e308  # shown; too close to float max to be drawn
-    assert done.stdout.splitlines()[-1] == "plotted val/acc of 2 runs in val-acc.png"
+    assert done.stdout.splitlines()[-1] == "plotted val/acc of 2 runs in val-acc.png (8 more listed runs logged no val/acc)"
     assert (tmp_path / "val-acc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -397,9 +398,9 @@ def test_plot_labels_from_run_dirs_are_text_not_maths(tmp_path: Path) -> None:
     for record in records:
         record.run_dir.mkdir()
         (record.run_dir / rundir.METRICS_FILE).write_text('{"step": 1, "val/acc": 0.5}\n', encoding="utf-8")
-    drawn = figure(records, "val/acc", lambda record: "note=$\\foo{$" if record.run_dir.name == "a" else "_x")
+    drawn = figure(records, "val/acc", lambda drawn: ["note=$\\foo{$" if record.run_dir.name == "a" else "_x" for record in drawn])
     drawn.savefig(io.BytesIO(), format="png")
-    legend = drawn.axes[0].get_legend()
+    (legend,) = drawn.legends
     assert legend is not None
     assert [text.get_text() for text in legend.get_texts()] == ["note=\\$\\foo{\\$", " _x"]
 
@@ -423,11 +424,10 @@ def logged(run_dir: Path, metric: str) -> tuple[list[float], list[float]]:
 
 def test_the_plot_draws_each_runs_logged_points(runs_root: Path) -> None:
     from typedexp.runs.plot import figure
-    from typedexp.runs.table import RunsTable
+    from typedexp.runs.table import labels
 
     records = [record for record in find_runs(runs_root / "outputs") if record.run_dir.name != "running"]
-    table = RunsTable.of(records, None)
-    lines = figure(records, "train/loss", table.label).axes[0].lines
+    lines = figure(records, "train/loss", labels).axes[0].lines
     assert [line.get_label() for line in lines] == ["model=large optim.lr=0.05", "model=small optim.lr=0.01"]
     for line, record in zip(lines, records, strict=True):
         steps, values = logged(record.run_dir, "train/loss")
@@ -449,10 +449,14 @@ def test_plot_writes_a_png_and_says_where(runs_root: Path, tmp_path: Path) -> No
     out = tmp_path / "curves.png"
     done = run_main(["runs", "--plot", "val/acc", "--out", str(out)], runs_root)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == f"plotted val/acc of 4 runs in {out}"
+    # Only where the picture is (the table is what `typedexp runs` prints without --plot).
+    assert done.stdout.splitlines() == [f"plotted val/acc of 4 runs in {out} (3 more listed runs logged no val/acc)"]
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    default = run_main(["runs", SWEEP, "--plot", "train/loss"], runs_root)
-    assert default.stdout.splitlines()[-1] == "plotted train/loss of 2 runs in train-loss.png"
+    default = run_main(["runs", SWEEP, "--plot", "train/loss", "--csv", "sweep.csv"], runs_root)
+    assert default.stdout.splitlines() == [
+        "saved 4 rows in sweep.csv",  # what else was written is said too
+        "plotted train/loss of 2 runs in train-loss.png (2 more listed runs logged no train/loss)",
+    ]
     # Two runs drew train/loss (the failed jobs logged none): matplotlib's first two colours, not a third.
     with Image.open(runs_root / "train-loss.png") as png:
         assert png.format == "PNG" and png.size == (800, 500)
@@ -473,6 +477,182 @@ def test_plot_without_matplotlib_says_how_to_install_it(runs_root: Path, monkeyp
     ]
 
 
+def made_run(
+    root: Path, name: str, overrides: list[str], points: list[dict[str, float]], **config: object
+) -> RunRecord:
+    """A finished run dir written by hand (no training): Hydra's three files, metrics.jsonl, result.json.
+
+    Its config.yaml holds DEFAULTS with ``config`` over it, as a run's saved config holds every field.
+    """
+    hydra = root / name / rundir.HYDRA_DIR
+    hydra.mkdir(parents=True)
+    (hydra / "overrides.yaml").write_text(json.dumps(overrides), encoding="utf-8")  # JSON is YAML
+    (hydra / "config.yaml").write_text(json.dumps({**DEFAULTS, **config}), encoding="utf-8")
+    choices = {"model": "small", "optim": "sgd", "hydra/launcher": "basic"}
+    (hydra / "hydra.yaml").write_text(json.dumps({"hydra": {"runtime": {"choices": choices}}}), encoding="utf-8")
+    (root / name / rundir.METRICS_FILE).write_text("".join(json.dumps(point) + "\n" for point in points), encoding="utf-8")
+    last = {key: value for point in points for key, value in point.items() if "/" in key}
+    result = {"state": "done", "error": None, "steps": 4, "seconds": 1.0, "metrics": last}
+    (root / name / "result.json").write_text(json.dumps(result), encoding="utf-8")
+    return runs.read_run(root / name)
+
+
+DEFAULTS: dict[str, object] = {
+    "model": {"_target_": "typedexp.specs.models.MLP", "hidden": [128], "dropout": 0.0, "norm": "none"},
+    "optim": {"_target_": "typedexp.specs.optim.SGD", "lr": 0.01},
+    "epochs": 2,
+    "batch_size": 64,
+    "seed": 0,
+}
+CURVE = [{"step": 2, "val/acc": 0.25, "val/loss": 2.0}, {"step": 4, "val/acc": 0.5, "val/loss": 1.5}]
+
+
+def test_a_setting_a_run_kept_at_its_default_shows_the_value_it_ran_with(tmp_path: Path) -> None:
+    """``model.hidden`` of a run that did not override it: its saved list, as it would be typed."""
+    made_run(tmp_path / "runs", "a", ["model.hidden=[64]"], CURVE)
+    made_run(tmp_path / "runs", "b", [], CURVE)
+    _, rows = listed(tmp_path, "runs")
+    assert [(row["run"], row["model.hidden"]) for row in rows] == [("runs/a", "[64]"), ("runs/b", "[128]")]
+    _, rows = listed(tmp_path, "runs", "--where", "model.hidden=[128]")
+    assert [row["run"] for row in rows] == ["runs/b"]
+
+
+def test_settings_every_run_shares_are_one_line_not_columns(tmp_path: Path) -> None:
+    """``epochs=2`` typed in one run and kept as the default 2 in the other is no difference."""
+    made_run(tmp_path / "runs", "a", ["epochs=2", "optim.lr=0.1", "batch_size=64"], CURVE)
+    made_run(tmp_path / "runs", "b", ["optim.lr=0.01", "batch_size=64.0"], CURVE)
+    done, rows = listed(tmp_path, "runs")
+    assert done.stdout.splitlines()[1].split() == ["run", "optim.lr", "val/acc", "steps", "seconds", "state"]
+    assert list(rows[0]) == ["run", "optim.lr", "val/acc", "steps", "seconds", "state", "error"]
+    assert "same in all 2 runs: epochs=2 batch_size=64" in done.stdout.splitlines()
+    one, _ = listed(tmp_path, "runs/a")
+    assert "settings: epochs=2 optim.lr=0.1 batch_size=64" in one.stdout.splitlines()
+
+
+def test_columns_picks_names_and_patterns_in_the_order_given(runs_root: Path) -> None:
+    """``model.*`` is every field of the model's config (a default kept included), ``val/*`` every val metric."""
+    config = yaml.safe_load((runs_root / SINGLE / rundir.HYDRA_DIR / "config.yaml").read_text(encoding="utf-8"))
+    assert isinstance(config, dict) and isinstance(config["model"], dict) and isinstance(config["model"]["hidden"], list)
+    fields = [f"model.{key}" for key in config["model"] if key != "_target_"]
+    assert "model.hidden" in fields
+    done, rows = listed(runs_root, "--columns", "run,model.*,val/*,state,model.hidden", "--where", "model=small")
+    expected = ["run", *fields, "val/acc", "val/loss", "state"]  # model.hidden named twice: shown once
+    assert list(rows[0]) == expected  # the CSV has the chosen columns, in the same order
+    assert done.stdout.splitlines()[1].split() == expected
+    hidden = "[" + ",".join(map(str, config["model"]["hidden"])) + "]"
+    assert {row["model.hidden"] for row in rows} == {hidden}
+    wrong = run_main(["runs", "--columns", "run,model.hiden"], runs_root)
+    (line,) = wrong.stderr.splitlines()  # every name, whole: a group's fields after its first as .field
+    assert "…" not in line and "; model, model.hidden, " in line and "; val/acc, val/loss, " in line, line
+    assert line.endswith("; steps, seconds, state, error; or a pattern of them (model.*, val/*)")
+    _, rows = listed(runs_root, "--columns", "model,optim.lr,error", "--where", "model=large")
+    assert [list(row.values()) for row in rows] == [
+        ["large", "0.1", ""],
+        ["large", "-1", "optim.lr=-1.0: must be >= 0"],
+        ["large", "0.05", ""],
+        ["large", "0.2", ""],
+    ]
+
+
+def made_mixed(root: Path) -> None:
+    """Two runs that differ in four settings: 95 characters wide with each column name on one line."""
+    made_run(root, "a", ["optim.lr=0.001", "model.dropout=0.2", "model.norm=batch", "batch_size=32"], CURVE)
+    made_run(root, "b", ["optim.lr=0.1"], CURVE)
+
+
+def printed_at(root: Path, width: int, *args: str) -> list[str]:
+    """What ``typedexp runs`` prints to a terminal ``width`` characters wide."""
+    import io
+
+    from rich.console import Console
+
+    from typedexp.runs.table import parse, show
+
+    out = io.StringIO()
+    before = Path.cwd()
+    os.chdir(root)
+    try:
+        show(parse(list(args)), Console(file=out, width=width, force_terminal=False))
+    finally:
+        os.chdir(before)
+    return out.getvalue().splitlines()
+
+
+@pytest.mark.parametrize("width", [120, 80])
+def test_the_table_fits_a_terminal_without_cutting_a_value(tmp_path: Path, width: int) -> None:
+    """At 120 columns the table fits as it is; at 80 its column names fold (``optim.`` over ``lr``),
+    and every value is whole (rich would have cut them: ``0.0…`` for 0.001)."""
+    made_mixed(tmp_path / "runs")
+    lines = printed_at(tmp_path, width, "runs")
+    assert all(len(line) <= width for line in lines) and "…" not in "".join(lines)
+    rule = next(number for number, line in enumerate(lines) if set(line) == {"─"})
+    rows = [line.split() for line in lines[rule + 1 : rule + 3]]
+    assert rows == [
+        ["runs/a", "0.001", "0.2", "batch", "32", "0.5000", "4", "1.0", "done"],
+        ["runs/b", "0.1", "0.0", "none", "64", "0.5000", "4", "1.0", "done"],
+    ]
+    header = " ".join(lines[1:rule])
+    if width == 120:
+        assert rule == 2 and header.split() == [
+            "run", "optim.lr", "model.dropout", "model.norm", "batch_size", "val/acc", "steps", "seconds", "state"
+        ]
+    else:
+        assert rule == 3 and "optim." in lines[1] and "lr" in lines[2] and "batch_" in lines[1] and "size" in lines[2]
+
+
+def test_a_table_too_wide_even_folded_prints_whole_rows_and_says_how_to_choose(tmp_path: Path) -> None:
+    made_mixed(tmp_path / "runs")
+    lines = printed_at(tmp_path, 50, "runs")
+    assert "…" not in "".join(lines)
+    assert [line.split()[:2] for line in lines if line.startswith("runs/")] == [["runs/a", "0.001"], ["runs/b", "0.1"]]
+    assert "the table is 78 characters wide, the terminal 50: --columns NAME,... picks columns" in lines
+    assert printed_at(tmp_path, 50, "runs", "--columns", "run,optim.lr,val/acc")[1:] == [
+        "run      optim.lr   val/acc",
+        "───────────────────────────",
+        "runs/a   0.001       0.5000",
+        "runs/b   0.1         0.5000",
+    ]
+
+
+def test_plot_labels_name_what_differs_between_the_drawn_runs_and_tell_equal_ones_apart(tmp_path: Path) -> None:
+    """``tracker=disabled`` (typed in every run) and ``epochs=2`` (typed in one, the default in the
+    others) are in no label; two runs with the same settings get the end of their run dir's path."""
+    from typedexp.runs.plot import figure
+    from typedexp.runs.table import labels
+
+    records = [
+        made_run(tmp_path, "first/0", ["tracker=disabled", "optim.lr=0.1", "epochs=2"], CURVE),
+        made_run(tmp_path, "first/1", ["tracker=disabled", "optim.lr=0.01"], CURVE),
+        made_run(tmp_path, "second/0", ["tracker=disabled", "optim.lr=0.1"], CURVE),
+        made_run(tmp_path, "second/1", ["tracker=disabled", "optim.lr=0.5", "+note=x"], []),  # not drawn
+    ]
+    lines = figure(records, "val/acc", labels).axes[0].lines
+    assert [line.get_label() for line in lines] == ["optim.lr=0.1 (first/0)", "optim.lr=0.01", "optim.lr=0.1 (second/0)"]
+    same = figure(records[:1] + records[2:3], "val/acc", labels).axes[0].lines  # nothing differs: the paths
+    assert [line.get_label() for line in same] == ["first/0", "second/0"]
+
+
+@pytest.mark.parametrize("count", [2, 12])
+def test_the_plot_legend_covers_no_curve(tmp_path: Path, count: int) -> None:
+    """The legend's box, as matplotlib laid it out, lies outside the axes and inside the figure."""
+    import io
+
+    from typedexp.runs.plot import figure
+    from typedexp.runs.table import labels
+
+    settings = ["model.norm=batch", "model.dropout=0.25", "model.hidden=[512,256,128]", "batch_size=32"]
+    records = [made_run(tmp_path, f"run{index}", [f"optim.lr=0.{index + 1}", *settings[: index % 5]], CURVE) for index in range(count)]
+    drawn = figure(records, "val/acc", labels)
+    drawn.savefig(io.BytesIO(), format="png")  # lays the figure out
+    (legend,) = drawn.legends
+    box, axes, whole = legend.get_window_extent(), drawn.axes[0].get_window_extent(), drawn.bbox
+    assert len(legend.get_texts()) == count
+    assert not box.overlaps(axes), (box, axes)
+    assert whole.x0 <= box.x0 and box.x1 <= whole.x1 and whole.y0 <= box.y0 and box.y1 <= whole.y1, (box, whole)
+    # A long legend makes the figure taller, not the plot smaller: the axes keep most of 500 pixels.
+    assert axes.height > 300 and (whole.height > 500) == (count > 4), (axes, whole)
+
+
 # --- mistakes: one line, exit code 2 --------------------------------------------------------------
 
 
@@ -491,6 +671,9 @@ def test_plot_without_matplotlib_says_how_to_install_it(runs_root: Path, monkeyp
         (["--csv", "no/such/dir.csv"], "runs: --csv no/such/dir.csv: no such directory no/such"),
         (["--plot", "val/acc", "--out", "outputs"], "runs: --out outputs: is a directory; name a file"),
         (["--bogus"], "runs: unrecognized arguments: --bogus; see typedexp runs --help"),
+        (["--columns", "run,modle.hidden"], "runs: --columns modle.hidden: no such column; available: run; dataset, "),
+        (["--columns", "val/accuracy*"], "runs: --columns val/accuracy*: no such column; available: run; "),
+        (["--columns", " , "], "runs: --columns: name at least one column, e.g. --columns run,optim.lr,val/acc"),
     ],
 )
 def test_a_mistake_is_one_line_and_exit_code_2(runs_root: Path, args: list[str], line: str) -> None:
@@ -518,7 +701,7 @@ def test_a_directory_without_runs_says_so(tmp_path: Path) -> None:
 def test_help_names_every_option(tmp_path: Path) -> None:
     done = run_main(["runs", "--help"], tmp_path)
     assert done.returncode == 0
-    for option in ("DIR", "--sort", "--asc", "--desc", "--where", "--csv", "--plot", "--out"):
+    for option in ("DIR", "--sort", "--asc", "--desc", "--where", "--columns", "--csv", "--plot", "--out"):
         assert option in done.stdout
 
 

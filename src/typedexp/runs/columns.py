@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -98,17 +99,51 @@ def csv_cell(text: str) -> str:
     return text
 
 
-def print_table(console: Console, header: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[str]) -> None:
-    """A plain rich table (numbers right-aligned), each cell printed as text, never as markup."""
+def print_table(console: Console, header: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[str]) -> int:
+    """A plain rich table (numbers right-aligned), each cell printed as text, never as markup; its width.
+
+    No cell is ever cut: rich shrinks a table wider than the console by cutting cells ("0.0…" for
+    0.001), so a table that does not fit first folds its column names after a "." "/" or "_"
+    (``optim.`` over ``lr``), and one that still does not fit is printed whole, each row one line
+    that the terminal wraps; the caller can say so.
+    """
+    cells = [max((cell_len(row[index]) for row in rows), default=0) for index in range(len(header))]
+    names = list(header)
+    if table_width(names, cells) > console.width:
+        names = [folded(name, width) for name, width in zip(header, cells, strict=True)]
+    width = table_width(names, cells)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for name in header:
-        table.add_column(name, justify="right" if name in numeric else "left", no_wrap=True)
+    for name, plain_name in zip(names, header, strict=True):
+        table.add_column(Text(name), justify="right" if plain_name in numeric else "left", no_wrap=True)
     for values in rows:
         table.add_row(*(Text(value) for value in values))  # Text: an override's "[red]" is not markup
-    with console.capture() as captured:  # rich pads the last column: trim each line's right end
-        console.print(table, markup=False, highlight=False)
+    # Laid out at its own width, on a console of that width: rich would cut cells to fit a narrower one.
+    layout = Console(width=max(width, 1), file=io.StringIO(), color_system=None, force_terminal=False, legacy_windows=False)
+    with layout.capture() as captured:  # rich pads the last column: trim each line's right end
+        layout.print(table, markup=False, highlight=False)
     for line in captured.get().splitlines():
         console.out(line.rstrip(), highlight=False)
+    return width
+
+
+COLUMN_GAP = 3  # between two columns of SIMPLE_HEAD without edges: padding, divider, padding
+FOLD_AFTER = re.compile(r"(?<=[./_])")  # where a column name may go on to its next line
+
+
+def table_width(names: Sequence[str], cells: Sequence[int]) -> int:
+    widths = [max(max(map(cell_len, name.split("\n"))), cell) for name, cell in zip(names, cells, strict=True)]
+    return sum(widths) + COLUMN_GAP * max(len(widths) - 1, 0)
+
+
+def folded(name: str, width: int) -> str:
+    """``name`` on as many lines as keep it within ``width`` (or its longest part), broken after . / _"""
+    lines: list[str] = []
+    for part in FOLD_AFTER.split(name):
+        if lines and cell_len(lines[-1] + part) <= width:
+            lines[-1] += part
+        else:
+            lines.append(part)
+    return "\n".join(line for line in lines if line)
 
 
 def wide_console() -> Console:

@@ -8,27 +8,25 @@ Run directories may come from elsewhere, so they are read as data: no symlinked 
 into, no symlinked file, FIFO or device is read, and each file only up to a cap (``runs.py``; each
 file not read is one warning line, and the run is listed with the rest), control characters in overrides and error lines
 are shown as ``?`` (``summary.shown``), and a CSV cell a spreadsheet would run as a formula gets a
-leading quote (``summary.csv_cell``). The table, the CSV and the columns that vary are the sweep
-summary's (``summary.py``), so both read the same way.
+leading quote (``summary.csv_cell``). The table and the CSV are the sweep summary's
+(``columns.py``), so both read the same way. Which columns show, ``--columns`` and the plot's
+labels: ``selection.py``; a run's value of a setting, read from its ``.hydra/``: ``settings.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from typedexp.runs import layout as rundir
 from typedexp.engine.settings import BestMode
 from typedexp.core.errors import TypedexpError
-from typedexp.core.report import print_error, warn
-from typedexp.runs.record import RunRecord, find_runs, load_yaml
+from typedexp.core.report import print_error
+from typedexp.runs.record import RunRecord, find_runs
 from typedexp.runs.columns import (
-    METRICS,
     MISSING,
     count_states,
     csv_text,
@@ -36,10 +34,11 @@ from typedexp.runs.columns import (
     print_table,
     rank,
     shown,
-    varying_keys,
     warn_unread,
     wide_console,
 )
+from typedexp.runs.selection import Column, Kind, catalog, choose, default_columns, metric_names, plot_labels
+from typedexp.runs.settings import saved, same_value, setting
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -58,6 +57,7 @@ DESCRIPTION = (
 )
 EPILOG = (
     "examples: typedexp runs multirun --sort val/loss --where model=large; "
+    "typedexp runs --columns run,model.*,val/*; "
     "typedexp runs --csv runs.csv; typedexp runs --plot val/acc --out val-acc.png"
 )
 
@@ -87,6 +87,12 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         help="only runs with this setting (repeatable: all must hold), e.g. model=large or optim.lr=0.1",
     )
+    cli.add_argument(
+        "--columns",
+        metavar="NAMES",
+        help="the columns to show, comma-separated, in this order: names (run, optim.lr, val/acc, steps, state, "
+        "error...) or patterns (model.*, val/*); any setting of the runs' configs, differing or not",
+    )
     cli.add_argument("--csv", metavar="FILE", help="also write the table to FILE as CSV, with error lines and run dirs")
     cli.add_argument("--plot", metavar="METRIC", help="draw METRIC against step for the listed runs into a PNG")
     cli.add_argument("--out", metavar="FILE", help="the PNG --plot writes (default: the metric's name, e.g. val-acc.png)")
@@ -110,6 +116,7 @@ class RunsArgs:
     sort: str | None
     descending: bool | None  # None: decided by the metric's name (larger_is_better)
     where: tuple[Where, ...]
+    columns: tuple[str, ...]  # --columns: names and patterns, as given; () for the default columns
     csv: Path | None
     plot: str | None
     out: Path | None
@@ -118,7 +125,7 @@ class RunsArgs:
 def parse(args: Sequence[str]) -> RunsArgs:
     namespace = parser().parse_args(list(args))
     values = vars(namespace)  # argparse's Namespace is untyped: each value is checked here
-    texts = {key: values[key] for key in ("dir", "sort", "csv", "plot", "out", "order")}
+    texts = {key: values[key] for key in ("dir", "sort", "columns", "csv", "plot", "out", "order")}
     if not all(value is None or isinstance(value, str) for value in texts.values()):
         raise TypeError("argparse returned unexpected types")
     wheres = values["where"]
@@ -138,6 +145,7 @@ def parse(args: Sequence[str]) -> RunsArgs:
         sort=texts["sort"],
         descending=None if order is None else order == "desc",
         where=tuple(map(parse_where, wheres)),
+        columns=() if texts["columns"] is None else parse_columns(texts["columns"]),
         csv=None if texts["csv"] is None else output_file("--csv", texts["csv"]),
         plot=texts["plot"],
         out=None if texts["out"] is None else output_file("--out", texts["out"]),
@@ -167,6 +175,13 @@ def run_dirs(text: str | None) -> tuple[Path, ...]:
     if not path.is_dir():
         raise RunsError(f"runs: {text}: not a directory")
     return (path,)
+
+
+def parse_columns(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise RunsError("runs: --columns: name at least one column, e.g. --columns run,optim.lr,val/acc")
+    return names
 
 
 def parse_where(text: str) -> Where:
@@ -208,27 +223,56 @@ def show(args: RunsArgs, console: Console | None = None) -> list[RunRecord]:
         descending = larger_is_better(args.sort) if args.descending is None else args.descending
         listed = rank(listed, args.sort, BestMode.max if descending else BestMode.min)
         title += f", sorted by {args.sort} ({'largest' if descending else 'smallest'} first)"
-    table = RunsTable.of(listed, args.sort)
-    printed = replace(table, varying=table.varying[:MAX_SETTINGS])
-    say(console, title)
-    if listed:
-        print_table(console, printed.header(), printed.rows(MISSING), {"steps", "seconds", *table.metrics})
-    if len(table.varying) > MAX_SETTINGS:
-        say(console, f"{len(table.varying) - MAX_SETTINGS} more settings differ between these runs (--csv FILE writes every one)")
-    for record in listed:
-        if record.error:
-            say(console, f"{record.run_dir} {record.state.value}: {record.error}")
+    table = RunsTable.of(listed, args.sort, args.columns, found)
+    if args.plot is None:  # with --plot, the picture is the answer: only where it is, not the table again
+        print_runs(console, title, table)
     if args.csv is not None:
-        rows = [[*row, shown(record.error or "")] for row, record in zip(table.rows(""), listed, strict=True)]
-        args.csv.write_text(csv_text([*table.header(), "error"], rows), encoding="utf-8", newline="")
+        columns = table.columns if args.columns else (*table.columns, Column("error", Kind.error))
+        rows = [[table.cell(record, values, column, "") for column in columns] for record, values in table.runs()]
+        args.csv.write_text(csv_text([shown(column.name) for column in columns], rows), encoding="utf-8", newline="")
         say(console, f"saved {len(listed)} rows in {args.csv}")
     if args.plot is not None:
         from typedexp.runs.plot import plot_runs
 
         out = args.out or Path(args.plot.replace("/", "-") + ".png")
-        drawn = plot_runs(listed, args.plot, out, printed.label)
-        say(console, f"plotted {args.plot} of {drawn} runs in {out}")
+        drawn = plot_runs(listed, args.plot, out, labels)
+        more = f" ({len(listed) - drawn} more listed runs logged no {args.plot})" if drawn < len(listed) else ""
+        say(console, f"plotted {args.plot} of {drawn} runs in {out}{more}")
     return listed
+
+
+def print_runs(console: Console, title: str, table: RunsTable) -> None:
+    """The title, the table (at most MAX_SETTINGS settings), what it leaves out, and the error lines."""
+    printed = table.printed()
+    say(console, title)
+    if table.records:
+        numeric = {column.name for column in printed.columns if column.kind in (Kind.metric, Kind.steps, Kind.seconds)}
+        header = [shown(column.name) for column in printed.columns]
+        rows = [[printed.cell(record, values, column, MISSING) for column in printed.columns] for record, values in printed.runs()]
+        width = print_table(console, header, rows, numeric)
+        if width > console.width:
+            say(console, f"the table is {width} characters wide, the terminal {console.width}: --columns NAME,... picks columns")
+    hidden = sum(column.kind is Kind.setting for column in table.columns) - MAX_SETTINGS
+    if hidden > 0:
+        say(console, f"{hidden} more settings differ between these runs (--csv FILE writes every one)")
+    if table.same:
+        say(console, same_line(table.same, len(table.records)))
+    for record in table.records:
+        if record.error:
+            say(console, f"{record.run_dir} {record.state.value}: {record.error}")
+
+
+def same_line(same: Mapping[str, str], count: int) -> str:
+    """``same in all 8 runs: epochs=1 tracker=disabled``: the overridden settings left out of the columns."""
+    pairs = [f"{key}={value}" for key, value in same.items()]
+    more = f" and {len(pairs) - MAX_SETTINGS} more" if len(pairs) > MAX_SETTINGS else ""
+    who = "settings" if count == 1 else f"same in all {count} runs"
+    return f"{who}: {' '.join(pairs[:MAX_SETTINGS])}{more}"
+
+
+def labels(records: Sequence[RunRecord]) -> list[str]:
+    """The plot's legend: what differs between the plotted runs (selection.plot_labels)."""
+    return plot_labels(records, [override_values(record.overrides) for record in records], MAX_SETTINGS)
 
 
 def read_runs(args: RunsArgs) -> list[RunRecord]:
@@ -238,7 +282,7 @@ def read_runs(args: RunsArgs) -> list[RunRecord]:
         (record for directory in args.dirs for record in find_runs(directory)),
         key=lambda record: path_order(record.run_dir),
     )
-    known = sorted({name for record in found for name in record.metrics} | set(METRICS))
+    known = sorted(metric_names(found))
     for option, metric in (("--sort", args.sort), ("--plot", args.plot)):
         if found and metric is not None and metric not in known:
             names = ", ".join(map(shown, known))  # metric names come from the runs' files: no escape sequences
@@ -256,39 +300,52 @@ class RunsTable:
     """The listed runs, in order, and the columns they get."""
 
     records: tuple[RunRecord, ...]
-    varying: tuple[str, ...]  # override keys whose values differ between the listed runs
-    metrics: tuple[str, ...]  # metric columns: the sorting metric first, then SHOWN where some run has it
+    typed: tuple[Mapping[str, str], ...]  # each run's overrides by key, split once: a run may hold 10,000s
+    columns: tuple[Column, ...]
+    same: Mapping[str, str]  # the default table's overridden settings that every run shares: no column
 
     @classmethod
-    def of(cls, records: Sequence[RunRecord], sort: str | None) -> RunsTable:
-        wanted = dict.fromkeys([*([sort] if sort else []), *SHOWN])
-        metrics = tuple(name for name in wanted if name in (sort, "val/acc") or any(name in r.metrics for r in records))
-        return cls(tuple(records), varying_keys(records), metrics)
+    def of(
+        cls, records: Sequence[RunRecord], sort: str | None, patterns: Sequence[str] = (), found: Sequence[RunRecord] = ()
+    ) -> RunsTable:
+        """The default columns, or those ``patterns`` (--columns) name among what ``found`` (every run read) has."""
+        typed = tuple(override_values(record.overrides) for record in records)
+        if not patterns:
+            columns, same = default_columns(records, typed, sort, SHOWN)
+            return cls(tuple(records), typed, columns, same)
+        pool = found or records
+        available = catalog(pool, [override_values(record.overrides) for record in pool])
+        return cls(tuple(records), typed, choose(patterns, available), {})
 
-    def header(self) -> list[str]:
-        return ["run", *map(shown, self.varying), *map(shown, self.metrics), "steps", "seconds", "state"]
+    def runs(self) -> zip[tuple[RunRecord, Mapping[str, str]]]:
+        return zip(self.records, self.typed, strict=True)
 
-    def rows(self, missing: str) -> list[list[str]]:
-        return [self.row(record, missing) for record in self.records]
+    def printed(self) -> RunsTable:
+        """This table with its first MAX_SETTINGS settings only: more is no table to read, and rich
+        takes minutes to lay out 70,000 columns (a run dir from elsewhere)."""
+        kept: list[Column] = []
+        settings = 0
+        for column in self.columns:
+            settings += column.kind is Kind.setting
+            if column.kind is not Kind.setting or settings <= MAX_SETTINGS:
+                kept.append(column)
+        return replace(self, columns=tuple(kept))
 
-    def row(self, record: RunRecord, missing: str) -> list[str]:
-        typed = override_values(record.overrides)  # once per run: a run dir may hold 10,000s of overrides
-        values = [setting(record, key, typed) for key in self.varying]  # a run without the override: its saved value
-        return [
-            shown(str(record.run_dir)),
-            *(missing if value is None else shown(value) for value in values),
-            *(f"{record.metrics[name]:.4f}" if name in record.metrics else missing for name in self.metrics),
-            str(record.steps),
-            missing if record.seconds is None else f"{record.seconds:.1f}",
-            record.state.value,
-        ]
-
-    def label(self, record: RunRecord) -> str:
-        """A plot legend's name for ``record``: its varying overrides, else its run dir."""
-        typed = override_values(record.overrides)
-        values = {key: setting(record, key, typed) for key in self.varying}
-        named = " ".join(f"{key}={value}" for key, value in values.items() if value is not None)
-        return shown(named or str(record.run_dir))
+    @staticmethod
+    def cell(record: RunRecord, typed: Mapping[str, str], column: Column, missing: str) -> str:
+        """The text of one cell; ``missing`` where the run has no value."""
+        kind = column.kind
+        if kind is Kind.setting:
+            value = setting(record, column.name, typed)  # a run without the override: its saved value
+            return missing if value is None else shown(value)
+        if kind is Kind.metric:
+            return f"{record.metrics[column.name]:.4f}" if column.name in record.metrics else missing
+        if kind is Kind.seconds:
+            return missing if record.seconds is None else f"{record.seconds:.1f}"
+        if kind is Kind.error:
+            return shown(record.error) if record.error else missing
+        texts = {Kind.run: str(record.run_dir), Kind.steps: str(record.steps), Kind.state: record.state.value}
+        return shown(texts[kind])
 
 
 def path_order(path: Path) -> tuple[tuple[int, int, str], ...]:
@@ -299,48 +356,6 @@ def path_order(path: Path) -> tuple[tuple[int, int, str], ...]:
 def matches(record: RunRecord, test: Where) -> bool:
     value = setting(record, test.key)
     return value is not None and same_value(value, test.value)
-
-
-def setting(record: RunRecord, key: str, typed: Mapping[str, str] | None = None) -> str | None:
-    """The run's value of ``key``: from its overrides as typed, else the config Hydra saved.
-
-    ``model`` is the chosen option (``hydra.runtime.choices`` in ``.hydra/hydra.yaml``), so a run
-    that kept the default model matches ``model=small``; ``optim.lr`` is read from
-    ``.hydra/config.yaml``. Only plain values count: a sub-config or a list is not a value.
-    ``typed`` is ``override_values(record.overrides)`` where the caller has it already.
-    """
-    values = override_values(record.overrides) if typed is None else typed
-    if key in values:
-        return values[key]
-    value = lookup(saved(record.run_dir, "config.yaml"), key.split("."))
-    if value is None or isinstance(value, dict):  # a config group (or `debug`): the option's name is in hydra.yaml
-        choices = lookup(saved(record.run_dir, "hydra.yaml"), ["hydra", "runtime", "choices"])
-        chosen = choices.get(key) if isinstance(choices, dict) else None
-        return chosen if isinstance(chosen, str) else None
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value) if isinstance(value, (str, int, float)) else None
-
-
-@functools.lru_cache(maxsize=4096)
-def saved(run_dir: Path, name: str) -> object:
-    """A YAML file of a run's ``.hydra/`` (``config.yaml``, ``hydra.yaml``); None if unreadable."""
-    if (run_dir / rundir.HYDRA_DIR).is_symlink():  # its files would be read from wherever it points
-        return None
-    unread: list[str] = []
-    document = load_yaml(run_dir / rundir.HYDRA_DIR / name, unread)
-    if name != "hydra.yaml":  # runs.read_run reads hydra.yaml too, and has said why it could not
-        for line in unread:
-            warn(shown(line))
-    return document
-
-
-def lookup(document: object, keys: Sequence[str]) -> object:
-    for key in keys:
-        if not isinstance(document, dict):
-            return None
-        document = document.get(key)
-    return document
 
 
 def check_keys(records: Sequence[RunRecord], tests: Sequence[Where]) -> None:
@@ -355,13 +370,3 @@ def check_keys(records: Sequence[RunRecord], tests: Sequence[Where]) -> None:
 def larger_is_better(metric: str) -> bool:
     """Accuracy-like metrics sort largest first by default; losses and the learning rate smallest first."""
     return "acc" in metric.rpartition("/")[2]
-
-
-def same_value(value: str, wanted: str) -> bool:
-    """``wanted`` equals a setting as typed (``0.1``), unquoted, or as a number (``1e-1``, ``0.10``)."""
-    if value.strip("'\"") == wanted.strip("'\""):
-        return True
-    try:
-        return float(value) == float(wanted)
-    except ValueError:
-        return False
