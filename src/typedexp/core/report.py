@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
 
 from typedexp.core.safety.secrets import mask_report
 
@@ -40,17 +39,3 @@ def print_error(message: str) -> None:
 
 def warn(message: str) -> None:
     print(f"{PROGRAM}: warning: {one_line(mask_report(message))}", file=sys.stderr, flush=True)
-
-
-def running_as_cli() -> bool:
-    """True in the ``typedexp`` console script and in ``python -m typedexp``, not in a library user."""
-    argv = getattr(sys, "orig_argv", [])  # the interpreter's own arguments (Python >= 3.10)
-    as_module = any(flag == "-m" and module == PROGRAM for flag, module in zip(argv, argv[1:]))
-    return as_module or Path(sys.argv[0]).name == PROGRAM
-
-
-def exit_if_interrupted_cli() -> None:
-    """Ctrl-C while the CLI is still importing: the one line and 128 + SIGINT, no traceback."""
-    if running_as_cli():
-        print_error("interrupted")
-        raise SystemExit(INTERRUPTED_EXIT)
