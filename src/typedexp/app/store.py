@@ -26,6 +26,7 @@ from typedexp.core.errors import ConfigError
 from typedexp.specs.experiment import DEBUG, EXPERIMENTS, Experiment
 from typedexp.sweeps.hpo import OptunaSweeperConf
 from typedexp.sweeps.summary import SweepSummary
+from typedexp.app.tidy import NoteRunDir
 
 APP_NAME = "typedexp"  # Hydra's job name, the console script and the primary config's name
 
@@ -57,9 +58,10 @@ Set HYDRA_FULL_ERROR=1 for a full traceback on errors; --hydra-help for Hydra's 
 
 # Run directories carry microseconds so two runs started in the same second never share one.
 # The summary callback ranks a sweep's jobs at its end: hydra.callbacks.summary.metric=val/loss.
+# The tidy callback lets a single run refused for a config mistake remove the dir Hydra made (tidy.py).
 HYDRA_SETTINGS = HydraConf(
     job=JobConf(name=APP_NAME),
-    callbacks={"summary": builds(SweepSummary, populate_full_signature=True)},
+    callbacks={"summary": builds(SweepSummary, populate_full_signature=True), "tidy": builds(NoteRunDir)},
     run=RunDir(dir="outputs/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}"),
     sweep=SweepDir(dir="multirun/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}", subdir="${hydra.job.num}"),
     help=HelpConf(app_name=APP_NAME, header=HELP_HEADER, footer=HELP_FOOTER),
