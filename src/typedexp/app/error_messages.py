@@ -129,8 +129,20 @@ def describe_deletion(error: HydraException) -> str | None:
     return required_group(match.group(1), options) if match and options else None
 
 
+# Options that a Hydra plugin from one of typedexp's extras registers (pyproject.toml): without the
+# plugin installed Hydra knows no such option, so the line says what to install.
+# (typedexp's own hydra/sweeper=optuna is always there; without Optuna it says to install it: hpo.py.)
+PLUGIN_EXTRAS = {
+    "hydra/launcher": {"joblib": "joblib", "submitit_local": "slurm", "submitit_slurm": "slurm", "ray": "ray"},
+}
+
+
 def describe_missing_option(error: MissingConfigException) -> str:
     group, _, option = (error.missing_cfg_file or "").rpartition("/")
+    extra = PLUGIN_EXTRAS.get(group, {}).get(option)
+    if extra is not None:
+        installed = f" (installed: {', '.join(sorted(error.options))})" if error.options else ""
+        return f"{group}={option}: its Hydra plugin is not installed; pip install 'typedexp[{extra}]'{installed}"
     if error.options:
         return f"{group}={option}: no such option; choose one of: {', '.join(sorted(error.options))}"
     return f"cannot find config {error.missing_cfg_file!r}: {first_line(str(error))}"
