@@ -64,7 +64,7 @@ CASES = [
     (["tracker=cloud"], ["SWANLAB_API_KEY", "tracker=local"]),
     (["tracker.project=my project"], ["tracker.project", "letters, digits"]),
     (["hydra.run.dir=outputs/earlier"], ["already holds a run"]),
-    (["model.hidden=???"], ["model.hidden: a value is required"]),
+    (["model.hidden=???"], ["model.hidden is required: set it with model.hidden=VALUE"]),
     (["dataset=mnist"], ["dataset=mnist: no files in data/MNIST/raw", "dataset.download=true"]),
     (["model.norm=weight"], ["model.norm=weight", "none, batch, group, instance, layer"]),
     (["trainer.precision=fp16"], ["trainer.precision=fp16 needs CUDA"]),

@@ -156,7 +156,7 @@ def describe_omegaconf(error: OmegaConfBaseException) -> str:
         options = group_options(full_key) if "." not in full_key else None
         if options:  # `~model` left a required group without an option
             return required_group(full_key, options)
-        return f"{full_key}: a value is required (set it with {full_key}=...)"
+        return f"{full_key} is required: set it with {full_key}=VALUE"
     if isinstance(error, (ConfigAttributeError, ConfigKeyError)):
         key = str(getattr(error, "key", full_key))
         parent = getattr(error, "parent_node", None)
