@@ -212,6 +212,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(workdir: Path, uninterrupted
     resumed = run_cli(["resume=run"], workdir)
     assert resumed.returncode == 0, resumed.stderr
     assert f"run dir: {workdir / 'run'}" in resumed.stdout
+    assert "typedexp: resuming from epoch 2, step 30" in resumed.stdout.splitlines()  # the last checkpoint's step
     assert_same_run(workdir / "run", uninterrupted)
 
 
@@ -225,13 +226,14 @@ def test_a_signal_saves_a_checkpoint_exits_128_plus_n_and_resumes_exactly(
     stopped = run_signalled(36, name, [*SIGNAL_ARGS, "hydra.run.dir=run"], workdir)
     assert stopped.returncode == code
     assert stopped.stderr_lines == [
-        f"typedexp: error: interrupted by {name} at epoch 2, step 36; saved "
+        f"typedexp: interrupted by {name} at epoch 2, step 36; saved "
         f"{workdir / 'run' / 'checkpoints' / 'last.pt'}; continue with: typedexp resume={workdir / 'run'}"
     ]
     assert read_checkpoint(workdir / "run" / "checkpoints" / "last.pt").position.step == 36
     assert not (workdir / "run" / "model.pt").exists()
     resumed = run_cli(["resume=run"], workdir)
     assert resumed.returncode == 0, resumed.stderr
+    assert "typedexp: resuming from epoch 2, step 36" in resumed.stdout.splitlines()  # where the line said it stopped
     assert_same_run(workdir / "run", uninterrupted)
 
 

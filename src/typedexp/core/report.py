@@ -38,6 +38,12 @@ def print_error(message: str) -> None:
     print(f"{PROGRAM}: error: {one_line(mask_report(message))}", file=sys.stderr, flush=True)
 
 
+def print_interrupted(message: str) -> None:
+    """A stop the user asked for (Ctrl-C, SIGTERM): one line, and not an error, since nothing went
+    wrong: ``typedexp: interrupted by SIGINT at epoch 2, step 36; saved ...; continue with: ...``."""
+    print(f"{PROGRAM}: {one_line(mask_report(message))}", file=sys.stderr, flush=True)
+
+
 def warn(message: str) -> None:
     print(f"{PROGRAM}: warning: {one_line(mask_report(message))}", file=sys.stderr, flush=True)
 
@@ -52,5 +58,5 @@ def running_as_cli() -> bool:
 def exit_if_interrupted_cli() -> None:
     """Ctrl-C while the CLI is still importing: the one line and 128 + SIGINT, no traceback."""
     if running_as_cli():
-        print_error("interrupted")
+        print_interrupted("interrupted")
         raise SystemExit(INTERRUPTED_EXIT)
