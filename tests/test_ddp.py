@@ -286,7 +286,7 @@ def test_a_signal_stops_every_rank_and_the_run_resumes(
     _, err = process.communicate(timeout=120)
     assert process.returncode == code, err
     lines_ = [line for line in err.splitlines() if line.strip()]
-    assert len(lines_) == 1 and lines_[0].startswith(f"typedexp: error: interrupted by {signal.Signals(signum).name}"), err
+    assert len(lines_) == 1 and lines_[0].startswith(f"typedexp: interrupted by {signal.Signals(signum).name}"), err
     assert "continue with: typedexp resume=" in lines_[0]
     wait_for(lambda: not any(alive(pid) for pid in ranks), timeout_s=10)
     assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()

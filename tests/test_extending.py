@@ -1,4 +1,5 @@
-"""docs/extending.md works as written: its files, written into a project, add model=resnet."""
+"""docs/extending.md works as written: its files, written into a project, add model=resnet and
+make the seed lesson's learning rate required."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def project(tmp_path: Path) -> Path:
 
 
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    # The project first, then the caller's path (a checkout's src/ when typedexp is not installed from it).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(cwd), os.environ.get("PYTHONPATH")]))}
     env.pop("SWANLAB_API_KEY", None)
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
@@ -49,7 +51,7 @@ def test_the_documented_command_trains_the_registered_model(project: Path) -> No
 
 
 def test_the_documented_python_launches_it_and_records_it_as_overrides(project: Path) -> None:
-    (snippet,) = [body for body in blocks("python") if "launch(" in body]
+    (snippet,) = [body for body in blocks("python") if "launch(" in body and "ResNet" in body]
     script = snippet + "print(result.run_dir)\n"
     done = run([sys.executable, "-c", script], project)
     assert done.returncode == 0, done.stderr
@@ -68,3 +70,50 @@ def test_an_unregistered_spec_is_one_clear_error(project: Path) -> None:
     done = run([sys.executable, "-c", script], project)
     assert done.returncode != 0
     assert "ResNet is not one of the model options; register it first" in done.stderr
+
+
+def transcript_commands(body: str) -> list[tuple[str, list[str]]]:
+    """``$ command`` lines of a transcript block, each with the lines printed after it."""
+    pairs: list[tuple[str, list[str]]] = []
+    for line in body.splitlines():
+        if line.startswith("$ "):
+            pairs.append((line[2:], []))
+        elif pairs:
+            pairs[-1][1].append(line)
+    return pairs
+
+
+def test_the_documented_required_field_is_refused_until_set(project: Path) -> None:
+    (body,) = [body for body in re.findall(r"```[^\n]*\n(.*?)```", DOC.read_text(), re.DOTALL) if body.startswith("$ python -m seedapp")]
+    for command, printed in transcript_commands(body):
+        done = run([sys.executable, *command.split()[1:]], project)
+        assert (done.returncode, done.stdout + done.stderr) == (2, "\n".join(printed) + "\n"), command
+    assert not (project / "outputs").exists()  # refused before anything was made
+    done = run([sys.executable, "-m", "seedapp", "tracker=disabled", "optim.lr=0.05", "epochs=1", "trainer.max_batches=2"], project)
+    assert done.returncode == 0, done.stderr
+    (config,) = list(project.rglob(".hydra/config.yaml"))
+    assert "lr: 0.05" in config.read_text()
+
+
+def test_launch_refuses_the_required_field_until_set_and_an_experiment_sets_it(project: Path) -> None:
+    script = (
+        "from typedexp import SGD, ConfigError, Experiment, launch, register\n"
+        "register('optim', 'sgd', SGD(), required=['lr'])\n"
+        "try:\n    launch(['tracker=disabled'])\nexcept ConfigError as exc:\n    print(exc)\n"
+        "result = launch(['tracker=disabled', 'epochs=1', 'trainer.max_batches=2'], experiment=Experiment(optim=SGD(lr=0.01)))\n"
+        "print((result.run_dir / '.hydra' / 'overrides.yaml').read_text())\n"
+    )
+    done = run([sys.executable, "-c", script], project)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "optim.lr is required: set it with optim.lr=VALUE"
+    assert "- optim.lr=0.01" in lines  # SGD's default value, yet written: the typed value gives it
+
+
+def test_register_names_a_required_field_it_does_not_have() -> None:
+    from typedexp import SGD, ConfigError, register
+
+    with pytest.raises(ConfigError, match="register: optim=sgd has no field 'learning_rate' to require; its fields: lr, "):
+        register("optim", "sgd", SGD(), required=["learning_rate"])
+    with pytest.raises(ConfigError, match="required= takes a list of field names"):
+        register("optim", "sgd", SGD(), required="lr")  # type: ignore[arg-type]

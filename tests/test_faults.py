@@ -90,28 +90,28 @@ def check_stage(stage: str, name: str, run: Path, line: str) -> None:
     last = run / "checkpoints" / "last.pt"
     saved = f"; saved {last}; continue with: typedexp resume={run}"
     if stage == "compose":  # before Hydra made anything
-        assert not run.exists() and line == f"typedexp: error: interrupted by {name}"
+        assert not run.exists() and line == f"typedexp: interrupted by {name}"
         return
     state = read_result(run / "result.json")
     assert state is not None and state[0] is JobState.interrupted, state
     if stage == "load":
-        assert line == f"typedexp: error: interrupted by {name}" and not metrics and not last.exists()
+        assert line == f"typedexp: interrupted by {name}" and not metrics and not last.exists()
     elif stage == "spawn":  # the second rank never started; the first was stopped, as was every child
-        assert line == f"typedexp: error: interrupted by {name} while the ranks were starting (nothing trained in this attempt)"
+        assert line == f"typedexp: interrupted by {name} while the ranks were starting (nothing trained in this attempt)"
         children = [int(pid) for pid in (run.parent / "children.txt").read_text().split()]
         assert children  # multiprocessing's resource tracker ends once it reads the parent's exit
         wait_for(lambda: all(pid_gone(pid) for pid in children), timeout_s=10)
         assert not metrics
     elif stage == "train":
-        assert line == f"typedexp: error: interrupted by {name} at epoch 1, step 1{saved}"
+        assert line == f"typedexp: interrupted by {name} at epoch 1, step 1{saved}"
     elif stage == "validate":  # stopped before its first batch: no val point; saved after the last step
-        assert line == f"typedexp: error: interrupted by {name} at epoch 1, step 3{saved}"
+        assert line == f"typedexp: interrupted by {name} at epoch 1, step 3{saved}"
         assert '"val/' not in metrics and read_checkpoint(last).position.batch == 3
     elif stage == "checkpoint":  # the save under way completes, and the run stops there
-        assert line == f"typedexp: error: interrupted by {name} at epoch 1, step 1{saved}"
+        assert line == f"typedexp: interrupted by {name} at epoch 1, step 1{saved}"
         assert read_checkpoint(last).position.step == 1
     elif stage == "finish":  # the trackers close first; model.pt (what marks a finished run) is not written
-        assert line == f"typedexp: error: interrupted by {name} while closing the tracker; kept {last}; continue with: typedexp resume={run}"
+        assert line == f"typedexp: interrupted by {name} while closing the tracker; kept {last}; continue with: typedexp resume={run}"
         assert read_checkpoint(last).position.epoch == 2 and not (run / "model.pt").exists()
 
 

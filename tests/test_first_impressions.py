@@ -13,12 +13,13 @@ import pytest
 from hydra._internal.utils import get_args_parser
 from omegaconf import OmegaConf
 
-from tests.helpers import QUICK, run_cli
+from tests.helpers import QUICK, run_cli, run_main
 from tests.test_tracking import only_run, read_offline_run
 from typedexp.app.preflight import INFO_FLAGS, INFO_TOPICS, VALUE_FLAGS, flags_first
 from typedexp.app.pipeline import seconds
 from typedexp.app.task import run_name
-from typedexp.tracking.swanlab_tracker import PALETTE
+from typedexp import SwanLabMode, SwanLabTracking, launch
+from typedexp.tracking.swanlab_tracker import PALETTE, advise_dashboard, printed_to
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFLINE = ["tracker=offline", "tracker.log_dir=sl", *QUICK[1:]]
@@ -69,12 +70,41 @@ def test_the_terminal_shows_one_start_line_and_one_summary_line(tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 2, done.stdout
-    assert lines[0].startswith("typedexp: run dir ") and "; tracker offline: swanlab sync sl/run-" in lines[0]
+    assert lines[0].startswith("typedexp: run dir ") and "; tracker offline, upload with: swanlab sync sl/run-" in lines[0]
     assert lines[1].startswith("done: val/acc ")
     assert re.search(r", \d+(\.\d+)? m?s on cpu\)  run dir: ", lines[1]), lines[1]  # ms or s: a loaded machine is slow
     assert done.stderr == ""
     log = next((tmp_path / "outputs").rglob("typedexp.log")).read_text()
     assert "swanlab sync" in log  # SwanLab's own hints went to the run's log file
+
+
+def test_the_start_line_says_how_to_view_not_what_ran() -> None:
+    def view(mode: SwanLabMode, log_dir: str = "swanlog") -> str:
+        return SwanLabTracking(mode=mode, log_dir=log_dir).view_command(Path("sl/run-1"))
+
+    assert view(SwanLabMode.local) == "tracker local, view with: typedexp dashboard"
+    assert view(SwanLabMode.local, "my logs") == "tracker local, view with: typedexp dashboard --logdir 'my logs'"
+    assert view(SwanLabMode.offline) == "tracker offline, upload with: swanlab sync sl/run-1"
+    assert view(SwanLabMode.cloud) == "tracker cloud, view on swanlab.cn"
+
+
+def test_the_run_log_advises_typedexp_dashboard_not_swanlab_watch(tmp_path: Path) -> None:
+    log = tmp_path / "typedexp.log"
+    with printed_to(log):
+        print("swanlab: 🌟 Run `swanlab watch swanlog` to view SwanLab Experiment Dashboard")
+        print("swanlab: Tracking run with swanlab version 0.10.3")
+    assert log.read_text(encoding="utf-8").splitlines() == [
+        "swanlab: 🌟 Run `typedexp dashboard --logdir swanlog` to view SwanLab Experiment Dashboard",
+        "swanlab: Tracking run with swanlab version 0.10.3",
+    ]
+    assert advise_dashboard("Run `swanlab watch` to view") == "Run `typedexp dashboard` to view"
+
+
+def test_a_resumed_run_says_where_it_carries_on(workdir: Path) -> None:
+    run_dir = launch([*QUICK, "epochs=2"], output_dir="run").run_dir  # 2 batches an epoch: step 4 at its end
+    done = run_main([f"resume={run_dir}", "epochs=3"], workdir)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1] == "typedexp: resuming from the end of epoch 2, step 4"
 
 
 def test_seconds_below_one_are_printed_in_milliseconds() -> None:

@@ -67,6 +67,41 @@ def test_the_launchers_ci_runs_are_installed() -> None:
         assert importlib.util.find_spec(plugin) is not None, f"{plugin} missing: pip install -e '.[dev,joblib,slurm]'"
 
 
+@pytest.mark.parametrize(("launcher", "extra"), [("joblib", "joblib"), ("submitit_local", "slurm"), ("submitit_slurm", "slurm"), ("ray", "ray")])
+def test_a_launcher_whose_plugin_is_missing_names_the_extra_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, launcher: str, extra: str
+) -> None:
+    # As if the plugin were not installed: its config is gone from the store (plugins register
+    # theirs once per process, when Hydra first scans them, which Plugins.instance() makes sure of).
+    Plugins.instance()
+    monkeypatch.delitem(ConfigStore.instance().repo["hydra"]["launcher"], f"{launcher}.yaml", raising=False)
+    done = run_main(["-m", *QUICK, f"hydra/launcher={launcher}", "seed=1,2"], tmp_path)
+    assert done.returncode == 2
+    (line,) = done.stderr_lines
+    assert line.startswith(
+        f"typedexp: error: hydra/launcher={launcher}: its Hydra plugin is not installed; "
+        f"pip install 'typedexp[{extra}]' (installed: basic"
+    ), line
+    assert f" {launcher}," not in line and not line.endswith(f" {launcher})")
+    assert pyproject_extras()[extra] == [f"hydra-{'submitit' if extra == 'slurm' else extra}-launcher>=1.2"]
+
+
+def pyproject_extras() -> dict[str, list[str]]:
+    import tomllib
+
+    with open(Path(__file__).parents[1] / "pyproject.toml", "rb") as file:
+        extras: dict[str, list[str]] = tomllib.load(file)["project"]["optional-dependencies"]
+    return extras
+
+
+def test_the_optuna_sweeper_without_optuna_names_the_extra_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` raises ImportError, as if not installed
+    done = run_main(["-m", *QUICK, "hydra/sweeper=optuna", "optim.lr=interval(0.01,0.1)"], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr_lines == ["typedexp: error: hydra/sweeper=optuna needs Optuna: pip install 'typedexp[hpo]'"]
+    assert pyproject_extras()["hpo"] == ["optuna>=4"]
+
+
 def sweep_dir(cwd: Path) -> Path:
     (found,) = cwd.glob("multirun/*/*")
     return found

@@ -68,7 +68,7 @@ def test_a_run_stopped_during_its_last_validation_is_finished_by_resume(workdir:
     stopped = run_signalled("val@2", "SIGTERM", [*args, "hydra.run.dir=run"], workdir)
     assert stopped.returncode == 143
     assert stopped.stderr_lines == [
-        f"typedexp: error: interrupted by SIGTERM at epoch 2, step 10; saved "
+        f"typedexp: interrupted by SIGTERM at epoch 2, step 10; saved "
         f"{workdir / 'run' / 'checkpoints' / 'last.pt'}; continue with: typedexp resume={workdir / 'run'}"
     ]
     position = read_checkpoint(workdir / "run" / "checkpoints" / "last.pt").position

@@ -315,7 +315,7 @@ def test_a_sweep_stopped_by_ctrl_c_still_prints_the_jobs_so_far(workdir: Path) -
     assert done.returncode == 130, done.stderr
     assert "sweep summary: 1 job (1 interrupted), ranked by val/acc (max); saved in sweep/summary.csv and summary.md" in done.stdout
     assert [(row["job"], row["state"]) for row in summary_rows(workdir / "sweep")] == [("0", "interrupted")]
-    assert done.stderr_lines[-1].startswith("typedexp: error: interrupted")
+    assert done.stderr_lines[-1].startswith("typedexp: interrupted")
 
 
 def test_control_characters_from_a_run_dir_never_reach_the_terminal_or_the_files(

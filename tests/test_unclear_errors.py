@@ -291,7 +291,7 @@ def test_ctrl_c_during_start_up_prints_one_line_and_exits_130(tmp_path: Path, mo
     done = subprocess.run(
         [sys.executable, "-m", "typedexp", *QUICK], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
-    assert (done.returncode, done.stderr) == (130, "typedexp: error: interrupted\n")
+    assert (done.returncode, done.stderr) == (130, "typedexp: interrupted\n")
 
 
 def test_ctrl_c_while_composing_prints_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -300,7 +300,7 @@ def test_ctrl_c_while_composing_prints_one_line(tmp_path: Path, monkeypatch: pyt
 
     monkeypatch.setattr("typedexp.app.store.register_configs", interrupted)
     done = run_main(QUICK, tmp_path)
-    assert (done.returncode, done.stderr) == (130, "typedexp: error: interrupted\n")
+    assert (done.returncode, done.stderr) == (130, "typedexp: interrupted\n")
 
 
 # 8. A huge value repeated in an error line is shortened, the explanation kept.

@@ -26,6 +26,7 @@ from typedexp import (
     SwanLabTracking,
     TrainerSettings,
     launch,
+    register,
 )
 from typedexp.data import DatasetSpec
 from typedexp.engine import Device
@@ -114,3 +115,10 @@ def launch_returns_a_typed_result() -> None:
     assert_type(result.metrics["val/acc"], float)
     launch("model=large epochs=1")  # type: ignore[arg-type]
     launch(experiment=LARGE)  # type: ignore[arg-type]
+
+
+def a_required_field_is_one_typed_line() -> None:
+    # docs/extending.md: the seed lesson's required learning rate (argparse's required=True).
+    register("optim", "sgd", SGD(), required=["lr"])
+    register("optim", "sgd", SGD(), required=("lr", "momentum"))
+    register("optim", "sgd", SGD(), required=[1])  # type: ignore[list-item]

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from typedexp.core.errors import Interrupted, TypedexpError
-from typedexp.core.report import INTERRUPTED_EXIT, print_error
+from typedexp.core.report import INTERRUPTED_EXIT, print_error, print_interrupted
 from typedexp.core.safety.secrets import mask_process_output
 
 if TYPE_CHECKING:
@@ -148,10 +148,10 @@ def dispatch(args: list[str]) -> None:
         with signals_interrupt():
             _main(args)
     except Interrupted as exc:  # SIGINT/SIGTERM: a checkpoint was saved; the line says where
-        print_error(str(exc))
+        print_interrupted(str(exc))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:  # Ctrl-C at any other moment: start-up, composition, set-up
-        print_error("interrupted")
+        print_interrupted("interrupted")
         sys.exit(INTERRUPTED_EXIT)
 
 

@@ -129,8 +129,20 @@ def describe_deletion(error: HydraException) -> str | None:
     return required_group(match.group(1), options) if match and options else None
 
 
+# Options that a Hydra plugin from one of typedexp's extras registers (pyproject.toml): without the
+# plugin installed Hydra knows no such option, so the line says what to install.
+# (typedexp's own hydra/sweeper=optuna is always there; without Optuna it says to install it: hpo.py.)
+PLUGIN_EXTRAS = {
+    "hydra/launcher": {"joblib": "joblib", "submitit_local": "slurm", "submitit_slurm": "slurm", "ray": "ray"},
+}
+
+
 def describe_missing_option(error: MissingConfigException) -> str:
     group, _, option = (error.missing_cfg_file or "").rpartition("/")
+    extra = PLUGIN_EXTRAS.get(group, {}).get(option)
+    if extra is not None:
+        installed = f" (installed: {', '.join(sorted(error.options))})" if error.options else ""
+        return f"{group}={option}: its Hydra plugin is not installed; pip install 'typedexp[{extra}]'{installed}"
     if error.options:
         return f"{group}={option}: no such option; choose one of: {', '.join(sorted(error.options))}"
     return f"cannot find config {error.missing_cfg_file!r}: {first_line(str(error))}"
@@ -144,7 +156,7 @@ def describe_omegaconf(error: OmegaConfBaseException) -> str:
         options = group_options(full_key) if "." not in full_key else None
         if options:  # `~model` left a required group without an option
             return required_group(full_key, options)
-        return f"{full_key}: a value is required (set it with {full_key}=...)"
+        return f"{full_key} is required: set it with {full_key}=VALUE"
     if isinstance(error, (ConfigAttributeError, ConfigKeyError)):
         key = str(getattr(error, "key", full_key))
         parent = getattr(error, "parent_node", None)

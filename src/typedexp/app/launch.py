@@ -26,6 +26,7 @@ from typedexp.core.safety.secrets import mask_report
 from typedexp.app.store import APP_NAME, differences, experiment_config, plain, register_configs
 from typedexp.app.pipeline import RunResult
 from typedexp.app.task import record_early_failure, run_experiment, swept_keys
+from typedexp.app import tidy
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ def guarded_task(swept: tuple[str, ...] = ()) -> Callable[[DictConfig], RunResul
 
     def run(cfg: DictConfig) -> RunResult | Failure:
         started_at = time.time()  # wall clock: compared with result.json's mtime
+        tidy.claim()  # what Hydra made for a single run, removed again if a mistake stops it
         try:
             if job_guard is not None:
                 job_guard.confirm()
@@ -63,8 +65,13 @@ def guarded_task(swept: tuple[str, ...] = ()) -> Callable[[DictConfig], RunResul
                 raise TypeError(f"the top-level config built {type(experiment).__name__}, not Experiment")
             return run_experiment(experiment, cfg, swept)
         except Exception as exc:
-            record_early_failure(exc, started_at)  # for a failure before the run took its dir
+            # A single run's mistake removes what the run made; a sweep job records it for the
+            # sweep's summary (and so does a failure after the run took its dir, in run_experiment).
+            if not tidy.remove_after_mistake(exc):
+                record_early_failure(exc, started_at)
             return Failure(exc)
+        finally:
+            tidy.forget()
 
     return run
 

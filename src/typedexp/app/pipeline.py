@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from typedexp.engine.checkpoint import Checkpointer
     from typedexp.engine.distributed import World
     from typedexp.engine.loop import EpochCheck
+    from typedexp.engine.position import LoopPosition
 
 
 # What the dashboard shows of a run: the experiment, not Hydra's or the allow-list's plumbing.
@@ -190,6 +191,8 @@ def train(
     external, trackers = start_trackers(experiment, config, run_dir, job, session, console) if place.is_main else (
         GuardedTracker(None), FanOut([])
     )
+    if session.resume_from is not None:  # the start line's companion: where the restored run carries on
+        console.print(resuming_line(session.resume_from), markup=False, highlight=False, soft_wrap=True)
     outcome, error = RunOutcome.crashed, None
     try:
         with place.signals(session.checkpointer), naming_sizes("training", step_sizes):
@@ -264,6 +267,13 @@ def closing_line(signum: int, checkpointer: Checkpointer, run_dir: Path) -> str:
 
     kept = f"; kept {checkpointer.saved}; continue with: typedexp resume={run_dir}" if checkpointer.saved else ""
     return f"interrupted by {signal.Signals(signum).name} while closing the tracker{kept}"
+
+
+def resuming_line(position: LoopPosition) -> str:
+    """``typedexp: resuming from epoch 2, step 36``, in the words of the line that stopped it."""
+    # At an epoch's end the position already names the next epoch (see LoopPosition).
+    where = f"epoch {position.epoch}" if position.batch else f"the end of epoch {position.epoch - 1}"
+    return f"typedexp: resuming from {where}, step {position.step}"
 
 
 def check_resume_fits(session: Session, *, train_size: int, batch_size: int, settings: TrainerSettings) -> None:

@@ -26,6 +26,7 @@ from typedexp.core.errors import ConfigError
 from typedexp.specs.experiment import DEBUG, EXPERIMENTS, Experiment
 from typedexp.sweeps.hpo import OptunaSweeperConf
 from typedexp.sweeps.summary import SweepSummary
+from typedexp.app.tidy import NoteRunDir
 
 APP_NAME = "typedexp"  # Hydra's job name, the console script and the primary config's name
 
@@ -38,6 +39,7 @@ GROUPS: dict[str, Mapping[str, object]] = {
     "tracker": tracking.OPTIONS,
 }
 _REGISTERED: dict[str, dict[str, object]] = {}  # register()'s additions, by group
+_REQUIRED: dict[tuple[str, str], tuple[str, ...]] = {}  # register(required=...): (group, option) -> fields
 
 HELP_HEADER = """typedexp: typed PyTorch experiments (hydra-zen configs, SwanLab tracking).
 
@@ -57,9 +59,10 @@ Set HYDRA_FULL_ERROR=1 for a full traceback on errors; --hydra-help for Hydra's 
 
 # Run directories carry microseconds so two runs started in the same second never share one.
 # The summary callback ranks a sweep's jobs at its end: hydra.callbacks.summary.metric=val/loss.
+# The tidy callback lets a single run refused for a config mistake remove the dir Hydra made (tidy.py).
 HYDRA_SETTINGS = HydraConf(
     job=JobConf(name=APP_NAME),
-    callbacks={"summary": builds(SweepSummary, populate_full_signature=True)},
+    callbacks={"summary": builds(SweepSummary, populate_full_signature=True), "tidy": builds(NoteRunDir)},
     run=RunDir(dir="outputs/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}"),
     sweep=SweepDir(dir="multirun/${now:%Y-%m-%d}/${now:%H-%M-%S-%f}", subdir="${hydra.job.num}"),
     help=HelpConf(app_name=APP_NAME, header=HELP_HEADER, footer=HELP_FOOTER),
@@ -71,26 +74,46 @@ def options(group: str) -> dict[str, object]:
     return {**GROUPS[group], **_REGISTERED.get(group, {})}
 
 
-def register(group: str, name: str, spec: object) -> None:
+def register(group: str, name: str, spec: object, *, required: list[str] | tuple[str, ...] = ()) -> None:
     """Offer ``spec`` as ``<group>=<name>`` on the command line and in ``launch()``.
 
     ``spec`` is a frozen dataclass instance with the group's method (``build`` for a model, ...);
-    its class joins the allow-list because it is registered from Python.
+    its class joins the allow-list because it is registered from Python. ``required`` names
+    fields that every run must set (argparse's ``required=True``; Hydra's ``???``): the option
+    leaves them at ``???``, and a run that does not set one stops with ``optim.lr is required:
+    set it with optim.lr=VALUE``. A name typedexp already uses (``"sgd"``) replaces its option.
     """
     if group not in GROUPS:
         raise ConfigError(f"register: no group {group!r}; the groups are {', '.join(GROUPS)}")
     if not dataclasses.is_dataclass(spec) or isinstance(spec, type):
         raise ConfigError(f"register: {group}={name} must be a dataclass instance, e.g. MySpec()")
+    fields = [field.name for field in dataclasses.fields(spec)]
+    for field_name in field_names(required):
+        if field_name not in fields:
+            raise ConfigError(
+                f"register: {group}={name} has no field {field_name!r} to require; its fields: {', '.join(fields)}"
+            )
     _REGISTERED.setdefault(group, {})[name] = spec
-    ConfigStore.instance().store(group=group, name=name, node=as_config(spec))
+    _REQUIRED[group, name] = tuple(required)
+    ConfigStore.instance().store(group=group, name=name, node=as_config(spec, required))
 
 
-def as_config(spec: object) -> Any:
-    """The hydra-zen config that builds ``spec`` again: its class with its values as defaults.
+def field_names(required: object) -> list[str]:
+    """``required`` as a list of names; a str (whose letters would pass as names) is refused at
+    run time too, for callers that no type checker saw."""
+    if isinstance(required, str) or not isinstance(required, (list, tuple)):
+        raise ConfigError(f"register: required= takes a list of field names, e.g. required=['lr']; got {required!r}")
+    return [str(name) for name in required]
+
+
+def as_config(spec: object, required: list[str] | tuple[str, ...] = ()) -> Any:
+    """The hydra-zen config that builds ``spec`` again: its class with its values as defaults,
+    and ``required`` fields left at ``???`` (OmegaConf's MISSING), for each run to set.
 
     ``Any``: hydra-zen's ``builds`` returns a dynamically made dataclass type.
     """
     values = {field.name: getattr(spec, field.name) for field in dataclasses.fields(spec)}  # type: ignore[arg-type]
+    values.update({field_name: MISSING for field_name in required})
     return builds(type(spec), populate_full_signature=True, **values)
 
 
@@ -132,6 +155,8 @@ def differences(experiment: Experiment) -> tuple[dict[str, str], dict[str, objec
             if option != option_for(field.name, getattr(default, field.name)):
                 choices[field.name] = option
             changed = changed_fields(options(field.name)[option], value)
+            # A typed value always holds its required fields: they are given, as if typed.
+            changed |= {name: getattr(value, name) for name in _REQUIRED.get((field.name, option), ())}
         elif dataclasses.is_dataclass(value):
             changed = changed_fields(getattr(default, field.name), value)
         else:
@@ -184,7 +209,7 @@ def build_store() -> ZenStore:
     store = ZenStore(name=APP_NAME, overwrite_ok=True)
     for group in GROUPS:
         for name, spec in options(group).items():
-            store(as_config(spec), group=group, name=name)
+            store(as_config(spec, _REQUIRED.get((group, name), ())), group=group, name=name)
     for name, experiment in EXPERIMENTS.items():
         store(preset_config(experiment), group="experiment", name=name, package="_global_")
     for name, experiment in DEBUG.items():

@@ -19,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from typedexp.app import tidy
 from typedexp.app.error_messages import error_line, user_message
 from typedexp.app.pipeline import EXPERIMENT_FIELDS, JobFacts, OneProcess, RunResult, Stage, train
 from typedexp.core.errors import ConfigError, TypedexpError
@@ -83,7 +84,11 @@ def run_experiment(experiment: Experiment, composed: DictConfig | None = None, s
         try:
             result = _train_all(experiment, plain_config(composed), run_dir, stage, job, torchrun=launched is not None)
         except BaseException as exc:
-            if stage.writing or not continuing:
+            if stage.writing:
+                tidy.forget()  # training began: the dir keeps its checkpoints and says how it ended
+            # A single run's mistake before it began writing leaves no result.json: the task
+            # removes the dir Hydra made (tidy.py), as for a mistake found before the run took it.
+            if stage.writing or not (continuing or tidy.removes(exc)):
                 record_failure(run_dir, exc, time.monotonic() - started)
                 if continuing and not job.multirun:
                     refresh_after_resume(run_dir)

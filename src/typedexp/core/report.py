@@ -37,5 +37,11 @@ def print_error(message: str) -> None:
     print(f"{PROGRAM}: error: {one_line(mask_report(message))}", file=sys.stderr, flush=True)
 
 
+def print_interrupted(message: str) -> None:
+    """A stop the user asked for (Ctrl-C, SIGTERM): one line, and not an error, since nothing went
+    wrong: ``typedexp: interrupted by SIGINT at epoch 2, step 36; saved ...; continue with: ...``."""
+    print(f"{PROGRAM}: {one_line(mask_report(message))}", file=sys.stderr, flush=True)
+
+
 def warn(message: str) -> None:
     print(f"{PROGRAM}: warning: {one_line(mask_report(message))}", file=sys.stderr, flush=True)

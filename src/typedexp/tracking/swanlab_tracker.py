@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import io
 import os
 import re
 import shlex
@@ -20,7 +21,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Optional, Protocol, Union
+from typing import TYPE_CHECKING, Literal, Optional, Protocol, TextIO, Union
 
 from typedexp.core.checks import require_finite
 from typedexp.core.errors import ConfigError, TrackerError
@@ -163,13 +164,14 @@ class SwanLabTracking:
         return SwanLabTracker(run, flush_every_s=self.flush_every_s, view=self.view_command(run.dir), chatter=chatter)
 
     def view_command(self, swanlab_run_dir: Path) -> str:
-        """How to look at this run, for the line a run starts with."""
+        """How to look at this run, for the line a run starts with: a command to type later, worded
+        so that it does not read as something that already ran."""
         if self.mode is SwanLabMode.local:
             where = "" if self.log_dir == "swanlog" else f" --logdir {shlex.quote(self.log_dir)}"  # its default
-            return f"tracker local: typedexp dashboard{where}"
+            return f"tracker local, view with: typedexp dashboard{where}"
         if self.mode is SwanLabMode.offline:
-            return f"tracker offline: swanlab sync {swanlab_run_dir}"
-        return "tracker cloud: on swanlab.cn"
+            return f"tracker offline, upload with: swanlab sync {swanlab_run_dir}"
+        return "tracker cloud, view on swanlab.cn"
 
 
 @contextlib.contextmanager
@@ -182,8 +184,39 @@ def printed_to(chatter: Path | None) -> Iterator[None]:
     if chatter is None:
         yield
         return
-    with chatter.open("a", encoding="utf-8") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        yield
+    with chatter.open("a", encoding="utf-8") as file:
+        log = AdvisingDashboard(file)
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            yield
+
+
+# SwanLab's hint "Run `swanlab watch swanlog` to view ..." names a server that docs/dashboard.md
+# calls unsafe (any host, another port without asking); the log advises typedexp's instead.
+SWANLAB_WATCH = re.compile(r"`swanlab watch(?: (?P<logdir>[^`]+))?`")  # as SwanLab quotes it
+
+
+def advise_dashboard(text: str) -> str:
+    """``text`` with each ``swanlab watch DIR`` turned into ``typedexp dashboard --logdir DIR``."""
+    return SWANLAB_WATCH.sub(
+        lambda match: "`typedexp dashboard" + (f" --logdir {match['logdir']}" if match["logdir"] else "") + "`", text
+    )
+
+
+class AdvisingDashboard(io.TextIOBase):
+    """A text stream that writes to ``file`` what is printed, with ``advise_dashboard`` applied.
+
+    SwanLab prints each message whole (one ``print`` per line), so a command is never split
+    between two writes."""
+
+    def __init__(self, file: TextIO) -> None:
+        self.file = file
+
+    def write(self, text: str) -> int:
+        self.file.write(advise_dashboard(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.file.flush()
 
 
 class SwanLabRun(Protocol):
@@ -215,7 +248,7 @@ class SwanLabTracker:
     ) -> None:
         self.run = run
         self.flush_every_s = flush_every_s
-        self.view = view  # how to look at the run: "tracker local: typedexp dashboard"
+        self.view = view  # how to look at the run: "tracker local, view with: typedexp dashboard"
         self._chatter = chatter
         self._pending: deque[tuple[dict[str, LogValue], int]] = deque()  # (metrics, step), oldest first
         self._failure: Exception | None = None  # the hand-off thread's error, raised on the next log
