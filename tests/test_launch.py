@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from tests.helpers import QUICK
-from typedexp import ConfigError, RunResult, launch
+from typedexp import ConfigError, RunResult, launch, launch_sweep
 from typedexp.data import Digits
 from typedexp.engine import evaluate
 from typedexp.specs.models import MLP
@@ -91,9 +91,15 @@ def test_max_batches_caps_each_epoch(workdir: Path) -> None:
 def test_launch_refuses_a_directory_that_holds_a_run(workdir: Path) -> None:
     first = launch(QUICK, output_dir=workdir / "run")
     before = first.metrics_file.read_bytes()
-    with pytest.raises(ConfigError, match="already holds a run"):
+    # The line names the argument the caller passed, not the hydra.run.dir it became.
+    with pytest.raises(ConfigError, match=rf"^output_dir={workdir / 'run'} already holds a run \(metrics.jsonl\); "):
         launch(QUICK, output_dir=workdir / "run")
     assert first.metrics_file.read_bytes() == before
+    with pytest.raises(ConfigError, match=rf"^hydra.run.dir={workdir / 'run'} already holds a run"):
+        launch([*QUICK, f"hydra.run.dir={workdir / 'run'}"])  # typed as an override: named as typed
+    launch_sweep(["seed=0,1", *QUICK], sweep_dir="sweep")
+    with pytest.raises(ConfigError, match=rf"^sweep_dir={workdir / 'sweep' / '0'} already holds a run"):
+        launch_sweep(["seed=0,1", *QUICK], sweep_dir="sweep")
 
 
 def test_launch_wants_a_list_of_overrides(workdir: Path) -> None:

@@ -1,5 +1,8 @@
 """Every fenced command and snippet in README.md, README.zh-CN.md and docs/*.md runs, read from the Markdown.
 
+The tutorials (docs/tutorial-*.md, docs/zh/) are left to tests/test_tutorials.py, which follows
+each of them in order in one directory, as a reader does: a block can depend on the ones before.
+
 What runs, by the block's fence:
 - ```` ```bash ````: each line, in order, in one fresh directory (later lines may use what earlier
   ones made). A `typedexp` line that trains gets the quick settings of `SHORTEN` for the keys it
@@ -40,7 +43,11 @@ from tests.helpers import CliRun, run_cli, run_main, run_signalled
 from typedexp import launch
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", ROOT / "README.zh-CN.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [
+    ROOT / "README.md",
+    ROOT / "README.zh-CN.md",
+    *(path for path in sorted((ROOT / "docs").glob("*.md")) if not path.name.startswith("tutorial-")),
+]
 FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```[ \t]*$", re.M | re.S)
 SHELLS = ("bash", "sh", "shell")
 # Keys a training example gets when it does not set them: one short epoch, nothing tracked.
@@ -231,12 +238,13 @@ def transcript(block: Block) -> list[tuple[str, list[str]]]:
     return commands
 
 
-def as_pattern(shown: str) -> re.Pattern[str]:
+def as_pattern(shown: str, *, exact_metrics: bool = False) -> re.Pattern[str]:
     """What ``shown`` promises: ``…`` any text, a decimal any number, a path's date/time any digits.
 
     The spaces before a decimal are any number of spaces (at least one where the docs show one): a
     number right-aligned in a table column starts further left when it has more digits, as a
-    sweep job's seconds do from 10 s on.
+    sweep job's seconds do from 10 s on. ``exact_metrics``: a number with four or more decimals
+    (how typedexp prints a metric) must be exactly that number (tests/test_tutorials.py).
     """
     pattern = ""
     parts = re.split(r"(…|\.\.\.|\d{4}-\d\d-\d\d|\d\d-\d\d-\d\d-\d+|\d+(?:\.\d+)? m?s\b|\d+\.\d+)", shown)
@@ -248,6 +256,8 @@ def as_pattern(shown: str) -> re.Pattern[str]:
             pattern += ".*"
         elif re.fullmatch(r"\d+(?:\.\d+)? m?s", part):  # a duration: "1.4 s", or "112 ms" below a second
             pattern += r"\d+(?:\.\d+)? m?s"
+        elif exact_metrics and re.fullmatch(r"\d+\.\d{4,}", part):
+            pattern += re.escape(part)
         elif re.fullmatch(r"\d+\.\d+", part):
             pattern += r"\d+\.\d+"
         elif re.fullmatch(r"\d{4}-\d\d-\d\d|\d\d-\d\d-\d\d-\d+", part):
@@ -264,6 +274,8 @@ def test_a_right_aligned_decimal_may_start_further_left_or_right() -> None:
     assert as_pattern("done: 3 epochs in 112 ms").fullmatch("done: 3 epochs in 1.4 s")
     assert not as_pattern(shown).fullmatch(shown.replace("   done", " failed"))  # the words still count
     assert not as_pattern("took 1.5 s").fullmatch("took1.5 s")  # a space stays where the docs show one
+    assert as_pattern(shown, exact_metrics=True).fullmatch(shown.replace("       9.5", "      10.5"))
+    assert not as_pattern(shown, exact_metrics=True).fullmatch(shown.replace("0.1448", "0.1449"))
 
 
 # `make run` is `make install` (a venv and pip, done once on a fresh machine) and then this.

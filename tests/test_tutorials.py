@@ -1,14 +1,25 @@
-"""The tutorials (docs/tutorial-*.md) work as written, beyond what tests/test_readme.py runs.
+"""The tutorials (docs/tutorial-*.md, and in Chinese docs/zh/tutorial-*.md) work when followed in order.
 
-test_readme runs every block it can run in this process. This file covers the two kinds it
-cannot:
-- a ```` ```python ```` block followed by a ```` ```text ```` block: what the snippet prints must
-  be exactly that text (run as a script would be, with ``__name__ == "__main__"``);
-- a ```` ```bash ```` block of one ``typedexp`` command followed by a ```` ```text ```` block: the
-  text is an excerpt of what the command prints (its lines, in a row);
-- a tutorial's project: its ```` ```python ```` blocks that start with ``# <package>/<file>.py``
-  are written into a fresh directory, and the ``$ python -m <package> ...`` transcripts of the
-  same tutorial run there, printing what the tutorial shows. The project must pass mypy --strict.
+A reader follows a tutorial from top to bottom in one directory, so a block can break because of
+what an earlier block left behind (a run directory, a second SwanLab run). Each test here does
+the same: one tutorial, every runnable block in document order, in one fresh directory.
+
+What runs, by the block:
+- ```` ```bash ````: each line as tests/test_readme.py runs a bash line (a training command gets
+  the quick settings of ``SHORTEN`` for the keys it does not set itself). A one-line ``typedexp``
+  block followed by a ```` ```text ```` block must print that text, as lines in a row (an excerpt).
+- ```` ```python ```` whose first line is ``# <path>.py``: a file the tutorial asks you to create;
+  it is written there. Any other ```` ```python ````: run as a script (``__name__ == "__main__"``),
+  whole, as it would be pasted; a ```` ```text ```` block right after it is exactly what it prints.
+  A type error is shown as mypy's output for a file (below), never as a line that would crash.
+- a block of ``$ command`` lines (a transcript): each command runs, as typed, with nothing added,
+  and prints the lines under it (``as_pattern``: ``…`` any text, a time or a path's date any
+  digits). A metric, a number with four decimals, must be exactly the one printed: the runs are
+  seeded and on the CPU they repeat to the last digit. ``typedexp`` runs in this process (the
+  console script's ``main``); ``python ...`` (a tutorial's project, ``python -m <package>``) in a
+  process of its own, since the project registers options for its own process; ``mypy --strict``
+  through mypy's API with mypy.ini (strict, plus warn_unreachable) and the shared cache.
+- a fence with ``not-tested: <reason>``: skipped, with that reason (the seed's own code, a server).
 """
 
 from __future__ import annotations
@@ -20,150 +31,233 @@ import re
 import shlex
 import subprocess
 import sys
+import tokenize
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.test_readme import MYPY_ERROR, ON_THE_MYPY_WORKER, as_pattern
+from tests.helpers import CliRun, run_cli, run_main
+from tests.test_readme import NOT_IN_THIS_PROCESS, ON_THE_MYPY_WORKER, as_pattern, run_bash_line, shell_env
 
 ROOT = Path(__file__).resolve().parent.parent
-TUTORIALS = sorted((ROOT / "docs").glob("tutorial-*.md"))
-# A fence and its body; blank lines between two fences are what make them "followed by".
+LANGUAGES = {"en": ROOT / "docs", "zh": ROOT / "docs" / "zh"}
+TUTORIALS = [path for folder in LANGUAGES.values() for path in sorted(folder.glob("tutorial-*.md"))]
 FENCE = re.compile(r"^```(?P<info>[^\n`]*)\n(?P<body>.*?)^```[ \t]*\n", re.M | re.S)
-PROJECT_FILE = re.compile(r"# (?P<path>\w+/\w+\.py)\n")
+PROJECT_FILE = re.compile(r"# (?P<path>[\w/]+\.py)\n")
 
 
-def fences(path: Path) -> list[tuple[str, str, int, int]]:
-    """(info, body, start, end) of each fenced block of ``path``, in order."""
+@dataclass(frozen=True)
+class Block:
+    path: Path
+    line: int  # of the opening fence, 1-based
+    info: str
+    body: str
+    text_after: str | None  # the body of a ```text block right after this one (only blank lines between)
+
+    @property
+    def language(self) -> str:
+        return self.info.split()[0] if self.info.split() else ""
+
+    @property
+    def not_tested(self) -> bool:
+        return "not-tested:" in self.info
+
+    @property
+    def file(self) -> str | None:
+        """The path of a python block that is a file to create (``# seedapp/optim.py``)."""
+        match = PROJECT_FILE.match(self.body)
+        return match["path"] if self.language == "python" and match else None
+
+    @property
+    def where(self) -> str:
+        return f"{self.path.relative_to(ROOT)}:{self.line}"
+
+
+def blocks(path: Path) -> list[Block]:
     text = path.read_text(encoding="utf-8")
-    return [(m["info"].strip(), m["body"], m.start(), m.end()) for m in FENCE.finditer(text)]
-
-
-def followed_by_text(language: str) -> list[tuple[str, str, str]]:
-    """(id, body, the text block's body) for each ``language`` block directly followed by a text block."""
+    matches = list(FENCE.finditer(text))
     found = []
-    for path in TUTORIALS:
-        text = path.read_text(encoding="utf-8")
-        blocks = fences(path)
-        for (info, body, start, end), (next_info, next_body, next_start, _) in zip(blocks, blocks[1:]):
-            if info == language and next_info == "text" and not text[end:next_start].strip():
-                line = text.count("\n", 0, start) + 1
-                found.append((f"{path.name}:{line}", body, next_body))
+    for index, match in enumerate(matches):
+        after = matches[index + 1] if index + 1 < len(matches) else None
+        followed = after is not None and after["info"].strip() == "text" and not text[match.end() : after.start()].strip()
+        line = text.count("\n", 0, match.start()) + 1
+        found.append(Block(path, line, match["info"].strip(), match["body"], after["body"] if followed and after else None))
     return found
 
 
-PRINTED = followed_by_text("python")
-EXCERPTS = followed_by_text("bash")
-
-
-def test_each_tutorial_shows_printed_output_and_a_project() -> None:
-    names = {where.partition(":")[0] for where, _, _ in PRINTED}
-    assert {"tutorial-2-typed-configs.md", "tutorial-3-config-groups.md"} <= names
-    assert [where.partition(":")[0] for where, _, _ in EXCERPTS] == ["tutorial-3-config-groups.md"]
-    assert {path.name for path in TUTORIALS if project_files(path)} >= {
-        "tutorial-2-typed-configs.md",
-        "tutorial-3-config-groups.md",
-    }
-
-
-@pytest.mark.parametrize(("where", "source", "expected"), PRINTED, ids=[where for where, _, _ in PRINTED])
-def test_a_snippet_prints_the_text_shown_under_it(workdir: Path, where: str, source: str, expected: str) -> None:
-    runnable = "\n".join("" if MYPY_ERROR.search(line) else line for line in source.splitlines())
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output):
-        exec(compile(runnable, where, "exec", dont_inherit=True), {"__name__": "__main__"})
-    assert output.getvalue().rstrip("\n") == expected.rstrip("\n")
-
-
-@pytest.mark.parametrize(("where", "command", "excerpt"), EXCERPTS, ids=[where for where, _, _ in EXCERPTS])
-def test_a_command_prints_the_excerpt_shown_under_it(workdir: Path, where: str, command: str, excerpt: str) -> None:
-    words = shlex.split(command, comments=True)
-    assert words[0] == "typedexp" and len(command.strip().splitlines()) == 1, f"{where}: one typedexp command"
-    done = subprocess.run(
-        [sys.executable, "-m", *words], cwd=workdir, env=project_env(workdir), capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr
-    printed = [line.rstrip() for line in done.stdout.splitlines()]
-    shown = [line.rstrip() for line in excerpt.splitlines()]
-    starts = [i for i in range(len(printed) - len(shown) + 1) if printed[i : i + len(shown)] == shown]
-    assert starts, f"{where}: not printed in a row by `{command.strip()}`:\n{done.stdout}"
-
-
-# --- the tutorials' projects ------------------------------------------------------------------
-
-
-def project_files(path: Path) -> dict[str, str]:
-    """{relative path: source} of the python blocks of ``path`` that start with ``# <pkg>/<file>.py``."""
-    files = {}
-    for info, body, _, _ in fences(path):
-        match = PROJECT_FILE.match(body)
-        if info.split()[:1] == ["python"] and match:
-            files[match["path"]] = body
-    return files
-
-
-def project_transcripts(path: Path) -> list[tuple[str, list[str]]]:
-    """(command, lines it prints) for each ``$ python -m ...`` line of ``path``'s transcripts."""
+def transcript(body: str) -> list[tuple[str, list[str]]]:
+    """(command, the non-blank lines shown under it) for each ``$ `` line of ``body``."""
     commands: list[tuple[str, list[str]]] = []
-    for _, body, _, _ in fences(path):
-        if not body.startswith("$ python -m "):
-            continue
-        for line in body.splitlines():
-            if line.startswith("$ "):
-                commands.append((line[2:], []))
-            elif line.strip():
-                commands[-1][1].append(line)
+    for line in body.splitlines():
+        if line.startswith("$ "):
+            commands.append((line[2:], []))
+        elif line.strip():
+            commands[-1][1].append(line)
     return commands
 
 
-def write_project(path: Path, directory: Path) -> Path:
-    for relative, source in project_files(path).items():
-        target = directory / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(source, encoding="utf-8")  # no __init__.py: the tutorials do not show one
-    return directory
+# --- running one block -----------------------------------------------------------------------
 
 
-def project_env(project: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SWANLAB_API_KEY", "HYDRA_FULL_ERROR")}
-    env["PYTHONPATH"] = os.pathsep.join([str(project), str(ROOT / "src"), env.get("PYTHONPATH", "")])
+def project_env(cwd: Path) -> dict[str, str]:
+    """A reader's shell in the tutorial's folder: typedexp installed, the project importable."""
+    env = shell_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(cwd), env["PYTHONPATH"]])
     return env
 
 
-WITH_PROJECTS = [path for path in TUTORIALS if project_files(path)]
-PROJECT_COMMANDS = [
-    pytest.param(path, command, shown, id=f"{path.name} {command}")
-    for path in WITH_PROJECTS
-    for command, shown in project_transcripts(path)
-]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(("path", "command", "shown"), PROJECT_COMMANDS)
-def test_a_project_command_prints_what_the_tutorial_shows(
-    workdir: Path, path: Path, command: str, shown: list[str]
-) -> None:
-    project = write_project(path, workdir)
+def run_command(command: str, cwd: Path) -> tuple[CliRun, bool]:
+    """Run one transcript command; (what it printed, whether its numbers are to be compared)."""
     words = shlex.split(command)
-    done = subprocess.run(
-        [sys.executable, *words[1:]], cwd=project, env=project_env(project), capture_output=True, text=True, timeout=300
+    if words[0] == "typedexp":
+        in_process = not NOT_IN_THIS_PROCESS & set(words)
+        return (run_main(words[1:], cwd) if in_process else run_cli(words[1:], cwd, {"PATH": shell_env()["PATH"]})), True
+    if words[0] == "python":
+        done = subprocess.run(words, cwd=cwd, env=project_env(cwd), capture_output=True, text=True, timeout=300)
+        return CliRun(done.returncode, done.stdout, done.stderr), True
+    if words[0] == "mypy":
+        from mypy import api
+
+        # The reader's `mypy --strict` is mypy.ini's strict (which adds warn_unreachable): the same
+        # options as the suite's other mypy runs, so they share the cache (other options re-check
+        # torch's and Hydra's types from scratch, ~30 s).
+        assert "--strict" in words, f"`{command}`: show mypy with --strict, as mypy.ini checks"
+        arguments = [word for word in words[1:] if word != "--strict"]
+        stdout, stderr, status = api.run(
+            ["--config-file", str(ROOT / "mypy.ini"), "--cache-dir", str(ROOT / ".mypy_cache"), *arguments]
+        )
+        return CliRun(status, stdout, stderr), False
+    raise AssertionError(f"`{command}`: a transcript runs typedexp, python or mypy commands")
+
+
+def check_transcript(block: Block, cwd: Path) -> None:
+    for command, shown in transcript(block.body):
+        done, numbers = run_command(command, cwd)
+        printed = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        failing = any(line.startswith("typedexp: error:") for line in shown) or any(": error:" in line for line in shown)
+        expected_code = (1 if command.startswith("mypy") else 2) if failing else 0
+        assert done.returncode == expected_code, f"{block.where}: `{command}` exited {done.returncode}:\n" + "\n".join(printed)
+        assert len(printed) == len(shown), f"{block.where}: `{command}` printed:\n" + "\n".join(printed)
+        for line, expected in zip(printed, shown, strict=True):
+            assert as_pattern(expected, exact_metrics=numbers).fullmatch(line), (
+                f"{block.where}: `{command}`\n printed {line!r}\n    docs {expected!r}"
+            )
+
+
+def run_python(block: Block) -> None:
+    assert not re.search(r"#\s*mypy:", block.body), (
+        f"{block.where}: show a type error as a file and `$ mypy --strict <file>` with its output, "
+        "not as a line that a reader who pastes the block would run"
     )
-    printed = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-    assert done.returncode == (2 if any(line.startswith("typedexp: error:") for line in shown) else 0), printed
-    assert len(printed) == len(shown), printed
-    for line, expected in zip(printed, shown, strict=True):
-        assert as_pattern(expected).fullmatch(line), f"printed {line!r}\n   docs {expected!r}"
+    output = io.StringIO()
+    # dont_inherit: the snippet runs as its own file would, without this module's `from __future__`.
+    with contextlib.redirect_stdout(output):
+        exec(compile(block.body, block.where, "exec", dont_inherit=True), {"__name__": "__main__"})
+    if block.text_after is not None:
+        assert output.getvalue().rstrip("\n") == block.text_after.rstrip("\n"), f"{block.where} printed:\n{output.getvalue()}"
+
+
+def run_excerpt(block: Block, cwd: Path) -> None:
+    """A one-line ``typedexp`` bash block followed by text: the text is lines of what it prints."""
+    words = shlex.split(block.body, comments=True)
+    assert words[0] == "typedexp" and len(block.body.strip().splitlines()) == 1, f"{block.where}: one typedexp command"
+    done = run_main(words[1:], cwd)
+    assert done.returncode == 0, done.stderr
+    printed = [line.rstrip() for line in done.stdout.splitlines()]
+    shown = [line.rstrip() for line in (block.text_after or "").splitlines()]
+    starts = [i for i in range(len(printed) - len(shown) + 1) if printed[i : i + len(shown)] == shown]
+    assert starts, f"{block.where}: not printed in a row by `{block.body.strip()}`:\n{done.stdout}"
+
+
+def follow(path: Path, cwd: Path) -> None:
+    """Everything ``path`` asks the reader to run, in order, in ``cwd``."""
+    for block in blocks(path):
+        if block.not_tested:
+            continue
+        if block.file is not None:
+            target = cwd / block.file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(block.body, encoding="utf-8")  # no __init__.py: the tutorials do not show one
+        elif block.language == "python":
+            run_python(block)
+        elif block.language == "bash" and block.text_after is not None:
+            run_excerpt(block, cwd)
+        elif block.language == "bash":
+            for line in block.body.splitlines():
+                run_bash_line(line, cwd)
+        elif block.language == "" and block.body.startswith("$ "):
+            check_transcript(block, cwd)
 
 
 @pytest.mark.slow
-@ON_THE_MYPY_WORKER
-@pytest.mark.parametrize("path", WITH_PROJECTS, ids=[path.name for path in WITH_PROJECTS])
-def test_a_project_passes_mypy_strict(workdir: Path, path: Path) -> None:
-    from mypy import api
+@ON_THE_MYPY_WORKER  # its mypy runs share the cache of the suite's other mypy runs
+@pytest.mark.parametrize("path", TUTORIALS, ids=[str(path.relative_to(ROOT / "docs")) for path in TUTORIALS])
+def test_a_tutorial_works_when_followed_in_order(workdir: Path, path: Path) -> None:
+    follow(path, workdir)
 
-    write_project(path, workdir)  # the working directory, where mypy looks for the package
-    package = next(iter(project_files(path))).partition("/")[0]
-    stdout, _, status = api.run(
-        ["--config-file", str(ROOT / "mypy.ini"), "--cache-dir", str(ROOT / ".mypy_cache"), "-p", package]
-    )
-    assert status == 0, stdout
+
+# --- what the tutorials hold ---------------------------------------------------------------------
+
+
+def test_each_language_has_the_four_tutorials_and_they_hold_every_kind_of_block() -> None:
+    names = {language: [path.name for path in sorted(folder.glob("tutorial-*.md"))] for language, folder in LANGUAGES.items()}
+    assert len(names["en"]) == 4 and names["zh"] == names["en"]
+    kinds = {
+        ("file" if block.file else block.language or "transcript", block.text_after is not None)
+        for path in TUTORIALS
+        for block in blocks(path)
+        if not block.not_tested
+    }
+    assert {("bash", False), ("bash", True), ("python", False), ("python", True), ("file", False), ("transcript", False)} <= kinds
+    for path in TUTORIALS:
+        for block in blocks(path):  # an untagged command would silently escape the test
+            if block.language == "" and not block.body.startswith("$ "):
+                assert not re.search(r"^(typedexp|python|mypy) ", block.body, re.M), f"{block.where}: tag it ```bash or write `$ command`"
+
+
+RUN_DIR = re.compile(r"""(?:hydra\.run\.dir=|hydra\.sweep\.dir=|output_dir="|sweep_dir=")(?P<dir>[\w./-]+)""")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_four_tutorials_can_share_one_directory(language: str) -> None:
+    # A reader may follow all four in one directory, one after another. Each is followed in a
+    # directory of its own above, so here: no two of them name the same run or sweep directory.
+    named: dict[str, str] = {}
+    for path in sorted(LANGUAGES[language].glob("tutorial-*.md")):
+        for block in blocks(path):
+            for match in [] if block.not_tested else RUN_DIR.finditer(block.body):
+                assert match["dir"] not in named or named[match["dir"]] == path.name, (
+                    f"{block.where} and {named[match['dir']]} both write {match['dir']}"
+                )
+                named[match["dir"]] = path.name
+    assert "runs/first" in named and "multirun/grid" in named
+
+
+def runnable(path: Path) -> list[tuple[str, str | None, str]]:
+    """(language, file, body) of what a reader runs or sees printed in ``path``, in order.
+
+    Without comments, prose and illustrations (file trees, the seed's YAML), which a translation
+    words in its own language.
+    """
+    found: list[tuple[str, str | None, str]] = []
+    for block in blocks(path):
+        body = block.body
+        if block.language == "python":
+            tokens = tokenize.generate_tokens(io.StringIO(body).readline)
+            code = tokenize.untokenize((token.type, token.string) for token in tokens if token.type != tokenize.COMMENT)
+            body = "\n".join(line.rstrip() for line in code.splitlines() if line.strip())
+        elif block.language == "bash":
+            body = "\n".join(shlex.join(shlex.split(line, comments=True)) for line in body.splitlines())
+        elif not (block.language == "text" or (block.language == "" and body.startswith("$ "))):
+            continue
+        found.append(("not-tested" if block.not_tested else block.language, block.file, body))
+    return found
+
+
+@pytest.mark.parametrize("name", [path.name for path in sorted(LANGUAGES["en"].glob("tutorial-*.md"))])
+def test_a_chinese_tutorial_runs_the_same_commands_and_shows_the_same_output(name: str) -> None:
+    english, chinese = runnable(LANGUAGES["en"] / name), runnable(LANGUAGES["zh"] / name)
+    assert len(chinese) == len(english), f"zh/{name}: {len(chinese)} blocks, the English has {len(english)}"
+    for block, english_block in zip(chinese, english, strict=True):
+        assert block == english_block, f"zh/{name}: differs from the English:\n{block[2]}"

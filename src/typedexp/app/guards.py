@@ -156,7 +156,9 @@ def check_run_dir(run_dir: Path, setting: str, composed: DictConfig, *, continui
         rundir.refuse_used(run_dir.resolve(), setting)
 
 
-def refuse_reused_run_dirs(composed: DictConfig, *, multirun: bool, resuming: Path | None) -> None:
+def refuse_reused_run_dirs(
+    composed: DictConfig, *, multirun: bool, resuming: Path | None, named: str | None = None
+) -> None:
     """Refuse run directories of the composed config (with its ``hydra`` node) that are unsafe.
 
     Compares resolved, symlink-free paths, so quoting, ``++``, ``..`` or an interpolation that
@@ -164,24 +166,27 @@ def refuse_reused_run_dirs(composed: DictConfig, *, multirun: bool, resuming: Pa
     never collide. ``resuming`` (resolved) is the one legitimate reuse: what ``resume=`` continues.
     Checked before Hydra starts, because Hydra writes ``.hydra/`` and its job log before the task
     runs, and exceptions raised by Hydra callbacks are only warnings. Relative directories are
-    taken from the current directory, as Hydra does.
+    taken from the current directory, as Hydra does. ``named`` is what the caller called the run
+    (sweep) directory, for the error lines: ``launch(output_dir=...)`` says ``output_dir``, not
+    the ``hydra.run.dir`` it became.
     """
     job = as_job(composed, Path.cwd())
     refuse_leaving_the_run_dir("hydra.output_subdir", _text(job, "output_subdir", "hydra.output_subdir"))
     if multirun or composed.hydra.get("mode") == RunMode.MULTIRUN:  # -m, or hydra.mode=MULTIRUN
         refuse_leaving_the_run_dir("hydra.sweep.subdir", _text(job.sweep, "subdir", "hydra.sweep.subdir"))
+        setting = named or "hydra.sweep.dir"
         sweep_dir = Path.cwd() / (_text(job.sweep, "dir", "hydra.sweep.dir") or "")
-        refuse_a_file_in_the_way(sweep_dir, "hydra.sweep.dir")
+        refuse_a_file_in_the_way(sweep_dir, setting)
         # A symlink, or a FIFO where Hydra writes multirun.yaml (a plain open: it would wait forever).
-        rundir.refuse_symlinks(sweep_dir, "hydra.sweep.dir", [rundir.MULTIRUN_FILE])
-        rundir.refuse_used(sweep_dir.resolve(), "hydra.sweep.dir")
+        rundir.refuse_symlinks(sweep_dir, setting, [rundir.MULTIRUN_FILE])
+        rundir.refuse_used(sweep_dir.resolve(), setting)
         # The optuna sweeper continues the study in its sweep dir: it numbers new jobs after every
         # job dir there, and each job still refuses a used dir under its lock (task.run_experiment).
         continuing = composed.hydra.sweeper.get("_target_") == PLUGIN_CLASS
         for job_dir in sorted(sweep_dir.glob("*")):
             if job_dir.is_dir():
-                check_run_dir(job_dir, "hydra.sweep.dir", composed, continuing=continuing)
+                check_run_dir(job_dir, setting, composed, continuing=continuing)
         return
     # Absolute, but not resolved: a symlink as the last component must still be seen as one.
     run_dir = Path.cwd() / (_text(job.run, "dir", "hydra.run.dir") or "")
-    check_run_dir(run_dir, "hydra.run.dir", composed, continuing=run_dir.resolve() == resuming)
+    check_run_dir(run_dir, named or "hydra.run.dir", composed, continuing=run_dir.resolve() == resuming)

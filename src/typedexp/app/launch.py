@@ -194,7 +194,9 @@ def _launch(
     typed = typed_allow_list(all_overrides)
     try:
         with config_guard(typed, typed_launcher_settings(all_overrides), typed_rendezvous_settings(all_overrides)):
-            all_overrides = prepare_overrides(all_overrides, multirun=multirun)  # secrets, resume=, reused dirs
+            # Secrets, resume=, reused dirs; a reused output_dir is named as the caller passed it.
+            named = argument if output_dir is not None else None
+            all_overrides = prepare_overrides(all_overrides, multirun=multirun, dir_named=named)
             if multirun:  # two calls: hydra-zen types each value of `multirun` with its own overload
                 return hydra_zen_launch(
                     experiment_config(), guarded_task(swept_keys(all_overrides)), overrides=all_overrides, multirun=True,

@@ -51,10 +51,13 @@ def compose_with_hydra_node(overrides: list[str]) -> DictConfig:
     return composed
 
 
-def prepare_overrides(overrides: Sequence[str], *, multirun: bool = False, will_run: bool = True) -> list[str]:
+def prepare_overrides(
+    overrides: Sequence[str], *, multirun: bool = False, will_run: bool = True, dir_named: str | None = None
+) -> list[str]:
     """The overrides Hydra should run; raises ``ConfigError`` (one line) for a refused one.
 
     ``will_run=False`` (``--help``, ``--cfg``) skips the run-directory checks: nothing is written.
+    ``dir_named``: the caller's name for the run (sweep) directory in those checks' error lines.
     """
     refuse_keyless_and_empty_groups(overrides)
     refuse_deleting_fields(overrides)
@@ -77,7 +80,7 @@ def prepare_overrides(overrides: Sequence[str], *, multirun: bool = False, will_
         refuse_too_many_processes(composed)  # before anything starts: no run dir, no rank
         resuming = plan.run_dir if plan is not None else None
         if OmegaConf.select(composed, "trainer.node_rank", default=0) == 0:  # node 0 checks and writes it
-            refuse_reused_run_dirs(composed, multirun=multirun, resuming=resuming)
+            refuse_reused_run_dirs(composed, multirun=multirun, resuming=resuming, named=dir_named)
     return final
 
 
