@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.helpers import SignalServer
 
 
 @pytest.fixture
@@ -12,3 +17,15 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("SWANLAB_API_KEY", raising=False)
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def signalled() -> Iterator[SignalServer]:
+    """``run_signalled`` with each case forked from one interpreter that has imported torch (per worker)."""
+    from tests.helpers import SignalServer
+
+    server = SignalServer()
+    try:
+        yield server
+    finally:
+        server.close()

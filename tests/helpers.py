@@ -75,6 +75,60 @@ def run_signalled(step: int | str, signals: str, args: list[str], cwd: Path) -> 
     return run_module(["tests.signal_run", str(step), signals, "--", *args], cwd, {"PYTHONPATH": path})
 
 
+class SignalServer:
+    """``run_signalled`` without the ~4 s of CPU each fresh interpreter spends importing torch.
+
+    Each case is still its own process, forked from one that has imported torch, Hydra and the CLI
+    (``python -m tests.signal_run serve``): the signal stops that process, whose exit status,
+    streams and children are the case's alone. Use it through the ``signalled`` fixture.
+    """
+
+    def __init__(self) -> None:
+        root = Path(__file__).resolve().parent.parent
+        env = {k: v for k, v in os.environ.items() if k not in ("SWANLAB_API_KEY", "HYDRA_FULL_ERROR")}
+        env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.signal_run", "serve"], cwd=root, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+
+    def _answer(self, timeout_s: float) -> dict[str, int]:
+        import json
+        import select
+
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout_s)
+        assert ready, f"no answer from the signal server within {timeout_s} s"
+        line = self.process.stdout.readline()
+        assert line, f"the signal server ended (exit status {self.process.wait()})"
+        answer: dict[str, int] = json.loads(line)
+        return answer
+
+    def __call__(self, step: int | str, signals: str, args: list[str], cwd: Path) -> CliRun:
+        """What ``run_signalled(step, signals, args, cwd)`` returns, from a forked case."""
+        import json
+        import tempfile
+
+        assert self.process.stdin is not None
+        with tempfile.TemporaryDirectory(prefix="signalled") as streams:
+            out, err = Path(streams) / "stdout", Path(streams) / "stderr"
+            request = {"argv": [str(step), signals, "--", *args], "cwd": str(cwd), "stdout": str(out), "stderr": str(err)}
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            pid = self._answer(60)["pid"]
+            try:
+                code = self._answer(300)["returncode"]
+            except AssertionError:
+                os.kill(pid, signal.SIGKILL)  # the server reaps it and answers; this case has failed
+                raise
+            return CliRun(code, out.read_text(), err.read_text())
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
 def run_main(args: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> CliRun:
     """``typedexp.app.cli.main(args)`` in this process, in ``cwd``: ~0.1 s for an error, not ~3 s.
 

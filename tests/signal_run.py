@@ -103,8 +103,9 @@ def install_at_stage(stage: str, signals: list[signal.Signals]) -> None:
         raise SystemExit(f"unknown stage {stage}")
 
 
-if __name__ == "__main__":
-    step, names, separator, *overrides = sys.argv[1:]
+def run(argv: list[str]) -> None:
+    """One case: ``STEP SIGNALS -- overrides``, in this process (which the signals then stop)."""
+    step, names, separator, *overrides = argv
     assert separator == "--"
     numbers = [signal.Signals[name] for name in names.split(",")]
     if step.startswith("stage:"):
@@ -114,3 +115,53 @@ if __name__ == "__main__":
     else:
         install(int(step), numbers)
     main(overrides)
+
+
+def serve() -> None:
+    """Fork one process per case from an interpreter that has imported torch, Hydra and typedexp.
+
+    ``python -m tests.signal_run serve`` reads one JSON request a line (``argv`` as for ``run``, the
+    ``cwd``, and files for the case's ``stdout`` and ``stderr``), answers ``{"pid": N}`` when the
+    case starts and ``{"returncode": N}`` when it ends (negative: the signal that ended it, as
+    ``subprocess`` reports). Each case is still a process of its own that the signal stops, with
+    its own exit status, streams, children and cleanup at exit; what it shares with the others is
+    only the ~4-5 s of CPU that importing torch, Hydra and the CLI's modules takes (tests/helpers.py,
+    ``SignalServer``). Nothing here runs a tensor operation before forking: OpenMP's thread pool
+    does not survive a fork, so it must not exist yet.
+    """
+    import json
+
+    import hydra  # noqa: F401  # what each case would import; loaded once, before the forks
+    import torch  # noqa: F401
+    import torch._dynamo  # noqa: F401  # torch.optim's first optimizer imports it: ~1.5 s of CPU
+
+    import typedexp.app.config_guard  # noqa: F401
+    import typedexp.app.pipeline  # noqa: F401
+    import typedexp.app.preflight  # noqa: F401
+    import typedexp.app.task  # noqa: F401
+
+    for request_line in sys.stdin:
+        request = json.loads(request_line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the case: leaves this loop only by exiting, as `python -m tests.signal_run` would
+            os.chdir(request["cwd"])
+            for fd, path, flags in ((0, os.devnull, os.O_RDONLY), (1, request["stdout"], os.O_WRONLY | os.O_CREAT),
+                                    (2, request["stderr"], os.O_WRONLY | os.O_CREAT)):
+                opened = os.open(path, flags, 0o644)
+                os.dup2(opened, fd)
+                os.close(opened)
+            sys.argv = [sys.argv[0], *request["argv"]]
+            run(request["argv"])
+            raise SystemExit(0)
+        print(json.dumps({"pid": pid}), flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}), flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["serve"]:
+        serve()
+    else:
+        run(sys.argv[1:])

@@ -7,6 +7,7 @@ Most cases call ``main`` in this process (``run_main``: the same code, without ~
 import per case). A real process runs where its exit status or streams are the point (signals,
 the traceback Python prints, a secret in anything printed) and for one case of each path an error
 takes (Hydra's composition, a check before Hydra, a refused ``_target_``, a failure in training).
+The signalled runs are processes forked from one that has already imported torch (``signalled``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import QUICK, run_cli, run_main, run_signalled
+from tests.helpers import QUICK, SignalServer, run_cli, run_main
 from typedexp import ConfigError, TrackerError, launch
 from typedexp.engine.checkpoint import read_checkpoint
 
@@ -181,15 +182,12 @@ SIGNAL_ARGS = ["tracker=disabled", "trainer.progress=off", "epochs=2", "model.dr
                "trainer.log_every=3", "trainer.checkpoint_every=10"]
 
 
-# The tests that compare with it run on one pytest-xdist worker (the Makefile's --dist loadgroup),
-# which trains it once.
-WITH_THE_REFERENCE = pytest.mark.xdist_group("bad-input-reference")
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run that interrupted ones must equal once resumed: trained once per xdist worker, in this
+    process (~2 s; the interrupted runs and their resumes are the real processes)."""
     cwd = tmp_path_factory.mktemp("reference")
-    done = run_cli([*SIGNAL_ARGS, "hydra.run.dir=ref"], cwd)
+    done = run_main([*SIGNAL_ARGS, "hydra.run.dir=ref"], cwd)
     assert done.returncode == 0, done.stderr
     return cwd / "ref"
 
@@ -202,9 +200,8 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
     assert (run_dir / "metrics.jsonl").read_bytes() == (reference / "metrics.jsonl").read_bytes()
 
 
-@WITH_THE_REFERENCE
-def test_sigkill_mid_epoch_then_resume_is_bit_exact(workdir: Path, uninterrupted: Path) -> None:
-    killed = run_signalled(36, "SIGKILL", [*SIGNAL_ARGS, "hydra.run.dir=run"], workdir)
+def test_sigkill_mid_epoch_then_resume_is_bit_exact(workdir: Path, signalled: SignalServer, uninterrupted: Path) -> None:
+    killed = signalled(36, "SIGKILL", [*SIGNAL_ARGS, "hydra.run.dir=run"], workdir)
     assert killed.returncode == -signal.SIGKILL
     checkpoint = read_checkpoint(workdir / "run" / "checkpoints" / "last.pt")
     assert (checkpoint.position.epoch, checkpoint.position.batch, checkpoint.position.step) == (2, 7, 30)
@@ -216,14 +213,13 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(workdir: Path, uninterrupted
     assert_same_run(workdir / "run", uninterrupted)
 
 
-@WITH_THE_REFERENCE
 @pytest.mark.parametrize(
     ("name", "code"), [("SIGINT", 130), pytest.param("SIGTERM", 143, marks=pytest.mark.slow)]
 )
 def test_a_signal_saves_a_checkpoint_exits_128_plus_n_and_resumes_exactly(
-    workdir: Path, uninterrupted: Path, name: str, code: int
+    workdir: Path, signalled: SignalServer, uninterrupted: Path, name: str, code: int
 ) -> None:
-    stopped = run_signalled(36, name, [*SIGNAL_ARGS, "hydra.run.dir=run"], workdir)
+    stopped = signalled(36, name, [*SIGNAL_ARGS, "hydra.run.dir=run"], workdir)
     assert stopped.returncode == code
     assert stopped.stderr_lines == [
         f"typedexp: interrupted by {name} at epoch 2, step 36; saved "
@@ -237,8 +233,8 @@ def test_a_signal_saves_a_checkpoint_exits_128_plus_n_and_resumes_exactly(
     assert_same_run(workdir / "run", uninterrupted)
 
 
-def test_a_second_sigint_exits_at_once_without_saving(workdir: Path) -> None:
-    stopped = run_signalled(36, "SIGINT,SIGINT", [*SIGNAL_ARGS, "hydra.run.dir=run"], workdir)
+def test_a_second_sigint_exits_at_once_without_saving(workdir: Path, signalled: SignalServer) -> None:
+    stopped = signalled(36, "SIGINT,SIGINT", [*SIGNAL_ARGS, "hydra.run.dir=run"], workdir)
     assert stopped.returncode == 130
     last = workdir / "run" / "checkpoints" / "last.pt"
     assert stopped.stderr_lines == [f"typedexp: error: SIGINT again; exiting at once (last checkpoint: {last})"]

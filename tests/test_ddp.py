@@ -183,8 +183,9 @@ def lines(path: Path) -> list[str]:
     return path.read_text().splitlines()
 
 
-# The one-process run that 2-rank runs are compared with: trained once per worker and settings (the
-# tests that share it are one xdist group), and only read.
+# The one-process run that 2-rank runs are compared with: trained once per worker and settings, in
+# this process (~1 s: one process is not what these tests are about), and only read. Cheap enough
+# that the tests sharing it need not wait for one another on one xdist worker.
 REFERENCE = ("tracker=disabled", "trainer.progress=off", "epochs=2", "trainer.media_every=0")
 
 
@@ -195,7 +196,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     def run_dir(*overrides: str) -> Path:
         if overrides not in trained:
             workdir = tmp_path_factory.mktemp("reference")
-            single = run_cli(["hydra.run.dir=one", *overrides], workdir)
+            single = run_main(["hydra.run.dir=one", *overrides], workdir)
             assert single.returncode == 0, single.stderr
             trained[overrides] = workdir / "one"
         return trained[overrides]
@@ -219,7 +220,7 @@ def test_two_ranks_from_the_cli_share_one_run_dir(tmp_path: Path) -> None:
         "each batch (the gradients still equal one process's over the whole batch)"
     ]
     assert two.stdout.count("done: ") == 1 and two.stdout.count("run dir") == 2  # rank 0 speaks
-    one = run_cli(["hydra.run.dir=one", "tracker=disabled", *common], tmp_path)
+    one = run_main(["hydra.run.dir=one", "tracker=disabled", *common], tmp_path)  # one process: in this one
     assert one.returncode == 0, one.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "swanlog", "two"]  # no per-rank run dirs
     assert len(list((tmp_path / "swanlog").glob("run-*"))) == 1  # one SwanLab run: rank 0's
@@ -271,7 +272,6 @@ def logged_steps(metrics: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("ddp_reference")
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_stops_every_rank_and_the_run_resumes(
     tmp_path: Path, reference: Callable[..., Path], signum: int, code: int
@@ -291,7 +291,7 @@ def test_a_signal_stops_every_rank_and_the_run_resumes(
     wait_for(lambda: not any(alive(pid) for pid in ranks), timeout_s=10)
     assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
     # The same N continues it; another N is refused in one line, before anything is touched.
-    other = run_cli(["resume=run", "trainer.devices=1"], tmp_path)
+    other = run_main(["resume=run", "trainer.devices=1"], tmp_path)  # refused before any process starts
     assert other.returncode == 2
     assert len(other.stderr_lines) == 1 and "trainer.devices=2 there, 1 here" in other.stderr_lines[0], other.stderr
     resumed = run_cli(["resume=run", "epochs=2"], tmp_path)
@@ -313,7 +313,6 @@ def test_killing_the_parent_takes_its_ranks_along(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("ddp_reference")
 @pytest.mark.skipif(shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None, reason="no torchrun")
 def test_torchrun_workers_join_one_group_and_one_run_dir(tmp_path: Path, reference: Callable[..., Path]) -> None:
     torchrun = str(Path(sys.executable).parent / "torchrun")
@@ -356,7 +355,7 @@ def test_two_nodes_meet_at_the_rendezvous_address(tmp_path: Path) -> None:
     outputs = [node.communicate(timeout=300) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs
     assert outputs[0][0].count("done: ") == 0 and outputs[1][0].count("done: ") == 1  # node 0 speaks
-    single = run_cli(["hydra.run.dir=one", *common[:5]], tmp_path)
+    single = run_main(["hydra.run.dir=one", *common[:5]], tmp_path)  # one process: in this one
     assert single.returncode == 0, single.stderr
     assert close_weights(tmp_path / "one" / "model.pt", tmp_path / "run" / "model.pt") < 1e-6
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import QUICK, RecordingTracker, run_signalled, wait_for
+from tests.helpers import QUICK, RecordingTracker, SignalServer, wait_for
 from typedexp import ConfigError, launch
 from typedexp.engine.checkpoint import read_checkpoint
 from typedexp.core.errors import TrackerError
@@ -117,12 +117,15 @@ def check_stage(stage: str, name: str, run: Path, line: str) -> None:
 
 @pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("stage", ["compose", "load", "spawn", "train", "validate", "checkpoint", "finish"])
-def test_a_signal_at_any_stage_stops_there_with_one_line_and_128_plus_n(workdir: Path, stage: str, name: str) -> None:
+def test_a_signal_at_any_stage_stops_there_with_one_line_and_128_plus_n(
+    workdir: Path, signalled: SignalServer, stage: str, name: str
+) -> None:
     """SIGINT (Ctrl-C) and SIGTERM (timeout, Slurm, docker stop) at each stage: exit 130/143, one
-    line, a resumable state where training began, no child left (tests/signal_run.py sends them)."""
+    line, a resumable state where training began, no child left (tests/signal_run.py sends them;
+    each case is a process forked from one that has imported torch: ``signalled``)."""
     step = {"train": "1", "validate": "val@1"}.get(stage, f"stage:{stage}")
     args = [*STAGE_ARGS, "trainer.devices=2", "trainer.device=cpu"] if stage == "spawn" else STAGE_ARGS
-    stopped = run_signalled(step, name, args, workdir)
+    stopped = signalled(step, name, args, workdir)
     assert stopped.returncode == 128 + signal.Signals[name], stopped.stderr
     assert len(stopped.stderr_lines) == 1, stopped.stderr
     check_stage(stage, name, workdir / "run", stopped.stderr_lines[0])

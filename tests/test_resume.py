@@ -14,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from tests.helpers import QUICK, RecordingTracker, no_hang, run_cli, run_main, run_signalled
+from tests.helpers import QUICK, RecordingTracker, SignalServer, no_hang, run_cli, run_main
 from typedexp import ConfigError, launch, launch_sweep
 from typedexp.data import FakeData
 from typedexp.engine import TrainerSettings, fit, seed_everything
@@ -59,13 +59,13 @@ def test_resume_mid_epoch_in_process_is_bit_exact(workdir: Path) -> None:
     assert (workdir / "run" / "metrics.jsonl").read_bytes() == (workdir / "ref" / "metrics.jsonl").read_bytes()
 
 
-def test_a_run_stopped_during_its_last_validation_is_finished_by_resume(workdir: Path) -> None:
+def test_a_run_stopped_during_its_last_validation_is_finished_by_resume(workdir: Path, signalled: SignalServer) -> None:
     # 2 epochs of 5 batches; SIGTERM arrives as epoch 2's validation starts. The validation stops
     # before its first batch (a long one is not run to its end first), the checkpoint holds epoch
     # 2 with all 5 batches trained, and resume runs that validation and finishes the run.
     args = [*FAST, "epochs=2", "model.dropout=0.3", "trainer.log_every=2"]
     reference = launch(args, output_dir=workdir / "ref")
-    stopped = run_signalled("val@2", "SIGTERM", [*args, "hydra.run.dir=run"], workdir)
+    stopped = signalled("val@2", "SIGTERM", [*args, "hydra.run.dir=run"], workdir)
     assert stopped.returncode == 143
     assert stopped.stderr_lines == [
         f"typedexp: interrupted by SIGTERM at epoch 2, step 10; saved "

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import run_cli, run_signalled
+from tests.helpers import SignalServer, run_cli, run_main
 from typedexp import ConfigError, Cosine, OneCycle, StepDecay, WarmupCosine, launch
 from typedexp.engine import LRSchedule, TrainerSettings
 from typedexp.engine.checkpoint import Checkpointer, LoopPosition, read_checkpoint
@@ -88,10 +88,13 @@ SIGNAL_ARGS = ["tracker=disabled", "trainer.progress=off", "epochs=2", "schedule
 
 
 @pytest.mark.slow
-def test_a_killed_scheduled_run_resumes_bit_exactly(tmp_path: Path) -> None:
-    reference = run_cli([*SIGNAL_ARGS, "hydra.run.dir=ref"], tmp_path)
+def test_a_killed_scheduled_run_resumes_bit_exactly(tmp_path: Path, signalled: SignalServer) -> None:
+    # The uninterrupted reference and the refused resume need no process of their own (run_main); the
+    # killed run and its resume are real processes (the killed one forked from an interpreter that
+    # has imported torch: ``signalled``).
+    reference = run_main([*SIGNAL_ARGS, "hydra.run.dir=ref"], tmp_path)
     assert reference.returncode == 0, reference.stderr
-    killed = run_signalled(36, "SIGKILL", [*SIGNAL_ARGS, "hydra.run.dir=run"], tmp_path)
+    killed = signalled(36, "SIGKILL", [*SIGNAL_ARGS, "hydra.run.dir=run"], tmp_path)
     assert killed.returncode == -signal.SIGKILL
     checkpoint = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert checkpoint.scheduler is not None and checkpoint.scheduler["last_epoch"] == 30
@@ -101,7 +104,7 @@ def test_a_killed_scheduled_run_resumes_bit_exactly(tmp_path: Path) -> None:
     theirs = torch.load(tmp_path / "ref" / "model.pt", weights_only=True)
     assert all(torch.equal(ours[name], theirs[name]) for name in theirs)
     assert (tmp_path / "run" / "metrics.jsonl").read_bytes() == (tmp_path / "ref" / "metrics.jsonl").read_bytes()
-    longer = run_cli(["resume=run", "epochs=3"], tmp_path)
+    longer = run_main(["resume=run", "epochs=3"], tmp_path)
     assert longer.returncode == 2
     assert "its learning-rate schedule spans the run's 2 epochs; resume with epochs=2" in longer.stderr
 

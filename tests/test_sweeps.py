@@ -13,7 +13,7 @@ from swanlab.proto.swanlab.record.v1.record_pb2 import Record
 from swanlab.sdk.internal.core_python.store import DataStoreReader
 
 import typedexp.app.pipeline
-from tests.helpers import QUICK, run_cli, run_main, run_signalled
+from tests.helpers import QUICK, SignalServer, run_cli, run_main
 from typedexp import ConfigError, JobFailure, RunResult, launch, launch_sweep
 from typedexp.runs import layout as rundir
 from typedexp.engine import fit
@@ -309,9 +309,9 @@ def test_only_override_values_that_differ_are_columns_and_pipes_are_escaped(tmp_
 
 
 @pytest.mark.slow
-def test_a_sweep_stopped_by_ctrl_c_still_prints_the_jobs_so_far(workdir: Path) -> None:
+def test_a_sweep_stopped_by_ctrl_c_still_prints_the_jobs_so_far(workdir: Path, signalled: SignalServer) -> None:
     args = ["-m", "seed=0,1", *QUICK[:1], "epochs=2", "trainer.max_batches=2", "trainer.progress=off", "hydra.sweep.dir=sweep"]
-    done = run_signalled(2, "SIGINT", args, workdir)  # in job 0, epoch 1 of 2
+    done = signalled(2, "SIGINT", args, workdir)  # in job 0, epoch 1 of 2
     assert done.returncode == 130, done.stderr
     assert "sweep summary: 1 job (1 interrupted), ranked by val/acc (max); saved in sweep/summary.csv and summary.md" in done.stdout
     assert [(row["job"], row["state"]) for row in summary_rows(workdir / "sweep")] == [("0", "interrupted")]
