@@ -66,7 +66,9 @@ def catalog(records: Sequence[RunRecord], typed: Sequence[Mapping[str, str]]) ->
     ]
 
 
-def choose(patterns: Sequence[str], available: Sequence[Column], option: str = "--columns") -> tuple[Column, ...]:
+def choose(
+    patterns: Sequence[str], available: Sequence[Column], option: str = "--columns", noun: str = "column"
+) -> tuple[Column, ...]:
     """The columns ``patterns`` name, in their order (a pattern's matches in catalog order), each once.
 
     A name or pattern that matches no column is a mistake: one line listing those there are.
@@ -75,7 +77,7 @@ def choose(patterns: Sequence[str], available: Sequence[Column], option: str = "
     for pattern in patterns:
         matched = [column for column in available if fnmatchcase(column.name, pattern)]
         if not matched:
-            raise TypedexpError(f"runs: {option} {shown(pattern)}: no such column; available: {listing(available)}")
+            raise TypedexpError(f"runs: {option} {shown(pattern)}: no such {noun}; available: {listing(available)}")
         chosen.update((column.name, column) for column in matched if column.name not in chosen)
     return tuple(chosen.values())
 
