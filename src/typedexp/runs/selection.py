@@ -53,7 +53,7 @@ def metric_names(records: Sequence[RunRecord]) -> list[str]:
 def catalog(records: Sequence[RunRecord], typed: Sequence[Mapping[str, str]]) -> list[Column]:
     """Every column the runs can show, in the order ``--columns *`` would print them."""
     keys = dict.fromkeys(key for record in records for key in config_keys(record))
-    keys.update(dict.fromkeys(key for values in typed for key in values))  # +note=...: no config field
+    keys.update(dict.fromkeys(key for values in typed for key in values))  # +ticket=...: no config field
     metrics = metric_names(records)
     tops = {top: order for order, top in enumerate(dict.fromkeys(key.partition(".")[0] for key in keys))}
     # A group's fields together, whichever run named them first (adam's betas beside sgd's momentum).

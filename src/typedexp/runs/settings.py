@@ -124,7 +124,7 @@ def differing(
 
     A run that did not override a key compares by the value it ran with, so ``epochs=2`` typed in
     one run and kept as the default 2 in another is the same; a run that has no value at all
-    (``+note=x`` in one run only) differs.
+    (``+ticket=x`` in one run only) differs.
     """
     varying: list[str] = []
     same: dict[str, str] = {}
