@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from swanlab.proto.swanlab.record.v1.record_pb2 import Record
-from swanlab.proto.swanlab.run.v1.run_pb2 import StartRecord
 from swanlab.sdk.internal.core_python.store import DataStoreReader
 
 from tests.helpers import QUICK, CliRun, run_main
@@ -165,8 +164,8 @@ def test_diff_of_two_real_runs_names_their_tags_note_seed_and_metrics(tagged: Pa
     assert "val/acc" in fields and all("/" in field for field in fields[3:])
 
 
-def start_record(swanlab_run: Path) -> StartRecord:
-    """The start record of SwanLab's record file: what ``swanlab.init`` was given."""
+def start_record(swanlab_run: Path) -> tuple[list[str], str]:
+    """(tags, description) of the start record in SwanLab's record file: what ``swanlab.init`` was given."""
     reader = DataStoreReader()
     reader.open(next(swanlab_run.glob("run-*.swanlab")))
     try:
@@ -174,7 +173,7 @@ def start_record(swanlab_run: Path) -> StartRecord:
             record = Record()
             record.ParseFromString(raw)
             if record.WhichOneof("record_type") == "start":
-                return record.start
+                return list(record.start.tags), record.start.description
     finally:
         reader.close()
     raise AssertionError(f"no start record in {swanlab_run}")
@@ -182,10 +181,10 @@ def start_record(swanlab_run: Path) -> StartRecord:
 
 def test_swanlab_gets_the_tags_and_the_note(workdir: Path) -> None:
     launch(["tracker=offline", "tracker.log_dir=sl", *QUICK[1:], "tags=[baseline]", "note='lr 0.1, as in the paper'"])
-    start = start_record(next((workdir / "sl").glob("run-*")))
-    assert list(start.tags) == ["baseline"]
-    assert start.description.splitlines()[0] == "lr 0.1, as in the paper"
-    assert start.description.splitlines()[1].startswith("typedexp run in ")  # tracker.description's default after it
+    tags, description = start_record(next((workdir / "sl").glob("run-*")))
+    assert tags == ["baseline"]
+    assert description.splitlines()[0] == "lr 0.1, as in the paper"
+    assert description.splitlines()[1].startswith("typedexp run in ")  # tracker.description's default after it
 
 
 def test_tags_and_note_change_nothing_computed() -> None:
@@ -236,3 +235,10 @@ def test_a_mistake_is_one_line_and_exit_code_2(tmp_path: Path, args: list[str], 
     assert done.returncode == 2 and done.stdout == "", done.stdout
     (printed,) = done.stderr.splitlines()
     assert printed.startswith(f"typedexp: error: {line}"), printed
+
+
+def test_help_names_the_compare_options(tmp_path: Path) -> None:
+    done = run_main(["runs", "--help"], tmp_path)
+    assert done.returncode == 0
+    for option in ("--group-by KEYS", "--diff RUN_A RUN_B", "tag=baseline"):
+        assert option in " ".join(done.stdout.split()), option

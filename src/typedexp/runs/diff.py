@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from typedexp.core.errors import TypedexpError
 from typedexp.runs import layout as rundir
-from typedexp.runs.columns import MISSING, override_values, shown
+from typedexp.runs.columns import MISSING, csv_text, override_values, print_table, say, shown, warn_unread
 from typedexp.runs.record import RunRecord, read_run
 from typedexp.runs.selection import Kind, metric_names
 from typedexp.runs.settings import canonical, config_keys, setting
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 HEADER = ("field", "change")  # the first and last column; the middle two are the runs' paths
 
@@ -87,3 +91,18 @@ def rows(found: list[Difference], missing: str = MISSING) -> list[list[str]]:
         [shown(difference.field), *(missing if value is None else shown(value) for value in (difference.a, difference.b)), difference.change]
         for difference in found
     ]
+
+
+def show_diff(console: Console, texts: tuple[str, str], csv: Path | None) -> tuple[RunRecord, RunRecord]:
+    """Print the settings, final metrics and state that differ between the two runs, one row each."""
+    pair = read_pair(texts)
+    warn_unread(pair)
+    found = differences(*pair)
+    say(console, title(texts, found))
+    header = [HEADER[0], *map(shown, texts), HEADER[1]]
+    if found:
+        print_table(console, header, rows(found), {HEADER[1]})
+    if csv is not None:
+        csv.write_text(csv_text(header, rows(found, "")), encoding="utf-8", newline="")
+        say(console, f"saved {len(found)} rows in {csv}")
+    return pair

@@ -17,11 +17,16 @@ import itertools
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from typedexp.runs.columns import MISSING, shown
+from typedexp.runs.columns import MISSING, csv_text, override_values, print_table, say, shown
 from typedexp.runs.record import JobState, RunRecord
 from typedexp.runs.selection import Column, Kind, catalog, choose
 from typedexp.runs.settings import canonical, differing, setting, tags_of
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 TAG = "tag"  # --group-by tag (and --where tag=x): one of a run's tags
 # Numbers a group averages besides the metrics (the rest of a run's cells are not numbers).
@@ -170,3 +175,41 @@ def csv_rows(groups: Sequence[Group], keys: Sequence[str], columns: Sequence[Col
             cells += ["" if stats.mean is None else repr(stats.mean), "" if stats.std is None else repr(stats.std), str(stats.count)]
         rows.append(cells)
     return [shown(name) for name in header], [[shown(cell) for cell in row] for row in rows]
+
+
+@dataclass(frozen=True)
+class Options:
+    """What ``typedexp runs`` was asked for, as far as the groups need it."""
+
+    keys: tuple[str, ...]  # --group-by: names or patterns, as given
+    columns: tuple[str, ...]  # --columns: the averaged numbers; () for the default ones
+    sort: str | None
+    descending: bool | None  # decided by table.py (larger_is_better); None without --sort
+    shown_metrics: Sequence[str]  # the default metrics, where some run has them
+
+
+def show_groups(
+    console: Console, title: str, listed: Sequence[RunRecord], found: Sequence[RunRecord], options: Options, csv: Path | None
+) -> None:
+    """Print one row per group of ``listed`` (``found``: every run read, for the names a key may take)."""
+    typed = [override_values(record.overrides) for record in listed]
+    every = [override_values(record.overrides) for record in found]
+    keys = chosen_keys(options.keys, found, every)
+    columns = averaged_columns(found, every, options.columns, options.sort, options.shown_metrics)
+    grouped = group_runs(listed, typed, keys)
+    title = f"{len(grouped)} group{'' if len(grouped) == 1 else 's'} of {title}, by {', '.join(keys)}"
+    if options.sort is not None and options.descending is not None:
+        grouped = rank_groups(grouped, options.sort, options.descending)
+        title += f", sorted by the mean {options.sort} ({'largest' if options.descending else 'smallest'} first)"
+    say(console, title)
+    if grouped:
+        header, rows = printed_rows(grouped, keys, columns)
+        print_table(console, header, rows, {*COUNTS, *(column.name for column in columns)})
+        say(console, "mean ± std (sample) over each group's done runs; excluded: failed, pruned, interrupted or running runs")
+    over = varying_within(grouped, listed, typed, keys)
+    if over:
+        say(console, f"each group's runs differ in: {', '.join(over)}")
+    if csv is not None:
+        header, rows = csv_rows(grouped, keys, columns)
+        csv.write_text(csv_text(header, rows), encoding="utf-8", newline="")
+        say(console, f"saved {len(grouped)} rows in {csv}")

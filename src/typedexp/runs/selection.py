@@ -3,9 +3,9 @@
 A column is named as the user types it: ``run``, a setting (``model``, ``optim.lr``, any field of
 the runs' configs), a metric (``val/acc``) or ``steps``, ``seconds``, ``state``, ``error``. Without
 ``--columns`` the table shows the settings that differ between the listed runs; ``--columns`` picks
-any of them by name or by a shell-style pattern (``val/*``, ``model.*``), in the order given. The
-``Column`` kinds keep the door open for the options of issue 26 that also name columns
-(``--group-by``, ``--diff``).
+any of them by name or by a shell-style pattern (``val/*``, ``model.*``), in the order given.
+``--group-by`` (groups.py) picks its keys among the settings and its averaged numbers among the
+metrics, steps and seconds the same way.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ file not read is one warning line, and the run is listed with the rest), control
 are shown as ``?`` (``summary.shown``), and a CSV cell a spreadsheet would run as a formula gets a
 leading quote (``summary.csv_cell``). The table and the CSV are the sweep summary's
 (``columns.py``), so both read the same way. Which columns show, ``--columns`` and the plot's
-labels: ``selection.py``; a run's value of a setting, read from its ``.hydra/``: ``settings.py``.
+labels: ``selection.py``; a run's value of a setting, read from its ``.hydra/``: ``settings.py``;
+``--group-by``: ``groups.py``; ``--diff``: ``diff.py``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typedexp.runs.columns import (
     override_values,
     print_table,
     rank,
+    say,
     shown,
     warn_unread,
     wide_console,
@@ -249,7 +251,8 @@ def show(args: RunsArgs, console: Console | None = None) -> list[RunRecord]:
     """Read, filter and sort the runs, then print the table (and write the CSV and the plot)."""
     console = console or wide_console()
     if args.diff is not None:
-        return show_diff(console, args.diff, args.csv)
+        saved.cache_clear()  # a process that compares twice (tests, a notebook) reads the files again
+        return list(diff.show_diff(console, args.diff, args.csv))
     places = " and ".join(map(str, args.dirs))
     found = read_runs(args)
     warn_unread(found)  # a FIFO, a 20 GiB file, JSON nested too deeply: named, and the run shown without it
@@ -262,11 +265,14 @@ def show(args: RunsArgs, console: Console | None = None) -> list[RunRecord]:
     title = f"{count_states(listed, 'run')} under {places}"
     if args.where:
         title += f" where {' and '.join(map(str, args.where))}"
-    if args.group_by:
-        show_groups(console, args, title, listed, found)
-        return listed
+    descending = None
     if args.sort is not None:
         descending = larger_is_better(args.sort) if args.descending is None else args.descending
+    if args.group_by:
+        by = groups.Options(args.group_by, args.columns, args.sort, descending, SHOWN)
+        groups.show_groups(console, title, listed, found, by, args.csv)
+        return listed
+    if args.sort is not None and descending is not None:
         listed = rank(listed, args.sort, BestMode.max if descending else BestMode.min)
         title += f", sorted by {args.sort} ({'largest' if descending else 'smallest'} first)"
     table = RunsTable.of(listed, args.sort, args.columns, found)
@@ -334,11 +340,6 @@ def read_runs(args: RunsArgs) -> list[RunRecord]:
             names = ", ".join(map(shown, known))  # metric names come from the runs' files: no escape sequences
             raise RunsError(f"runs: {option} {metric}: no listed run has this metric; choose one of: {names}")
     return found
-
-
-def say(console: Console, line: str) -> None:
-    """One line of text from run dirs: control characters shown as '?', never read as markup."""
-    console.print(shown(line), markup=False, highlight=False, soft_wrap=True)
 
 
 @dataclass(frozen=True)
@@ -423,45 +424,3 @@ def larger_is_better(metric: str) -> bool:
     """Accuracy-like metrics sort largest first by default; losses and the learning rate smallest first."""
     return "acc" in metric.rpartition("/")[2]
 
-
-def show_groups(console: Console, args: RunsArgs, title: str, listed: list[RunRecord], found: Sequence[RunRecord]) -> None:
-    """``--group-by``: one row per distinct value of the keys, mean ± std over each group's done runs."""
-    typed = [override_values(record.overrides) for record in listed]
-    every = [override_values(record.overrides) for record in found]
-    keys = groups.chosen_keys(args.group_by, found, every)
-    columns = groups.averaged_columns(found, every, args.columns, args.sort, SHOWN)
-    grouped = groups.group_runs(listed, typed, keys)
-    title = f"{diff.plural(len(grouped), 'group')} of {title}, by {', '.join(keys)}"
-    if args.sort is not None:
-        descending = larger_is_better(args.sort) if args.descending is None else args.descending
-        grouped = groups.rank_groups(grouped, args.sort, descending)
-        title += f", sorted by the mean {args.sort} ({'largest' if descending else 'smallest'} first)"
-    say(console, title)
-    if grouped:
-        header, rows = groups.printed_rows(grouped, keys, columns)
-        numeric = {*groups.COUNTS, *(column.name for column in columns)}
-        print_table(console, header, rows, numeric)
-        say(console, "mean ± std (sample) over each group's done runs; excluded: failed, pruned, interrupted or running runs")
-    over = groups.varying_within(grouped, listed, typed, keys)
-    if over:
-        say(console, f"each group's runs differ in: {', '.join(over)}")
-    if args.csv is not None:
-        header, rows = groups.csv_rows(grouped, keys, columns)
-        args.csv.write_text(csv_text(header, rows), encoding="utf-8", newline="")
-        say(console, f"saved {len(grouped)} rows in {args.csv}")
-
-
-def show_diff(console: Console, texts: tuple[str, str], csv: Path | None) -> list[RunRecord]:
-    """``--diff A B``: the settings, final metrics and state that differ, one row each."""
-    saved.cache_clear()
-    pair = diff.read_pair(texts)
-    warn_unread(pair)
-    found = diff.differences(*pair)
-    say(console, diff.title(texts, found))
-    header = [diff.HEADER[0], *map(shown, texts), diff.HEADER[1]]
-    if found:
-        print_table(console, header, diff.rows(found), {diff.HEADER[1]})
-    if csv is not None:
-        csv.write_text(csv_text(header, diff.rows(found, "")), encoding="utf-8", newline="")
-        say(console, f"saved {len(found)} rows in {csv}")
-    return list(pair)
