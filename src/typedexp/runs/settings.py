@@ -142,7 +142,6 @@ def same_value(value: str, wanted: str) -> bool:
     return canonical(value) == canonical(wanted)
 
 
-
 def tags_of(record: RunRecord, typed: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """The run's tags: the list its saved config holds, else its ``tags=[a,b]`` override as typed.
 
