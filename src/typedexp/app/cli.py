@@ -31,7 +31,7 @@ __all__ = ["INTERRUPTED_EXIT", "USER_ERROR_EXIT", "main", "print_error"]
 USER_ERROR_EXIT = 2
 PIPE_CLOSED_EXIT = 1  # what Python's docs and rich (the runs table) use when stdout's reader is gone
 DASHBOARD = "dashboard"  # `typedexp dashboard [--port N] [--logdir DIR]` (dashboard.py)
-RUNS = "runs"  # `typedexp runs [DIR] [--sort M] [--where K=V] [--columns C] [--csv F] [--plot M]` (runs/table.py)
+RUNS = "runs"  # `typedexp runs [DIR] [--sort M] [--where K=V] [--columns C] [--group-by K] [--csv F] [--plot M]`, `--diff A B` (runs/table.py)
 
 
 FULL_ERROR = "HYDRA_FULL_ERROR"  # Hydra's documented switch: "1" re-raises instead of reporting

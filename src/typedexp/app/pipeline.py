@@ -253,6 +253,8 @@ def start_trackers(
             color=color,
             chatter=run_dir / f"{job.job_name}.log",
             group=job.group,
+            tags=experiment.tags,
+            note=experiment.note,
         )
     )
     session.checkpointer.extra.update(tracker_id=external.run_id, tracker_color=color)

@@ -42,7 +42,7 @@ PRESET_GROUPS = ("experiment", "debug")
 
 # Overrides that do not change what is computed are left out of a run's name.
 NOT_IN_RUN_NAME = (
-    "tracker", "trainer.progress", "hydra", "resume", "allowed_targets",
+    "tracker", "trainer.progress", "hydra", "resume", "allowed_targets", "tags", "note",
     "trainer.master_addr", "trainer.master_port", "trainer.node_rank", "trainer.timeout_s",  # where ranks meet
 )
 
@@ -89,12 +89,15 @@ def run_experiment(experiment: Experiment, composed: DictConfig | None = None, s
             # A single run's mistake before it began writing leaves no result.json: the task
             # removes the dir Hydra made (tidy.py), as for a mistake found before the run took it.
             if stage.writing or not (continuing or tidy.removes(exc)):
-                record_failure(run_dir, exc, time.monotonic() - started)
+                record_failure(run_dir, exc, time.monotonic() - started, experiment)
                 if continuing and not job.multirun:
                     refresh_after_resume(run_dir)
             raise
         state = JobState.pruned if result.pruned else JobState.done
-        record(run_dir, state, seconds=time.monotonic() - started, metrics=result.metrics, steps=result.steps)
+        record(
+            run_dir, state, seconds=time.monotonic() - started, metrics=result.metrics, steps=result.steps,
+            tags=experiment.tags, note=experiment.note,
+        )
         if continuing and not job.multirun:  # a sweep job resumed on its own: its sweep's table too
             refresh_after_resume(run_dir)
         return result
@@ -177,22 +180,30 @@ def record(
     metrics: Mapping[str, float] | None = None,
     steps: int | None = None,
     traceback: str | None = None,
+    tags: Sequence[str] = (),
+    note: str = "",
 ) -> None:
     """Write ``result.json``; failing to (a full disk) is one warning, never the job's error."""
     try:
-        write_result(run_dir, state, seconds=seconds, error=error, metrics=metrics, steps=steps, traceback=traceback)
+        write_result(
+            run_dir, state, seconds=seconds, error=error, metrics=metrics, steps=steps, traceback=traceback,
+            tags=tags, note=note,
+        )
     except (OSError, TypedexpError) as exc:
         warn(f"{run_dir / RESULT_FILE} was not written: {exc}")
 
 
-def record_failure(run_dir: Path, error: BaseException, seconds: float) -> None:
-    """``result.json`` for a job that raised: its one line, and a crash's traceback."""
+def record_failure(run_dir: Path, error: BaseException, seconds: float, experiment: Experiment | None = None) -> None:
+    """``result.json`` for a job that raised: its one line, and a crash's traceback (and the
+    ``experiment``'s tags and note, where it got as far as having one)."""
+    tags, note = (experiment.tags, experiment.note) if experiment is not None else ((), "")
     if isinstance(error, KeyboardInterrupt):  # Ctrl-C, SIGINT/SIGTERM (the line says where it saved)
-        record(run_dir, JobState.interrupted, seconds=seconds, error=mask_report(str(error) or "interrupted"))
+        message = mask_report(str(error) or "interrupted")
+        record(run_dir, JobState.interrupted, seconds=seconds, error=message, tags=tags, note=note)
         return
     crash = user_message(error) is None
     trace = mask_report("".join(format_exception(error))) if crash else None
-    record(run_dir, JobState.failed, seconds=seconds, error=mask_report(error_line(error)), traceback=trace)
+    record(run_dir, JobState.failed, seconds=seconds, error=mask_report(error_line(error)), traceback=trace, tags=tags, note=note)
 
 
 def record_early_failure(error: Exception, started_at: float) -> None:

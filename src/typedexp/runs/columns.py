@@ -36,6 +36,11 @@ def shown(text: str) -> str:
     return CONTROL.sub("?", text)
 
 
+def say(console: Console, line: str) -> None:
+    """One line of text from run dirs: control characters shown as '?', never read as markup."""
+    console.print(shown(line), markup=False, highlight=False, soft_wrap=True)
+
+
 def warn_unread(records: Sequence[RunRecord]) -> None:
     """One warning per file of a run dir that was not read (a FIFO, too large, not JSON...), naming it."""
     for record in records:

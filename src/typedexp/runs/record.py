@@ -30,7 +30,7 @@ import enum
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -90,12 +90,15 @@ def write_result(
     metrics: Mapping[str, float] | None = None,
     steps: int | None = None,
     traceback: str | None = None,
+    tags: Sequence[str] = (),
+    note: str = "",
 ) -> None:
     """Write ``result.json`` atomically (never through a symlink: ``rundir.exclusive_temp``).
 
     ``metrics``/``steps`` default to the last values in ``metrics.jsonl``, which is what a job
     that failed part-way got to. ``traceback`` (secrets masked by the caller) is kept for a crash,
-    whose printed line cannot hold it.
+    whose printed line cannot hold it. ``tags`` and ``note`` are the run's own (``Experiment``):
+    what it was for, beside how it ended.
     """
     if metrics is None or steps is None:
         logged, last_step = last_logged(run_dir / rundir.METRICS_FILE)
@@ -108,6 +111,8 @@ def write_result(
         "steps": steps,
         "seconds": round(seconds, 3),
         "metrics": {key: value for key, value in metrics.items() if math.isfinite(value)},
+        "tags": list(tags),
+        "note": note,
         **({"traceback": traceback} if traceback else {}),
     }
     path = run_dir / RESULT_FILE

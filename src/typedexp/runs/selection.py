@@ -3,9 +3,9 @@
 A column is named as the user types it: ``run``, a setting (``model``, ``optim.lr``, any field of
 the runs' configs), a metric (``val/acc``) or ``steps``, ``seconds``, ``state``, ``error``. Without
 ``--columns`` the table shows the settings that differ between the listed runs; ``--columns`` picks
-any of them by name or by a shell-style pattern (``val/*``, ``model.*``), in the order given. The
-``Column`` kinds keep the door open for the options of issue 26 that also name columns
-(``--group-by``, ``--diff``).
+any of them by name or by a shell-style pattern (``val/*``, ``model.*``), in the order given.
+``--group-by`` (groups.py) picks its keys among the settings and its averaged numbers among the
+metrics, steps and seconds the same way.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def metric_names(records: Sequence[RunRecord]) -> list[str]:
 def catalog(records: Sequence[RunRecord], typed: Sequence[Mapping[str, str]]) -> list[Column]:
     """Every column the runs can show, in the order ``--columns *`` would print them."""
     keys = dict.fromkeys(key for record in records for key in config_keys(record))
-    keys.update(dict.fromkeys(key for values in typed for key in values))  # +note=...: no config field
+    keys.update(dict.fromkeys(key for values in typed for key in values))  # +ticket=...: no config field
     metrics = metric_names(records)
     tops = {top: order for order, top in enumerate(dict.fromkeys(key.partition(".")[0] for key in keys))}
     # A group's fields together, whichever run named them first (adam's betas beside sgd's momentum).
@@ -66,7 +66,9 @@ def catalog(records: Sequence[RunRecord], typed: Sequence[Mapping[str, str]]) ->
     ]
 
 
-def choose(patterns: Sequence[str], available: Sequence[Column], option: str = "--columns") -> tuple[Column, ...]:
+def choose(
+    patterns: Sequence[str], available: Sequence[Column], option: str = "--columns", noun: str = "column"
+) -> tuple[Column, ...]:
     """The columns ``patterns`` name, in their order (a pattern's matches in catalog order), each once.
 
     A name or pattern that matches no column is a mistake: one line listing those there are.
@@ -75,7 +77,7 @@ def choose(patterns: Sequence[str], available: Sequence[Column], option: str = "
     for pattern in patterns:
         matched = [column for column in available if fnmatchcase(column.name, pattern)]
         if not matched:
-            raise TypedexpError(f"runs: {option} {shown(pattern)}: no such column; available: {listing(available)}")
+            raise TypedexpError(f"runs: {option} {shown(pattern)}: no such {noun}; available: {listing(available)}")
         chosen.update((column.name, column) for column in matched if column.name not in chosen)
     return tuple(chosen.values())
 

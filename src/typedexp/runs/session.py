@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # Fields a resumed run may change: they do not alter the numbers computed so far. `epochs` lets a
 # finished run train longer; prefixes end with a dot.
 MAY_DIFFER = (
-    "resume", "epochs", "allowed_targets", "tracker.", "trainer.progress", "trainer.device",
+    "resume", "epochs", "allowed_targets", "tags", "note", "tracker.", "trainer.progress", "trainer.device",
     "trainer.eval_batch_size", "trainer.checkpoint_every",
     # Pictures drawn between epochs change no weight (and checkpoints made before they existed lack them).
     "trainer.media_every", "trainer.media_samples",

@@ -22,6 +22,10 @@ from typedexp.runs.record import RunRecord, load_yaml
 TARGET = "_target_"  # Hydra's bookkeeping in config.yaml: what the group's option builds, not a setting
 # A config.yaml from elsewhere may hold 100,000s of fields; --columns lists at most this many of a run's.
 MAX_CONFIG_KEYS = 2000
+TAGS = "tags"  # Experiment.tags: the run's tags, a list in config.yaml
+# Read from the saved config before the override: launch(experiment=Experiment(note="a b")) types
+# them quoted (note='a b', tags=['a']), which is no way to show them.
+SAVED_FIRST = (TAGS, "note")
 
 
 def setting(record: RunRecord, key: str, typed: Mapping[str, str] | None = None) -> str | None:
@@ -34,12 +38,12 @@ def setting(record: RunRecord, key: str, typed: Mapping[str, str] | None = None)
     where the caller has it already.
     """
     values = override_values(record.overrides) if typed is None else typed
-    if key in values:
+    if key in values and key not in SAVED_FIRST:
         return values[key]
     value = lookup(saved(record.run_dir, "config.yaml"), key.split("."))
     if value is None or isinstance(value, dict):  # a config group (or `debug`): the option's name is in hydra.yaml
         chosen = choices(record).get(key)
-        return chosen if isinstance(chosen, str) else None
+        return chosen if isinstance(chosen, str) else values.get(key)
     return value_text(value)
 
 
@@ -120,7 +124,7 @@ def differing(
 
     A run that did not override a key compares by the value it ran with, so ``epochs=2`` typed in
     one run and kept as the default 2 in another is the same; a run that has no value at all
-    (``+note=x`` in one run only) differs.
+    (``+ticket=x`` in one run only) differs.
     """
     varying: list[str] = []
     same: dict[str, str] = {}
@@ -136,3 +140,19 @@ def differing(
 def same_value(value: str, wanted: str) -> bool:
     """``wanted`` equals a setting as typed (``0.1``), unquoted, or as a number (``1e-1``, ``0.10``)."""
     return canonical(value) == canonical(wanted)
+
+
+def tags_of(record: RunRecord, typed: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The run's tags: the list its saved config holds, else its ``tags=[a,b]`` override as typed.
+
+    A tag is a plain word (``specs.experiment.TAG``), so splitting the typed list at commas is exact.
+    """
+    saved_tags = lookup(saved(record.run_dir, "config.yaml"), [TAGS])
+    if isinstance(saved_tags, list):
+        texts = (value_text(tag) for tag in saved_tags if not isinstance(tag, (list, dict)))
+        return tuple(text for text in texts if text)
+    text = setting(record, TAGS, typed)
+    if text is None:
+        return ()
+    words = (word.strip().strip("'\"") for word in text.strip().strip("[]").split(","))
+    return tuple(word for word in words if word)

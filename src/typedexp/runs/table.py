@@ -10,7 +10,8 @@ file not read is one warning line, and the run is listed with the rest), control
 are shown as ``?`` (``summary.shown``), and a CSV cell a spreadsheet would run as a formula gets a
 leading quote (``summary.csv_cell``). The table and the CSV are the sweep summary's
 (``columns.py``), so both read the same way. Which columns show, ``--columns`` and the plot's
-labels: ``selection.py``; a run's value of a setting, read from its ``.hydra/``: ``settings.py``.
+labels: ``selection.py``; a run's value of a setting, read from its ``.hydra/``: ``settings.py``;
+``--group-by``: ``groups.py``; ``--diff``: ``diff.py``.
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ from typedexp.runs.columns import (
     override_values,
     print_table,
     rank,
+    say,
     shown,
     warn_unread,
     wide_console,
 )
 from typedexp.runs.selection import Column, Kind, catalog, choose, default_columns, metric_names, plot_labels
-from typedexp.runs.settings import saved, same_value, setting
+from typedexp.runs.settings import saved, same_value, setting, tags_of
+from typedexp.runs import diff, groups
+from typedexp.runs.groups import TAG
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -58,8 +62,12 @@ DESCRIPTION = (
 EPILOG = (
     "examples: typedexp runs multirun --sort val/loss --where model=large; "
     "typedexp runs --columns run,model.*,val/*; "
+    "typedexp runs multirun/seeds --group-by model,optim.lr; typedexp runs --diff outputs/a outputs/b; "
+    "typedexp runs --where tag=baseline; "
     "typedexp runs --csv runs.csv; typedexp runs --plot val/acc --out val-acc.png"
 )
+# What --diff compares is two runs, named: none of the options that pick or arrange many runs.
+NOT_WITH_DIFF = ("dir", "sort", "where", "columns", "group_by", "plot")
 
 
 class RunsError(TypedexpError):
@@ -85,7 +93,20 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         action="append",
         default=[],
-        help="only runs with this setting (repeatable: all must hold), e.g. model=large or optim.lr=0.1",
+        help="only runs with this setting (repeatable: all must hold), e.g. model=large or optim.lr=0.1; "
+        "tag=baseline: runs with that tag",
+    )
+    cli.add_argument(
+        "--group-by",
+        metavar="KEYS",
+        help="one row per distinct value of these settings (comma-separated; tag: each of a run's tags), "
+        "with the count of runs and each metric's mean ± std over the done runs, e.g. over seeds",
+    )
+    cli.add_argument(
+        "--diff",
+        nargs=2,
+        metavar=("RUN_A", "RUN_B"),
+        help="only the config fields and final metrics that differ between two run directories",
     )
     cli.add_argument(
         "--columns",
@@ -120,17 +141,32 @@ class RunsArgs:
     csv: Path | None
     plot: str | None
     out: Path | None
+    group_by: tuple[str, ...] = ()  # --group-by: setting names, as given; () for one row per run
+    diff: tuple[str, str] | None = None  # --diff: the two run dirs, as typed
 
 
 def parse(args: Sequence[str]) -> RunsArgs:
     namespace = parser().parse_args(list(args))
     values = vars(namespace)  # argparse's Namespace is untyped: each value is checked here
-    texts = {key: values[key] for key in ("dir", "sort", "columns", "csv", "plot", "out", "order")}
+    texts = {key: values[key] for key in ("dir", "sort", "columns", "csv", "plot", "out", "order", "group_by")}
     if not all(value is None or isinstance(value, str) for value in texts.values()):
         raise TypeError("argparse returned unexpected types")
-    wheres = values["where"]
+    wheres, pair = values["where"], values["diff"]
     if not isinstance(wheres, list) or not all(isinstance(item, str) for item in wheres):
         raise TypeError("argparse returned unexpected types")
+    if pair is not None and not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(item, str) for item in pair)):
+        raise TypeError("argparse returned unexpected types")
+    if pair is not None:
+        given = [key for key in NOT_WITH_DIFF if (wheres if key == "where" else texts[key])]
+        if given:
+            shown_as = "DIR" if given[0] == "dir" else "--" + given[0].replace("_", "-")
+            raise RunsError(f"runs: --diff compares the two runs it names; leave out {shown_as}")
+        return RunsArgs(
+            (), None, None, (), (), None if texts["csv"] is None else output_file("--csv", texts["csv"]), None, None,
+            diff=(pair[0], pair[1]),
+        )
+    if texts["group_by"] is not None and texts["plot"] is not None:
+        raise RunsError("runs: --plot draws runs, not groups; leave out --group-by")
     order = texts["order"]
     if order is not None and texts["sort"] is None:
         raise RunsError(f"runs: --{order} orders by a metric; add --sort METRIC")
@@ -149,6 +185,7 @@ def parse(args: Sequence[str]) -> RunsArgs:
         csv=None if texts["csv"] is None else output_file("--csv", texts["csv"]),
         plot=texts["plot"],
         out=None if texts["out"] is None else output_file("--out", texts["out"]),
+        group_by=() if texts["group_by"] is None else names_of("--group-by", texts["group_by"], "model,optim.lr"),
     )
 
 
@@ -178,9 +215,15 @@ def run_dirs(text: str | None) -> tuple[Path, ...]:
 
 
 def parse_columns(text: str) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    return names_of("--columns", text, "run,optim.lr,val/acc")
+
+
+def names_of(option: str, text: str, example: str) -> tuple[str, ...]:
+    """The comma-separated names of ``--columns`` or ``--group-by``, each once."""
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
     if not names:
-        raise RunsError("runs: --columns: name at least one column, e.g. --columns run,optim.lr,val/acc")
+        what = "column" if option == "--columns" else "setting"
+        raise RunsError(f"runs: {option}: name at least one {what}, e.g. {option} {example}")
     return names
 
 
@@ -207,6 +250,9 @@ def main(args: Sequence[str]) -> None:
 def show(args: RunsArgs, console: Console | None = None) -> list[RunRecord]:
     """Read, filter and sort the runs, then print the table (and write the CSV and the plot)."""
     console = console or wide_console()
+    if args.diff is not None:
+        saved.cache_clear()  # a process that compares twice (tests, a notebook) reads the files again
+        return list(diff.show_diff(console, args.diff, args.csv))
     places = " and ".join(map(str, args.dirs))
     found = read_runs(args)
     warn_unread(found)  # a FIFO, a 20 GiB file, JSON nested too deeply: named, and the run shown without it
@@ -219,8 +265,14 @@ def show(args: RunsArgs, console: Console | None = None) -> list[RunRecord]:
     title = f"{count_states(listed, 'run')} under {places}"
     if args.where:
         title += f" where {' and '.join(map(str, args.where))}"
+    descending = None
     if args.sort is not None:
         descending = larger_is_better(args.sort) if args.descending is None else args.descending
+    if args.group_by:
+        by = groups.Options(args.group_by, args.columns, args.sort, descending, SHOWN)
+        groups.show_groups(console, title, listed, found, by, args.csv)
+        return listed
+    if args.sort is not None and descending is not None:
         listed = rank(listed, args.sort, BestMode.max if descending else BestMode.min)
         title += f", sorted by {args.sort} ({'largest' if descending else 'smallest'} first)"
     table = RunsTable.of(listed, args.sort, args.columns, found)
@@ -290,11 +342,6 @@ def read_runs(args: RunsArgs) -> list[RunRecord]:
     return found
 
 
-def say(console: Console, line: str) -> None:
-    """One line of text from run dirs: control characters shown as '?', never read as markup."""
-    console.print(shown(line), markup=False, highlight=False, soft_wrap=True)
-
-
 @dataclass(frozen=True)
 class RunsTable:
     """The listed runs, in order, and the columns they get."""
@@ -354,6 +401,8 @@ def path_order(path: Path) -> tuple[tuple[int, int, str], ...]:
 
 
 def matches(record: RunRecord, test: Where) -> bool:
+    if test.key == TAG:  # one of the run's tags (--where tags=[a,b] compares the whole list)
+        return test.value in tags_of(record)
     value = setting(record, test.key)
     return value is not None and same_value(value, test.value)
 
@@ -361,6 +410,10 @@ def matches(record: RunRecord, test: Where) -> bool:
 def check_keys(records: Sequence[RunRecord], tests: Sequence[Where]) -> None:
     """A ``--where`` key no run has is a typo, not an empty answer: say which keys exist."""
     for test in tests:
+        if test.key == TAG:
+            if not any(tags_of(record) for record in records):
+                raise RunsError(f"runs: --where {test}: no listed run has tags (set them with tags=[{test.value}])")
+            continue
         if all(setting(record, test.key) is None for record in records):
             keys = sorted({key for record in records for key in override_values(record.overrides)})
             hint = f"; overrides the runs have: {', '.join(map(shown, keys))}" if keys else ""
@@ -370,3 +423,4 @@ def check_keys(records: Sequence[RunRecord], tests: Sequence[Where]) -> None:
 def larger_is_better(metric: str) -> bool:
     """Accuracy-like metrics sort largest first by default; losses and the learning rate smallest first."""
     return "acc" in metric.rpartition("/")[2]
+

@@ -8,6 +8,8 @@ is an error), and a field read back has its precise type.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -42,8 +44,14 @@ class Experiment:
     # Names configs may build beyond typedexp's own (mylib.models.ResNet, mylib.models.*); only
     # the command line or launch() can set it (docs/safety.md).
     allowed_targets: tuple[str, ...] = ()
+    # What the run is for, not what it computes: in SwanLab (its tags, description), result.json
+    # and `typedexp runs` (`--where tag=baseline`). A tag is a short plain word; a note one line.
+    tags: tuple[str, ...] = ()
+    note: str = ""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", checked_tags(self.tags))
+        check_note(self.note)
         for name, value in (("epochs", self.epochs), ("batch_size", self.batch_size)):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}={value}: must be an integer >= 1")
@@ -55,6 +63,38 @@ class Experiment:
 
 
 SEEDS = (-(2**63), 2**64 - 1)  # torch.manual_seed's range; beyond it torch fails with "Overflow"
+# A letter or digit, then letters, digits, _ . - (any script): no comma, space or "=", so a tag
+# reads back whole from `tags=[a,b]` and `--where tag=a`. SwanLab takes at most 30 tags a run.
+TAG = re.compile(r"[^\W_][\w.-]{0,31}")
+MAX_TAGS = 30
+MAX_NOTE = 200  # characters: one line of a table or a terminal; SwanLab's description takes 1024
+
+
+def checked_tags(tags: object) -> tuple[str, ...]:
+    """``tags`` as a tuple (Hydra hands a list over as a ListConfig), each a short plain word."""
+    if isinstance(tags, str) or not isinstance(tags, Sequence):  # Hydra's ListConfig is a Sequence
+        raise ConfigError(f"tags={tags!r}: must be a list of words, e.g. tags=[baseline,ablation]")
+    values = tuple(tags)
+    for tag in values:
+        if not isinstance(tag, str) or not TAG.fullmatch(tag):
+            raise ConfigError(
+                f"tags: {tag!r} is not a tag: a tag is one word of up to 32 letters, digits, _ . or -, "
+                "no spaces or commas, e.g. tags=[baseline,lr-sweep]"
+            )
+    if len(values) > MAX_TAGS:
+        raise ConfigError(f"tags: {len(values)} tags; a run takes at most {MAX_TAGS}")
+    if len(set(values)) < len(values):
+        raise ConfigError(f"tags={list(values)}: a tag is given twice")
+    return values
+
+
+def check_note(note: object) -> None:
+    if not isinstance(note, str):
+        raise ConfigError(f"note={note!r}: must be text, e.g. note='first try with dropout'")
+    if any(not character.isprintable() for character in note):
+        raise ConfigError("note: must be one line of printable text (no line breaks or control characters)")
+    if len(note) > MAX_NOTE:
+        raise ConfigError(f"note: {len(note)} characters; a note is one line of at most {MAX_NOTE}")
 
 
 # `+experiment=<name>`: whole experiments, each one typed value.

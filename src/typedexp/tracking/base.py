@@ -117,4 +117,6 @@ class TrackerSpec(Protocol):
         color: str | None = None,
         chatter: Path | None = None,
         group: str | None = None,
+        tags: Sequence[str] = (),
+        note: str = "",
     ) -> Tracker: ...

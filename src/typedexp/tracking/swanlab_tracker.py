@@ -18,7 +18,7 @@ import re
 import shlex
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Optional, Protocol, TextIO, Union
@@ -110,12 +110,15 @@ class SwanLabTracking:
         color: str | None = None,
         chatter: Path | None = None,
         group: str | None = None,
+        tags: Sequence[str] = (),
+        note: str = "",
     ) -> Tracker:
         """Begin a SwanLab run holding ``config``; fails fast, never prompts.
 
         ``color`` is the run's colour in the dashboard; ``chatter`` the file that receives what
         SwanLab prints (None: the terminal). ``group`` gathers runs in the dashboard: a sweep's
-        jobs pass their sweep dir, so they show together.
+        jobs pass their sweep dir, so they show together. ``tags`` become SwanLab's tags and
+        ``note`` the first line of its description, above ``description`` (or the run dir).
 
         ``resume_id`` continues the SwanLab run of that id (``resume="allow"``). In ``cloud`` mode
         that is the same run on the server. SwanLab 0.10.3 writes a resumed ``local``/``offline``
@@ -131,7 +134,7 @@ class SwanLabTracking:
         if api_key is not None and api_key in (self.project, self.workspace):
             raise TrackerError(f"tracker.project / tracker.workspace must not hold {API_KEY_VARIABLE}")
         # An interpolation such as ${oc.env:SWANLAB_API_KEY} resolves before it gets here: mask it.
-        description = self.description or f"typedexp run in {run_dir}"
+        description = "\n".join(line for line in (note, self.description or f"typedexp run in {run_dir}") if line)
         if api_key is not None:
             description, run_name = (text.replace(api_key, "***") for text in (description, run_name))
         import swanlab
@@ -156,6 +159,7 @@ class SwanLabTracking:
                 config=dict(config),
                 color=color,
                 group=group,
+                tags=list(tags) or None,
                 reinit=True,
                 id=resume_id,
                 resume="allow" if resume_id else None,

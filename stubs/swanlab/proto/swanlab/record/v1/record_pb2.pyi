@@ -7,6 +7,8 @@ class _StartRecord:
     color: str
     group: str
     id: str  # the SwanLab run id (a resumed run keeps it)
+    description: str
+    tags: list[str]  # a protobuf repeated field; list() of it is a list
 
 class _ScalarValue:
     number: float
