@@ -20,7 +20,7 @@ from hydra_zen import ZenStore, builds
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from typedexp import data, tracking
-from typedexp.specs import models, optim, schedules
+from typedexp.specs import models, optim, schedules, tasks
 from typedexp.engine import TrainerSettings
 from typedexp.core.errors import ConfigError
 from typedexp.specs.experiment import DEBUG, EXPERIMENTS, Experiment
@@ -36,6 +36,7 @@ GROUPS: dict[str, Mapping[str, object]] = {
     "optim": optim.OPTIONS,
     "schedule": schedules.OPTIONS,
     "tracker": tracking.OPTIONS,
+    "task": tasks.OPTIONS,
 }
 _REGISTERED: dict[str, dict[str, object]] = {}  # register()'s additions, by group
 

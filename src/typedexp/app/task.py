@@ -47,7 +47,7 @@ def run_experiment(experiment: Experiment, composed: DictConfig | None = None) -
     started = time.monotonic()
     check_nodes(
         dataset=experiment.dataset, model=experiment.model, optim=experiment.optim,
-        schedule=experiment.schedule, tracker=experiment.tracker, trainer=experiment.trainer,
+        schedule=experiment.schedule, tracker=experiment.tracker, trainer=experiment.trainer, task=experiment.task,
     )
     experiment.dataset.check_available()  # both fail in milliseconds, before torch is imported
     experiment.tracker.check_available()
@@ -116,7 +116,8 @@ def job_facts() -> JobFacts:
     hydra = HydraConfig.get()
     multirun = hydra.mode == RunMode.MULTIRUN
     number = int(hydra.job.num) if multirun else 0  # unset (???) outside a sweep
-    return JobFacts(multirun, number, str(hydra.job.name), run_name(list(hydra.overrides.task)), sweep_group())
+    choices = {str(group): str(option) for group, option in hydra.runtime.choices.items() if option is not None}
+    return JobFacts(multirun, number, str(hydra.job.name), run_name(list(hydra.overrides.task)), sweep_group(), choices)
 
 
 def run_dir_setting() -> str:
