@@ -9,13 +9,12 @@ after it loads (``pipeline.train``).
 
 from __future__ import annotations
 
-from typing import cast
-
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from typedexp.data.tensors import TargetKind
-from typedexp.engine.tasks import Task, check_targets
+from typedexp.engine.tasks import check_targets
+from typedexp.sweeps.ranking import built_task
 
 
 def check_task_fits_dataset(cfg: DictConfig) -> None:
@@ -29,24 +28,6 @@ def check_task_fits_dataset(cfg: DictConfig) -> None:
         task, targets,
         task_name=str(choices.get("task") or type(task).__name__), dataset_name=str(choices.get("dataset") or "?"),
     )
-
-
-def built_task(cfg: DictConfig) -> Task | None:
-    """The composed ``task`` node built (a frozen spec: no torch, no files); None where it cannot be.
-
-    A node that fails to build is left alone here: the run reports it with the rest of the config.
-    """
-    node = cfg.get("task") if "task" in cfg else None
-    if not isinstance(node, DictConfig) or "_target_" not in node:
-        return None
-    try:
-        task: object = instantiate(node)  # the target was allowed by config_guard just before
-    except Exception:
-        return None
-    if not (isinstance(getattr(task, "targets", None), TargetKind) and callable(getattr(task, "loss", None))):
-        return None
-    # cast: Hydra builds an untyped object; the members check_targets reads were checked above.
-    return cast(Task, task)
 
 
 def declared_targets(cfg: DictConfig) -> TargetKind | None:

@@ -82,6 +82,13 @@ def register(group: str, name: str, spec: object) -> None:
         raise ConfigError(f"register: no group {group!r}; the groups are {', '.join(GROUPS)}")
     if not dataclasses.is_dataclass(spec) or isinstance(spec, type):
         raise ConfigError(f"register: {group}={name} must be a dataclass instance, e.g. MySpec()")
+    if group == "task":
+        if not isinstance(spec, tasks.TaskSpec):
+            raise ConfigError(
+                f"register: task={name} needs the members of typedexp.engine.tasks.Task (targets, goals, "
+                "best_metric, loss, statistics, metrics); subclass Classification or Regression for most of them"
+            )
+        tasks.note_registered(name, spec)  # its metrics become names the sweep summary and `typedexp runs` know
     _REGISTERED.setdefault(group, {})[name] = spec
     ConfigStore.instance().store(group=group, name=name, node=as_config(spec))
 

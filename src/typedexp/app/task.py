@@ -22,6 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 from typedexp.app.error_messages import error_line, user_message
 from typedexp.app.pipeline import JobFacts, OneProcess, RunResult, Stage, train
 from typedexp.core.errors import ConfigError, TypedexpError
+from typedexp.engine.settings import BestMode
+from typedexp.engine.tasks import headline
 from typedexp.core.report import warn
 from typedexp.core.safety import redact
 from typedexp.core.safety.secrets import mask_report
@@ -80,7 +82,10 @@ def run_experiment(experiment: Experiment, composed: DictConfig | None = None) -
                     refresh_after_resume(run_dir)
             raise
         state = JobState.pruned if result.pruned else JobState.done
-        record(run_dir, state, seconds=time.monotonic() - started, metrics=result.metrics, steps=result.steps)
+        record(
+            run_dir, state, seconds=time.monotonic() - started, metrics=result.metrics, steps=result.steps,
+            objective=headline(experiment.task),
+        )
         if continuing and not job.multirun:  # a sweep job resumed on its own: its sweep's table too
             refresh_after_resume(run_dir)
         return result
@@ -134,10 +139,14 @@ def record(
     metrics: Mapping[str, float] | None = None,
     steps: int | None = None,
     traceback: str | None = None,
+    objective: tuple[str, BestMode] | None = None,
 ) -> None:
     """Write ``result.json``; failing to (a full disk) is one warning, never the job's error."""
     try:
-        write_result(run_dir, state, seconds=seconds, error=error, metrics=metrics, steps=steps, traceback=traceback)
+        write_result(
+            run_dir, state, seconds=seconds, error=error, metrics=metrics, steps=steps, traceback=traceback,
+            objective=objective,
+        )
     except (OSError, TypedexpError) as exc:
         warn(f"{run_dir / RESULT_FILE} was not written: {exc}")
 

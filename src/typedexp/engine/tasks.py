@@ -16,7 +16,7 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from typedexp.core.checks import require_finite
 from typedexp.core.errors import ConfigError
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import torch
 
 
+@runtime_checkable  # register("task", ...) checks a spec has every member before offering it
 class Task(Protocol):
     """The objective: loss, metrics and the best-checkpoint metric, for targets of one kind."""
 

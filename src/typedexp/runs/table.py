@@ -27,8 +27,10 @@ from typedexp.engine.settings import BestMode
 from typedexp.core.errors import TypedexpError
 from typedexp.core.report import print_error, warn
 from typedexp.runs.record import RunRecord, find_runs, load_yaml
+from typedexp.specs.tasks import goal_of
 from typedexp.runs.columns import (
-    METRICS,
+    METRICS as METRICS,
+    known_metrics,
     MISSING,
     count_states,
     csv_text,
@@ -46,14 +48,14 @@ if TYPE_CHECKING:
 
 EXIT_ERROR = 2  # as every other user mistake of the CLI
 DEFAULT_DIRS = ("outputs", "multirun")  # where Hydra puts single runs and sweeps
-SHOWN = ("val/acc", "test/acc")  # metric columns, each where some listed run has it
+SHOWN = ("val/acc", "test/acc")  # metric columns, each where some listed run has it, after the runs' tasks' own
 # Setting columns printed (and named in a plot's labels); the CSV has all. More is no table to read,
 # and a run dir from elsewhere can hold 70,000 overrides: rich takes minutes to lay out such a table.
 MAX_SETTINGS = 40
 
 DESCRIPTION = (
     "List the runs under DIR (default: outputs/ and multirun/ here) as a table: the overrides that "
-    "differ between them, final val/acc and test/acc, steps, seconds and state (done, pruned, failed, "
+    "differ between them, final val/acc and test/acc (or their task's own metric: val/rmse, test/rmse), steps, seconds and state (done, pruned, failed, "
     "interrupted, running). Reads each run's .hydra/, metrics.jsonl and result.json, whatever the tracker."
 )
 EPILOG = (
@@ -238,7 +240,7 @@ def read_runs(args: RunsArgs) -> list[RunRecord]:
         (record for directory in args.dirs for record in find_runs(directory)),
         key=lambda record: path_order(record.run_dir),
     )
-    known = sorted({name for record in found for name in record.metrics} | set(METRICS))
+    known = sorted({name for record in found for name in record.metrics} | set(known_metrics()))
     for option, metric in (("--sort", args.sort), ("--plot", args.plot)):
         if found and metric is not None and metric not in known:
             names = ", ".join(map(shown, known))  # metric names come from the runs' files: no escape sequences
@@ -261,8 +263,12 @@ class RunsTable:
 
     @classmethod
     def of(cls, records: Sequence[RunRecord], sort: str | None) -> RunsTable:
-        wanted = dict.fromkeys([*([sort] if sort else []), *SHOWN])
-        metrics = tuple(name for name in wanted if name in (sort, "val/acc") or any(name in r.metrics for r in records))
+        # Each run's task's headline on val and test (val/rmse, test/rmse for a regression); the
+        # first (val/acc where no run recorded one) is a column even where no run has it yet.
+        heads = list(dict.fromkeys(r.objective[0] for r in records if r.objective is not None)) or ["val/acc"]
+        tasks = [name for head in heads for name in (head, "test/" + head.partition("/")[2])]
+        wanted = dict.fromkeys([*([sort] if sort else []), *tasks, *SHOWN])
+        metrics = tuple(name for name in wanted if name in (sort, heads[0]) or any(name in r.metrics for r in records))
         return cls(tuple(records), varying_keys(records), metrics)
 
     def header(self) -> list[str]:
@@ -353,8 +359,10 @@ def check_keys(records: Sequence[RunRecord], tests: Sequence[Where]) -> None:
 
 
 def larger_is_better(metric: str) -> bool:
-    """Accuracy-like metrics sort largest first by default; losses and the learning rate smallest first."""
-    return "acc" in metric.rpartition("/")[2]
+    """As the tasks say (``acc``, ``r2`` largest first; losses, ``rmse``, ``mae`` smallest first);
+    a metric no known task logs: accuracy-like names largest first, others (``train/lr``) smallest."""
+    mode = goal_of(metric)
+    return mode is BestMode.max if mode is not None else "acc" in metric.rpartition("/")[2]
 
 
 def same_value(value: str, wanted: str) -> bool:
