@@ -1,7 +1,7 @@
 """typedexp: typed PyTorch experiments.
 
 The public API is small: an ``Experiment`` is a whole run as one typed value, built from specs
-(``MLP``, ``Adam``, ``Digits``, ...); ``launch(experiment=..., overrides=[...])`` runs it exactly
+(``MLP``, ``Adam``, ``Digits``, ``Regression``, ...); ``launch(experiment=..., overrides=[...])`` runs it exactly
 as the ``typedexp`` command would and returns a typed ``RunResult``; ``launch_sweep`` runs a sweep
 and returns one ``RunResult`` or ``JobFailure`` per job; ``register`` offers your own
 spec as an option of a group; ``main`` is the command line.
@@ -11,8 +11,8 @@ try:
     # Hydra loads here (about 1 s), and both `typedexp` and `python -m typedexp` import this
     # package before the CLI's own Ctrl-C handler is in place.
     from typedexp.app.cli import main
-    from typedexp.data import CIFAR10, CIFAR100, MNIST, Digits, FakeData, FashionMNIST
-    from typedexp.engine import TrainerSettings
+    from typedexp.data import CIFAR10, CIFAR100, MNIST, Diabetes, Digits, FakeData, FashionMNIST
+    from typedexp.engine import Classification, Regression, RegressionLoss, TrainerSettings
     from typedexp.engine.settings import Device, Precision, Progress
     from typedexp.core.errors import ConfigError, TrackerError, TypedexpError
     from typedexp.specs.experiment import Experiment
@@ -38,9 +38,11 @@ __all__ = [
     "CIFAR10",
     "CIFAR100",
     "CNN",
+    "Classification",
     "ConfigError",
     "Cosine",
     "Device",
+    "Diabetes",
     "Digits",
     "Experiment",
     "FakeData",
@@ -54,6 +56,8 @@ __all__ = [
     "OneCycle",
     "Precision",
     "Progress",
+    "Regression",
+    "RegressionLoss",
     "RunResult",
     "SGD",
     "SMALL",

@@ -267,7 +267,7 @@ class RunsTable:
         # first (val/acc where no run recorded one) is a column even where no run has it yet.
         heads = list(dict.fromkeys(r.objective[0] for r in records if r.objective is not None)) or ["val/acc"]
         tasks = [name for head in heads for name in (head, "test/" + head.partition("/")[2])]
-        wanted = dict.fromkeys([*([sort] if sort else []), *tasks, *SHOWN])
+        wanted: dict[str, None] = dict.fromkeys([*([sort] if sort else []), *tasks, *SHOWN])
         metrics = tuple(name for name in wanted if name in (sort, heads[0]) or any(name in r.metrics for r in records))
         return cls(tuple(records), varying_keys(records), metrics)
 
