@@ -119,9 +119,10 @@ def test_help_lists_every_group_and_option() -> None:
         "import sys\nsys.argv = ['typedexp', '--help']\nfrom typedexp.app.cli import main\nmain()\n"
     )
     for line in (
-        "dataset: cifar10, cifar100, digits, fake, fashion_mnist, mnist",
+        "dataset: cifar10, cifar100, diabetes, digits, fake, fashion_mnist, mnist",
         "model: cnn, large, small",
         "optim: adam, adamw, sgd",
+        "task: classification, regression",
         "tracker: cloud, disabled, local, offline",
     ):
         assert line in out

@@ -37,5 +37,5 @@ def test_a_field_the_chosen_option_lacks_gets_no_guess(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr_lines == [
         "typedexp: error: momentum: unknown field; fields of the top level: dataset, model, optim, schedule, tracker, "
-        "trainer, epochs, batch_size, seed, resume, allowed_targets, tags, note"
+        "task, trainer, epochs, batch_size, seed, resume, allowed_targets, tags, note"
     ]

@@ -1,7 +1,7 @@
 """typedexp: typed PyTorch experiments.
 
 The public API is small: an ``Experiment`` is a whole run as one typed value, built from specs
-(``MLP``, ``Adam``, ``Digits``, ...); ``launch(experiment=..., overrides=[...])`` runs it exactly
+(``MLP``, ``Adam``, ``Digits``, ``Regression``, ...); ``launch(experiment=..., overrides=[...])`` runs it exactly
 as the ``typedexp`` command would and returns a typed ``RunResult``; ``launch_sweep`` runs a sweep
 and returns one ``RunResult`` or ``JobFailure`` per job; ``register`` offers your own
 spec as an option of a group; ``main`` is the command line.
@@ -17,8 +17,8 @@ if TYPE_CHECKING:  # the checkers and IDEs see every public name and its type fr
     from typedexp.app.pipeline import RunResult
     from typedexp.app.store import register
     from typedexp.core.errors import ConfigError, TrackerError, TypedexpError
-    from typedexp.data import CIFAR10, CIFAR100, MNIST, Digits, FakeData, FashionMNIST
-    from typedexp.engine import TrainerSettings
+    from typedexp.data import CIFAR10, CIFAR100, MNIST, Diabetes, Digits, FakeData, FashionMNIST
+    from typedexp.engine import Classification, Regression, RegressionLoss, TrainerSettings
     from typedexp.engine.settings import Device, Precision, Progress
     from typedexp.specs import models as models, optim as optim, schedules as schedules
     from typedexp.specs.experiment import Experiment
@@ -37,8 +37,8 @@ _WHERE: dict[str, str] = {
     "RunResult": "typedexp.app.pipeline",
     "register": "typedexp.app.store",
     **dict.fromkeys(["ConfigError", "TrackerError", "TypedexpError"], "typedexp.core.errors"),
-    **dict.fromkeys(["CIFAR10", "CIFAR100", "MNIST", "Digits", "FakeData", "FashionMNIST"], "typedexp.data"),
-    "TrainerSettings": "typedexp.engine",
+    **dict.fromkeys(["CIFAR10", "CIFAR100", "MNIST", "Diabetes", "Digits", "FakeData", "FashionMNIST"], "typedexp.data"),
+    **dict.fromkeys(["Classification", "Regression", "RegressionLoss", "TrainerSettings"], "typedexp.engine"),
     **dict.fromkeys(["Device", "Precision", "Progress"], "typedexp.engine.settings"),
     "Experiment": "typedexp.specs.experiment",
     **dict.fromkeys(["CNN", "LARGE", "MLP", "SMALL", "Activation", "Norm"], "typedexp.specs.models"),
@@ -74,9 +74,11 @@ __all__ = [
     "CIFAR10",
     "CIFAR100",
     "CNN",
+    "Classification",
     "ConfigError",
     "Cosine",
     "Device",
+    "Diabetes",
     "Digits",
     "Experiment",
     "FakeData",
@@ -90,6 +92,8 @@ __all__ = [
     "OneCycle",
     "Precision",
     "Progress",
+    "Regression",
+    "RegressionLoss",
     "RunResult",
     "SGD",
     "SMALL",

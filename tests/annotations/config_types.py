@@ -17,10 +17,12 @@ from typedexp import (
     SGD,
     SMALL,
     Adam,
+    Classification,
     Cosine,
     Digits,
     Experiment,
     FakeData,
+    Regression,
     RunResult,
     SwanLabMode,
     SwanLabTracking,
@@ -32,6 +34,7 @@ from typedexp.data import DatasetSpec
 from typedexp.engine import Device
 from typedexp.specs.models import Activation, ModelSpec
 from typedexp.specs.optim import OptimizerSpec
+from typedexp.specs.tasks import RegressionLoss, TaskSpec
 
 
 def wrong_field_types_are_errors() -> None:
@@ -42,6 +45,10 @@ def wrong_field_types_are_errors() -> None:
     SwanLabTracking(mode="local")  # type: ignore[arg-type]
     Experiment(epochs="3")  # type: ignore[arg-type]
     Experiment(model=Adam())  # type: ignore[arg-type]
+    Experiment(task=Adam())  # type: ignore[arg-type]
+    Experiment(task="regression")  # type: ignore[arg-type]
+    Regression(criterion="l1")  # type: ignore[arg-type]
+    Classification(label_smoothing="0.1")  # type: ignore[arg-type]
 
 
 def unknown_fields_are_errors() -> None:
@@ -49,6 +56,7 @@ def unknown_fields_are_errors() -> None:
     SGD(learning_rate=0.1)  # type: ignore[call-arg]
     TrainerSettings(epochs=3)  # type: ignore[call-arg]
     Digits(root="data")  # type: ignore[call-arg]
+    Regression(loss="mse")  # type: ignore[call-arg]
     Experiment(model=LARGE, epocs=3)  # type: ignore[call-arg]
     Experiment(resume=True)  # type: ignore[arg-type]
 
@@ -80,6 +88,8 @@ def fields_read_back_have_their_precise_types() -> None:
     assert_type(Adam().lr, float)
     assert_type(Experiment().epochs, int)
     assert_type(Experiment().model, ModelSpec)
+    assert_type(Experiment().task, TaskSpec)
+    assert_type(Regression().criterion, RegressionLoss)
     assert_type(Experiment().trainer.max_batches, int | None)
     LARGE.hidden + [64]  # type: ignore[operator]
     LARGE.hiden  # type: ignore[attr-defined]

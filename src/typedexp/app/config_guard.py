@@ -42,6 +42,7 @@ from hydra.core.plugins import Plugins
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.resolvers import oc
 
+from typedexp.app.fits import check_task_fits_dataset
 from typedexp.core.errors import ConfigError
 from typedexp.core.safety.allowlist import SETTING, AllowList, refuse_unless_defined_in_allowed, refuse_unless_permitted
 from typedexp.core.safety.launchers import RENDEZVOUS_DEFAULTS, SECTION as LAUNCHER, check_launcher_leaf, check_rendezvous, flatten
@@ -294,6 +295,7 @@ def checked_loader(
                 dict(typed_rendezvous or {}),
             ))
         check_composed(cfg, found[0])
+        check_task_fits_dataset(cfg)  # after: it builds the task node, whose target is now allowed
         return cfg
 
     setattr(load_checked, GUARD_MARK, True)

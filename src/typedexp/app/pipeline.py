@@ -23,6 +23,7 @@ from typedexp.engine.checkpoint import malformed, write_atomically
 from typedexp.engine.checkpoint_checks import resume_problem
 from typedexp.engine.settings import Device, Progress, TrainerSettings
 from typedexp.engine.signals import held_while_closing, stop_on_signals
+from typedexp.engine.tasks import Classification, check_targets, shown_metrics
 from typedexp.core.resources import naming_sizes, size_fields
 from typedexp.runs.layout import METRICS_FILE, WEIGHTS_FILE
 from typedexp.runs.session import Session, open_session
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 
 
 # What the dashboard shows of a run: the experiment, not Hydra's or the allow-list's plumbing.
-EXPERIMENT_FIELDS = ("dataset", "model", "optim", "schedule", "trainer", "epochs", "batch_size", "seed")
+EXPERIMENT_FIELDS = ("dataset", "model", "optim", "schedule", "task", "trainer", "epochs", "batch_size", "seed")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class RunResult:
     device: str
     tracking_error: str | None = None  # why the external tracker stopped, if it failed
     pruned: bool = False  # a hyper-parameter search stopped it after ``epochs`` epochs (hpo.py)
+    shown: tuple[str, ...] = shown_metrics(Classification())  # the summary line's metrics, from the task
 
     @property
     def metrics_file(self) -> Path:
@@ -82,6 +84,8 @@ class JobFacts:
     # What the tracker records beside each group's fields: {"model": {"(option)": "large"}, ...}
     # and the presets a run was composed from, {"(preset)": {"experiment": "seed_cifar10"}}.
     choices: Mapping[str, Mapping[str, object]] = dataclasses.field(default_factory=dict)
+    # The option chosen in each group (hydra.runtime.choices), to name them in error lines.
+    chosen: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass
@@ -165,11 +169,14 @@ def train(
     # Absurd sizes fail inside torch's allocator; these name the fields that asked for them.
     with naming_sizes("loading the dataset", size_fields("dataset", dataset)):
         data = place.load(dataset, job)
+    # A dataset spec that declares its targets was checked before Hydra made the run dir (app/fits.py).
+    check_targets(experiment.task, data.targets, task_name=job.chosen.get("task", type(experiment.task).__name__),
+                  dataset_name=job.chosen.get("dataset", type(dataset).__name__))
     if trainer.overfit_batches is not None:
         data = data.first_train(trainer.overfit_batches * batch_size)
     model_sizes = size_fields("model", model)
     with naming_sizes("building the model", model_sizes):
-        net = model.build(data.input_shape, data.num_classes)
+        net = model.build(data.input_shape, data.num_outputs)  # classes, or target columns
         trained, data = prepare(net, data, trainer, device)  # `trained` is net, or net compiled
         optimizer = optim.build(net.parameters())
     per_epoch = count_batches(len(data.train), batch_size, trainer)
@@ -179,7 +186,7 @@ def train(
     session = open_session(
         run_dir, resume=resume, config=config, epochs=epochs, model=net, optimizer=optimizer,
         generator=generator, settings=trainer, metrics_file=run_dir / METRICS_FILE, schedule=schedule,
-        world=place.world,
+        world=place.world, task=experiment.task,
     )
     check_resume_fits(session, train_size=len(data.train), batch_size=batch_size, settings=trainer)
     trained = place.wrap(trained, device)  # after restoring: DDP broadcasts rank 0's weights, the same ones
@@ -211,6 +218,7 @@ def train(
                 schedule=schedule,
                 should_stop=place.pruner(job),
                 world=place.world,
+                task=experiment.task,
             )
         outcome = RunOutcome.pruned if fitted.stopped_early else RunOutcome.success
         error = f"pruned after epoch {fitted.epochs}" if fitted.stopped_early else None
@@ -231,7 +239,7 @@ def train(
         write_atomically(net.state_dict(), run_dir / WEIGHTS_FILE)
     result = RunResult(
         run_dir, fitted.metrics, fitted.steps, fitted.epochs, fitted.seconds, str(device), external.failure,
-        pruned=fitted.stopped_early,
+        pruned=fitted.stopped_early, shown=shown_metrics(experiment.task),
     )
     console.print(summary_line(result), markup=False, highlight=False, soft_wrap=True)
     return result
@@ -317,7 +325,7 @@ def without_targets(value: object) -> object:
 def summary_line(result: RunResult) -> str:
     metrics = "  ".join(
         f"{name} {result.metrics[name]:.4f}"
-        for name in ("val/acc", "val/loss", "train/loss", "test/acc")
+        for name in result.shown
         if name in result.metrics
     )
     tracking = f"  tracking failed ({result.tracking_error})" if result.tracking_error else ""

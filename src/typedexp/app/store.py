@@ -20,7 +20,7 @@ from hydra_zen import ZenStore, builds
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from typedexp import data, tracking
-from typedexp.specs import models, optim, schedules
+from typedexp.specs import models, optim, schedules, tasks
 from typedexp.engine import TrainerSettings
 from typedexp.core.errors import ConfigError
 from typedexp.specs.experiment import DEBUG, EXPERIMENTS, Experiment
@@ -37,6 +37,7 @@ GROUPS: dict[str, Mapping[str, object]] = {
     "optim": optim.OPTIONS,
     "schedule": schedules.OPTIONS,
     "tracker": tracking.OPTIONS,
+    "task": tasks.OPTIONS,
 }
 _REGISTERED: dict[str, dict[str, object]] = {}  # register()'s additions, by group
 _REQUIRED: dict[tuple[str, str], tuple[str, ...]] = {}  # register(required=...): (group, option) -> fields
@@ -93,6 +94,13 @@ def register(group: str, name: str, spec: object, *, required: list[str] | tuple
             raise ConfigError(
                 f"register: {group}={name} has no field {field_name!r} to require; its fields: {', '.join(fields)}"
             )
+    if group == "task":
+        if not isinstance(spec, tasks.TaskSpec):
+            raise ConfigError(
+                f"register: task={name} needs the members of typedexp.engine.tasks.Task (targets, goals, "
+                "best_metric, loss, statistics, metrics); subclass Classification or Regression for most of them"
+            )
+        tasks.note_registered(name, spec)  # its metrics become names the sweep summary and `typedexp runs` know
     _REGISTERED.setdefault(group, {})[name] = spec
     _REQUIRED[group, name] = tuple(required)
     ConfigStore.instance().store(group=group, name=name, node=as_config(spec, required))

@@ -23,6 +23,8 @@ from typedexp.app import tidy
 from typedexp.app.error_messages import error_line, user_message
 from typedexp.app.pipeline import EXPERIMENT_FIELDS, JobFacts, OneProcess, RunResult, Stage, train
 from typedexp.core.errors import ConfigError, TypedexpError
+from typedexp.engine.settings import BestMode
+from typedexp.engine.tasks import headline
 from typedexp.core.report import warn
 from typedexp.core.safety import redact
 from typedexp.core.safety.secrets import mask_report
@@ -57,7 +59,7 @@ def run_experiment(experiment: Experiment, composed: DictConfig | None = None, s
     started = time.monotonic()
     check_nodes(
         dataset=experiment.dataset, model=experiment.model, optim=experiment.optim,
-        schedule=experiment.schedule, tracker=experiment.tracker, trainer=experiment.trainer,
+        schedule=experiment.schedule, tracker=experiment.tracker, trainer=experiment.trainer, task=experiment.task,
     )
     experiment.dataset.check_available()  # both fail in milliseconds, before torch is imported
     experiment.tracker.check_available()
@@ -97,6 +99,7 @@ def run_experiment(experiment: Experiment, composed: DictConfig | None = None, s
         record(
             run_dir, state, seconds=time.monotonic() - started, metrics=result.metrics, steps=result.steps,
             tags=experiment.tags, note=experiment.note,
+            objective=headline(experiment.task),
         )
         if continuing and not job.multirun:  # a sweep job resumed on its own: its sweep's table too
             refresh_after_resume(run_dir)
@@ -135,8 +138,9 @@ def job_facts(experiment: Experiment, swept: tuple[str, ...] = ()) -> JobFacts:
     number = int(hydra.job.num) if multirun else 0  # unset (???) outside a sweep
     name = run_name(list(hydra.overrides.task), swept if multirun else ())
     chosen = {str(key): value for key, value in hydra.runtime.choices.items()}
+    named = {group: str(option) for group, option in chosen.items() if option is not None}
     return JobFacts(
-        multirun, number, str(hydra.job.name), name, sweep_group(), recorded_choices(experiment, chosen)
+        multirun, number, str(hydra.job.name), name, sweep_group(), recorded_choices(experiment, chosen), named
     )
 
 
@@ -182,12 +186,14 @@ def record(
     traceback: str | None = None,
     tags: Sequence[str] = (),
     note: str = "",
+    objective: tuple[str, BestMode] | None = None,
 ) -> None:
     """Write ``result.json``; failing to (a full disk) is one warning, never the job's error."""
     try:
         write_result(
             run_dir, state, seconds=seconds, error=error, metrics=metrics, steps=steps, traceback=traceback,
             tags=tags, note=note,
+            objective=objective,
         )
     except (OSError, TypedexpError) as exc:
         warn(f"{run_dir / RESULT_FILE} was not written: {exc}")

@@ -1,8 +1,8 @@
-"""Datasets as resident tensors: specs (configs) that load a ``DataBundle`` of normalized images."""
+"""Datasets as resident tensors: specs (configs) that load a ``DataBundle`` of normalized inputs."""
 
 from typedexp.data.augment import Augmentation
-from typedexp.data.sources import DatasetSpec, Digits, FakeData
-from typedexp.data.tensors import DataBundle, RawImages, Split
+from typedexp.data.sources import DatasetSpec, Diabetes, Digits, FakeData
+from typedexp.data.tensors import DataBundle, RawImages, Split, TargetKind
 from typedexp.data.vision import CIFAR10, CIFAR100, MNIST, FashionMNIST
 
 # The `dataset` group, default first: a new dataset is a spec plus one line here.
@@ -13,6 +13,7 @@ OPTIONS: dict[str, DatasetSpec] = {
     "fashion_mnist": FashionMNIST(),
     "cifar10": CIFAR10(),
     "cifar100": CIFAR100(),
+    "diabetes": Diabetes(),
 }
 
 __all__ = [
@@ -22,10 +23,12 @@ __all__ = [
     "Augmentation",
     "DataBundle",
     "DatasetSpec",
+    "Diabetes",
     "Digits",
     "FakeData",
     "FashionMNIST",
     "OPTIONS",
     "RawImages",
     "Split",
+    "TargetKind",
 ]

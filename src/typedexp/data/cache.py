@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Hashable
 
-from typedexp.data.sources import DatasetSpec, Digits, FakeData
+from typedexp.data.sources import DatasetSpec, Diabetes, Digits, FakeData
 from typedexp.data.tensors import DataBundle, Split
 from typedexp.data.vision import CIFAR10, CIFAR100, MNIST, FashionMNIST, TorchvisionImages
 
@@ -53,7 +53,7 @@ def load_shared(spec: DatasetSpec) -> DataBundle:
 def cache_key(spec: DatasetSpec) -> Hashable | None:
     """What ``spec.load()`` depends on, or None where that is not known (a user's spec)."""
     # Exact types: a subclass may override ``load`` with anything.
-    if type(spec) in (Digits, FakeData):
+    if type(spec) in (Digits, FakeData, Diabetes):
         return (type(spec), spec)
     if type(spec) in (MNIST, FashionMNIST, CIFAR10, CIFAR100) and isinstance(spec, TorchvisionImages):
         files = tuple(tuple(entry) for entry in spec.fingerprint())  # (path, size, mtime) of each file

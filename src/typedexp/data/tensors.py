@@ -1,11 +1,14 @@
 """The in-memory form every dataset is turned into: whole splits as tensors on one device.
 
-Keeping a split as two tensors (images, labels) lets the engine draw a batch with one index
+Keeping a split as two tensors (inputs, targets) lets the engine draw a batch with one index
 operation (no DataLoader, no per-sample Python), which is what makes small models fast here.
+Inputs are any ``(N, *shape)`` float tensor (images are ``(N, C, H, W)``); targets are class
+indices or float vectors (``TargetKind``), which is what a task (engine/tasks.py) is checked against.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,14 +20,29 @@ if TYPE_CHECKING:
     import torch
 
 
+class TargetKind(enum.Enum):
+    """What a split's targets are: a dataset spec may declare it (``targets``) before it loads."""
+
+    classes = "classes"  # (N,) int64 class indices
+    values = "values"  # (N, D) float32 vectors: regression targets
+
+    @property
+    def described(self) -> str:
+        return "class labels" if self is TargetKind.classes else "float targets"
+
+
 @dataclass(frozen=True)
 class Split:
-    images: torch.Tensor  # (N, C, H, W) float32, already normalized
-    labels: torch.Tensor  # (N,) int64 class indices
+    images: torch.Tensor  # (N, *shape) float32 inputs, already normalized: (N, C, H, W) for images
+    labels: torch.Tensor  # the targets: (N,) int64 class indices, or (N, D) float32 values
     source_index: torch.Tensor  # (N,) int64: each example's index in the dataset it came from
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    @property
+    def targets(self) -> TargetKind:
+        return TargetKind.values if self.labels.is_floating_point() else TargetKind.classes
 
     def to(self, device: torch.device) -> Split:
         return Split(self.images.to(device), self.labels.to(device), self.source_index)
@@ -38,7 +56,7 @@ class Split:
 class DataBundle:
     train: Split
     val: Split  # held out from the training files, with a fixed seed
-    num_classes: int
+    num_classes: int  # classes of the labels; 0 where the targets are float values
     test: Split | None = None  # the dataset's official test split, where it has one
     augmentation: Augmentation = Augmentation()  # applied to training batches only
     # Per-channel statistics of the training split, in the raw pixel unit (0..255 for uint8
@@ -48,8 +66,17 @@ class DataBundle:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """Shape of one example, (C, H, W): what a model needs to size its first layer."""
+        """Shape of one example, e.g. (C, H, W): what a model needs to size its first layer."""
         return tuple(self.train.images.shape[1:])
+
+    @property
+    def targets(self) -> TargetKind:
+        return self.train.targets
+
+    @property
+    def num_outputs(self) -> int:
+        """What a model's last layer needs: one logit per class, or one output per target column."""
+        return self.num_classes if self.targets is TargetKind.classes else int(self.train.labels.shape[1])
 
     def to(self, device: torch.device) -> DataBundle:
         return self._map(lambda split: split.to(device))
@@ -170,4 +197,41 @@ def split_train_val(
         augmentation,
         tuple(mean.flatten().tolist()),
         tuple(std.flatten().tolist()),
+    )
+
+
+def split_rows(
+    features: torch.Tensor, targets: torch.Tensor, *, val_fraction: float, seed: int, scale_targets: bool
+) -> DataBundle:
+    """A table as a bundle: shuffle with ``seed``, hold out ``val_fraction``, standardize.
+
+    ``features`` (N, F) and float ``targets`` (N, D). Each feature column (and each target column,
+    if ``scale_targets``) becomes (x - mean) / std with the training rows' mean and std, so no
+    statistic leaks from validation into training. ``mean``/``std`` of the bundle are the features'.
+    """
+    import torch
+
+    total = int(features.shape[0])
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(seed))
+    num_val = max(1, round(total * val_fraction))
+    if num_val >= total:
+        raise ConfigError(
+            f"dataset.val_fraction={val_fraction}: leaves {total - num_val} of the dataset's {total} "
+            "examples for training and needs at least one in each split; lower it"
+        )
+    val_index, train_index = order[:num_val], order[num_val:]
+
+    def standardized(values: torch.Tensor) -> torch.Tensor:
+        train = values[train_index]
+        return (values - train.mean(dim=0)) / train.std(dim=0).clamp_min(1e-8)  # a constant column: zeros
+
+    inputs = standardized(features.float())  # (N, F)
+    outputs = standardized(targets.float()) if scale_targets else targets.float()  # (N, D)
+    mean, std = features.float()[train_index].mean(dim=0), features.float()[train_index].std(dim=0)
+    return DataBundle(
+        Split(inputs[train_index], outputs[train_index], train_index),
+        Split(inputs[val_index], outputs[val_index], val_index),
+        num_classes=0,
+        mean=tuple(mean.tolist()),
+        std=tuple(std.tolist()),
     )

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from typedexp.data.augment import Augmentation
-from typedexp.data.tensors import DataBundle, RawImages, split_train_val
+from typedexp.data.tensors import DataBundle, RawImages, TargetKind, split_train_val
 from typedexp.core.checks import require_finite
 from typedexp.core.errors import ConfigError, DataError
 from typedexp.core.report import warn
@@ -33,6 +33,7 @@ CACHE_FORMAT = 1  # bump when the cached layout changes
 class TorchvisionImages:
     """Fields shared by every torchvision-backed dataset (the config under ``dataset.``)."""
 
+    targets: ClassVar[TargetKind] = TargetKind.classes
     root: str = "data"  # torchvision's root: files live in <root>/MNIST/raw, <root>/cifar-10-batches-py, ...
     download: bool = False  # off by default: typedexp runs offline unless asked
     val_fraction: float = 0.1  # share of the training files held out for validation

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from typedexp.engine.checkpoint_checks import optimizer_problem, position_problem, rng_problem
 from typedexp.engine.position import LoopPosition as LoopPosition
 from typedexp.engine.settings import BestMode, TrainerSettings
+from typedexp.engine.tasks import Classification, Task, direction
 from typedexp.core.errors import CheckpointError, ConfigError, Interrupted, TrainingDiverged
 from typedexp.core.resources import naming_full_disk
 from typedexp.core.files import BEST as BEST, LAST as LAST, exclusive_temp, symlink_refused
@@ -247,8 +248,10 @@ class Checkpointer:
         config: Mapping[str, object],
         metrics_file: Path | None = None,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        task: Task | None = None,
     ) -> None:
         self.directory = directory
+        self.task: Task = task or Classification()  # names the best metric and its direction
         self.model, self.optimizer, self.generator = model, optimizer, generator
         self.scheduler = scheduler
         self.settings = settings
@@ -281,7 +284,7 @@ class Checkpointer:
         self._refuse_non_finite(position)
         improved = epoch_end and self._improves(position.latest)
         if improved:
-            self.best_value = position.latest[self.settings.best_metric]
+            self.best_value = position.latest[self.best_metric]
         self.write(position, improved)
         if self.stop_signal is not None:
             # At an epoch's end the position already names the next epoch, which may not exist.
@@ -337,16 +340,26 @@ class Checkpointer:
         self.saved = checkpoint.path
         return checkpoint.position
 
+    @property
+    def best_metric(self) -> str:
+        """``trainer.best_metric``, or else the task's (``val/acc`` for classification)."""
+        return self.settings.best_metric or self.task.best_metric
+
     def _improves(self, metrics: Mapping[str, float]) -> bool:
-        name = self.settings.best_metric
+        name = self.best_metric
+        setting = "trainer.best_metric" if self.settings.best_metric else "the task's best_metric"
         if name not in metrics:
+            raise ConfigError(f"{setting}={name}: no such metric; choose one of: {', '.join(sorted(metrics))}")
+        mode = self.settings.best_mode or direction(self.task, name)
+        if mode is None:
             raise ConfigError(
-                f"trainer.best_metric={name}: no such metric; choose one of: {', '.join(sorted(metrics))}"
+                f"{setting}={name}: the task does not say whether larger or smaller is better; "
+                "set trainer.best_mode=max or trainer.best_mode=min"
             )
         value = metrics[name]
         if self.best_value is None:
             return True
-        if self.settings.best_mode is BestMode.max:
+        if mode is BestMode.max:
             return value > self.best_value
         return value < self.best_value
 

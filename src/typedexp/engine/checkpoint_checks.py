@@ -72,11 +72,15 @@ def position_problem(position: LoopPosition) -> str | None:
     if position.order is not None and not _tensor(position.order, torch.int64, 1):
         return "position.order is not a 1-D int64 tensor"
     if position.window is not None:
-        weighted, correct, count = position.window
+        weighted, tally, count = position.window
         if not (isinstance(weighted, torch.Tensor) and weighted.dim() == 1 and weighted.is_floating_point()):
             return "position.window's losses are not a 1-D float tensor"
-        if not (_tensor(correct, torch.int64, 0) and count >= 0):
-            return "position.window's correct count or example count is malformed"
+        # The task's tally: an integer total (classification's correct count, ()), or float rows
+        # (steps, M), one per step folded (engine/tasks.py).
+        counted = _tensor(tally, torch.int64, 0) or _tensor(tally, torch.int64, 1)
+        rows = isinstance(tally, torch.Tensor) and tally.dim() == 2 and tally.is_floating_point()
+        if not ((counted or rows) and count >= 0):
+            return "position.window's metric sums or example count are malformed"
     if not all(_number(value) for value in position.latest.values()):
         return "position.latest holds a value that is not a finite number"
     return None

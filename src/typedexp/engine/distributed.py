@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from typedexp.data.augment import Augmentation
     from typedexp.data.tensors import Split
+    from typedexp.engine.tasks import Task
 
 # What torchrun (and torch's elastic agent) sets in each worker's environment.
 TORCHRUN_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -64,6 +65,7 @@ class World:
     device: torch.device
     handles_signals: bool  # torchrun workers catch signals themselves; spawned ranks leave them to the parent
     stop_flag: StopFlag | None = None  # spawned ranks: set by the parent's signal handler
+    task: Task | None = None  # whose loss ``training_step`` computes (``fit`` sets it); None: classification
     global_size: int = field(default=0, init=False)  # examples in the current global batch
 
     @property
@@ -124,14 +126,16 @@ class World:
     def training_step(
         self, model: nn.Module, optimizer: torch.optim.Optimizer, settings: TrainerSettings
     ) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        """forward, summed loss scaled to the global mean, backward (DDP all-reduces), step.
+        """forward, the task's loss summed and scaled to the global mean, backward (DDP all-reduces), step.
 
         Returns (this rank's mean loss, logits) like ``loop.training_step``; the window weights
         the loss by this rank's batch size, so the reduced window sums the global batch's losses.
         """
         import torch
-        import torch.nn.functional as F
 
+        from typedexp.engine.tasks import Classification
+
+        loss_of = (self.task or Classification()).loss
         clip = settings.clip_grad_norm
         mixed = settings.precision is not Precision.fp32
         dtype = torch.bfloat16 if settings.precision is Precision.bf16 else torch.float16
@@ -140,8 +144,11 @@ class World:
         def step(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             autocast = torch.autocast(self.device.type, dtype=dtype) if mixed else nullcontext()
             with autocast:
-                logits = model(images)  # (b, num_classes): this rank's share
-                total = F.cross_entropy(logits, labels, reduction="sum")
+                logits = model(images)  # (b, outputs): this rank's share
+                # The task's mean x b: the rank's summed loss (a task defines only its mean). A
+                # rank whose slice is empty (a last batch smaller than the ranks) adds zeros, not nan.
+                size = int(labels.shape[0])
+                total = loss_of(logits, labels) * size if size else logits.sum() * 0.0
             optimizer.zero_grad(set_to_none=True)
             # DDP divides the summed gradients by `size`: x size / global makes it the global mean.
             torch.autograd.backward(scaler.scale(total * (self.size / self.global_size)))
@@ -174,13 +181,14 @@ class DistributedCheckpointer(Checkpointer):
         config: Mapping[str, object],
         metrics_file: Path | None = None,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        task: Task | None = None,
     ) -> None:
         self.world = world
         self.requested: int | None = None  # a signal this rank caught, not yet agreed
         self.agreed: int | None = None
         super().__init__(
             directory, model=model, optimizer=optimizer, generator=generator, settings=settings,
-            config=config, metrics_file=metrics_file, scheduler=scheduler,
+            config=config, metrics_file=metrics_file, scheduler=scheduler, task=task,
         )
 
     # The base's plain attribute, here the agreed signal: a rank's own request (from a signal
@@ -206,8 +214,8 @@ class DistributedCheckpointer(Checkpointer):
 
     def save(self, position: LoopPosition, *, epoch_end: bool = False) -> None:
         if position.window is not None:  # the checkpoint holds the global window, summed over ranks
-            weighted, correct, count = position.window
-            summed = self.world.sum_tensor(weighted), self.world.sum_tensor(correct)
+            weighted, tally, count = position.window
+            summed = self.world.sum_tensor(weighted), self.world.sum_tensor(tally)
             total = int(self.world.sum([float(count)])[0])
             position = LoopPosition(position.epoch, position.batch, position.step, position.order, (*summed, total), position.latest)
         super().save(position, epoch_end=epoch_end)

@@ -18,9 +18,10 @@ from rich.console import Console
 
 from typedexp.data.tensors import take
 from typedexp.engine.checkpoint import Checkpointer, LoopPosition, StopRequested
-from typedexp.engine.media import grid_due, log_confusion, log_grid
+from typedexp.engine.media import grid_due, log_confusion, log_grid, media_fits
 from typedexp.engine.progress import TrainingProgress, wants_progress
 from typedexp.engine.settings import Precision, TrainerSettings
+from typedexp.engine.tasks import Classification, Task
 from typedexp.core.errors import TrainingDiverged
 from typedexp.tracking.base import Tracker
 
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 
     from typedexp.data.tensors import DataBundle, Split
     from typedexp.engine.distributed import World
+
+
+CLASSIFICATION = Classification()  # the task when none is given: cross-entropy and accuracy
 
 
 @dataclass(frozen=True)
@@ -50,50 +54,61 @@ EpochCheck = Callable[[int, Mapping[str, float]], bool]
 class _Window:
     """The steps since the last logged point, reduced only when read.
 
-    ``add`` launches no kernel: it keeps references to the step's loss, logits and labels, and
+    ``add`` launches no kernel: it keeps references to the step's loss, outputs and targets, and
     ``totals``/``drain`` reduce them all at once: about 10 kernels per window instead of 3-6 per
     step (those measured ~80 µs per step on this project's 2-core VM, 7% of a `small` MLP step).
     A window of 10 steps costs 90-160 µs in all there (``benchmarks/engine_overhead.py``).
     ``weighted`` keeps each step's loss x batch size in step order, so a run resumed from a
-    checkpoint sums exactly the same vector as the uninterrupted run.
+    checkpoint sums exactly the same vector as the uninterrupted run. ``tally`` holds the task's
+    statistics (engine/tasks.py): an integer total (classification's correct count), or float
+    sums per step in step order, for the same reason as ``weighted``.
     """
 
     device: torch.device
     weighted: torch.Tensor  # (k,) float: loss x batch size of each step folded so far
-    correct: torch.Tensor  # () int64: correct examples of the folded steps
+    tally: torch.Tensor  # the task's statistics folded so far: () int64 correct, or (k, M) float rows
     count: int = 0  # examples in the window; a Python int since batch sizes are known
+    task: Task = field(default_factory=lambda: CLASSIFICATION)
     losses: list[torch.Tensor] = field(default_factory=list)  # () mean loss, per pending step
     sizes: list[int] = field(default_factory=list)
-    logits: list[torch.Tensor] = field(default_factory=list)  # (B, num_classes) per pending step
-    labels: list[torch.Tensor] = field(default_factory=list)  # (B,)
+    outputs: list[torch.Tensor] = field(default_factory=list)  # (B, outputs) per pending step
+    targets: list[torch.Tensor] = field(default_factory=list)  # (B,) labels or (B, D) values
     empty: torch.Tensor = field(init=False)  # (0,) what `weighted` is reset to
-    zero: torch.Tensor = field(init=False)  # () what `correct` is reset to
+    zero: torch.Tensor = field(init=False)  # () what `tally` is reset to
 
     def __post_init__(self) -> None:
         import torch
 
         # Reset values, made once: nothing updates them in place (torch.cat and + make new tensors).
-        self.empty, self.zero = self.weighted[:0], torch.zeros_like(self.correct)
+        self.empty, self.zero = self.weighted[:0], torch.zeros((), dtype=torch.int64, device=self.device)
+
+    @property
+    def correct(self) -> torch.Tensor:
+        """The tally by classification's name for it."""
+        return self.tally
 
     @classmethod
-    def zeros(cls, device: torch.device) -> _Window:
+    def zeros(cls, device: torch.device, task: Task | None = None) -> _Window:
         import torch
 
-        return cls(device, torch.zeros(0, device=device), torch.zeros((), dtype=torch.int64, device=device))
+        empty = torch.zeros(0, device=device)
+        return cls(device, empty, torch.zeros((), dtype=torch.int64, device=device), task=task or CLASSIFICATION)
 
     @classmethod
-    def restored(cls, saved: tuple[torch.Tensor, torch.Tensor, int], device: torch.device) -> _Window:
-        return cls(device, saved[0].to(device), saved[1].to(device), saved[2])
+    def restored(
+        cls, saved: tuple[torch.Tensor, torch.Tensor, int], device: torch.device, task: Task | None = None
+    ) -> _Window:
+        return cls(device, saved[0].to(device), saved[1].to(device), saved[2], task=task or CLASSIFICATION)
 
-    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+    def add(self, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> None:
         self.losses.append(loss.detach())
-        self.logits.append(logits.detach())
-        self.labels.append(labels)
-        self.sizes.append(int(labels.shape[0]))
+        self.outputs.append(outputs.detach())
+        self.targets.append(targets)
+        self.sizes.append(int(targets.shape[0]))
         self.count += self.sizes[-1]
 
     def totals(self) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """(weighted losses, correct, count) with the pending steps folded in (no host sync)."""
+        """(weighted losses, tally, count) with the pending steps folded in (no host sync)."""
         import torch
 
         if self.losses:
@@ -104,26 +119,34 @@ class _Window:
                 weighted = losses * torch.tensor(self.sizes, dtype=losses.dtype).to(self.device, non_blocking=True)
             # Skipping the cat/add onto an empty window saves two kernels and changes no value.
             self.weighted = torch.cat([self.weighted, weighted]) if self.weighted.numel() else weighted
-            hits = (torch.cat(self.logits).argmax(dim=1) == torch.cat(self.labels)).sum()
-            self.correct = self.correct + hits if self.correct is not self.zero else hits
-            self.losses, self.sizes, self.logits, self.labels = [], [], [], []
-        return self.weighted, self.correct, self.count
+            new = self.task.statistics(torch.cat(self.outputs), torch.cat(self.targets), self.sizes)
+            if self.tally is self.zero or (new.is_floating_point() and self.tally.dim() == 0):  # none folded yet
+                self.tally = new
+            elif new.is_floating_point():  # per-step rows, kept in step order
+                self.tally = torch.cat([self.tally, new])
+            else:  # integer counts: exact in any order
+                self.tally = self.tally + new
+            self.losses, self.sizes, self.outputs, self.targets = [], [], [], []
+        return self.weighted, self.tally, self.count
 
     def drain(self, prefix: str, world: World | None = None) -> dict[str, float]:
         """Read the window back (the one host sync) and reset it; with ``world``, summed over ranks."""
         import torch
 
-        weighted, correct_total, count = self.totals()
-        if weighted.device.type == "cpu":  # reading a CPU tensor is no sync: skip the stack
-            loss_sum, correct = weighted.sum().item(), correct_total.item()
+        weighted, tally, count = self.totals()
+        summed = (tally.sum(dim=0) if tally.is_floating_point() else tally).reshape(-1)  # (M,)
+        if weighted.device.type == "cpu":  # reading a CPU tensor is no sync: skip the cat
+            loss_sum, sums = weighted.sum().item(), summed.tolist()
         else:
-            loss_sum, correct = torch.stack([weighted.sum(), correct_total.to(weighted.dtype)]).tolist()
+            wide = torch.float32 if weighted.device.type == "mps" else torch.float64  # MPS has no float64
+            loss_sum, *sums = torch.cat([weighted.sum().view(1).to(wide), summed.to(wide)]).tolist()
         if world is not None:  # what one process over the global batches would have summed
-            loss_sum, correct, total = world.sum([loss_sum, correct, count])
+            loss_sum, *sums, total = world.sum([loss_sum, *sums, count])
         else:
             total = count
-        metrics = {f"{prefix}/loss": loss_sum / total, f"{prefix}/acc": correct / total}
-        self.weighted, self.correct, self.count = self.empty, self.zero, 0
+        metrics = {f"{prefix}/loss": loss_sum / total}
+        metrics.update({f"{prefix}/{name}": value for name, value in self.task.metrics(sums, int(total)).items()})
+        self.weighted, self.tally, self.count = self.empty, self.zero, 0
         return metrics
 
 
@@ -139,23 +162,30 @@ StopCheck = Callable[[], bool]
 
 
 def evaluate(
-    model: nn.Module, split: Split, *, batch_size: int, prefix: str = "val", stop: StopCheck | None = None
+    model: nn.Module,
+    split: Split,
+    *,
+    batch_size: int,
+    prefix: str = "val",
+    stop: StopCheck | None = None,
+    task: Task | None = None,
 ) -> dict[str, float]:
-    """Mean cross-entropy and accuracy of ``model`` on ``split`` (model left in eval mode)."""
+    """The mean loss and the task's metrics (classification: cross-entropy and accuracy) of
+    ``model`` on ``split`` (model left in eval mode)."""
     import torch
-    import torch.nn.functional as F
 
+    task = task or CLASSIFICATION
     model.eval()
-    window = _Window.zeros(split.images.device)
+    window = _Window.zeros(split.images.device, task)
     with torch.inference_mode():
         for start in range(0, len(split), batch_size):
             if stop is not None and stop():
                 raise StopRequested
             images = split.images[start : start + batch_size]
             labels = split.labels[start : start + batch_size]
-            logits = model(images)
+            outputs = model(images)
             # mean loss times batch size == summed loss, which is what the window accumulates
-            window.add(F.cross_entropy(logits, labels), logits, labels)
+            window.add(task.loss(outputs, labels), outputs, labels)
     return window.drain(prefix)
 
 
@@ -182,6 +212,7 @@ def fit(
     schedule: LRSchedule | None = None,
     should_stop: EpochCheck | None = None,
     world: World | None = None,
+    task: Task | None = None,
 ) -> FitResult:
     """Train ``model`` for ``epochs`` on ``data.train`` (already on the model's device).
 
@@ -198,13 +229,21 @@ def fit(
     training ends there and the end-of-run evaluations (confusion matrix, test split) are skipped.
     ``world`` (one of several processes, engine/distributed.py): ``model`` is DDP-wrapped, this
     rank trains on its slice of each global batch and logs metrics summed over the ranks.
+    ``task`` (engine/tasks.py) gives the loss and the metrics; classification when None.
     """
     import torch
 
+    if world is None:
+        step_fn = training_step(model, optimizer, settings, data.train.images.device, task)
+    else:
+        if task is not None:
+            world.task = task  # the loss its step computes
+        step_fn = world.training_step(model, optimizer, settings)
+    task = task or CLASSIFICATION
     train = data.train
     device = train.images.device
     augment = data.augmentation if data.augmentation.enabled else None
-    step_fn = training_step(model, optimizer, settings, device) if world is None else world.training_step(model, optimizer, settings)
+    media = media_fits(data, task)
     batches_per_epoch = count_batches(len(train), batch_size, settings)
     step_scheduler = schedule.scheduler.step if schedule is not None and schedule.per_step else None
     console = console or Console()
@@ -222,10 +261,10 @@ def fit(
             first_batch = 0
             if epoch == start.epoch and start.order is not None:  # resuming mid-epoch
                 order, first_batch = start.order.cpu(), start.batch
-                window = _Window.zeros(device) if start.window is None else _Window.restored(start.window, device)
+                window = _Window.zeros(device, task) if start.window is None else _Window.restored(start.window, device, task)
             else:
                 order = epoch_order(len(train), generator)
-                window = _Window.zeros(device)
+                window = _Window.zeros(device, task)
             for batch in range(first_batch, batches_per_epoch):
                 index = order[batch * batch_size : (batch + 1) * batch_size]
                 if world is not None:  # this rank's slice of the global batch
@@ -233,8 +272,8 @@ def fit(
                 else:
                     if index_to_device:
                         index = index.to(device, non_blocking=True)
-                    images = take(train.images, index)  # (B, C, H, W), as train.images[index], faster
-                    labels = take(train.labels, index)  # (B,)
+                    images = take(train.images, index)  # (B, *shape), as train.images[index], faster
+                    labels = take(train.labels, index)  # (B,) class indices or (B, D) values
                     if augment is not None:
                         images = augment(images, generator)
                 loss, logits = step_fn(images, labels)
@@ -254,7 +293,7 @@ def fit(
                 if checkpoints is not None and checkpoints.due(step):
                     checkpoints.save(LoopPosition(epoch, batch + 1, step, order, window.totals(), latest))
             try:
-                val_metrics = evaluate(model, data.val, batch_size=settings.eval_batch_size, stop=stop)
+                val_metrics = evaluate(model, data.val, batch_size=settings.eval_batch_size, stop=stop, task=task)
             except StopRequested:
                 assert checkpoints is not None  # only a checkpointer's signal stops a validation
                 # Every batch of the epoch is trained: saved as the epoch's last mid-epoch position,
@@ -264,7 +303,7 @@ def fit(
             _check_finite(val_metrics, epoch, step, settings, checkpoints)
             tracker.log(val_metrics, step=step, epoch=epoch)
             latest.update(val_metrics)
-            if grid_due(epoch, epochs, settings):  # between epochs: no cost inside the step loop
+            if media and grid_due(epoch, epochs, settings):  # between epochs: no cost inside the step loop
                 log_grid(model, data, tracker, settings, step=step, epoch=epoch)
             if schedule is not None and not schedule.per_step:
                 schedule.scheduler.step()  # after the epoch's validation, before its checkpoint
@@ -273,9 +312,12 @@ def fit(
             if should_stop is not None and should_stop(epoch, latest):
                 return FitResult(step, epoch, latest, time.perf_counter() - started, stopped_early=True)
     try:
-        log_confusion(model, data, tracker, settings, step=step, epoch=epochs, stop=stop)
+        if media:
+            log_confusion(model, data, tracker, settings, step=step, epoch=epochs, stop=stop)
         if data.test is not None:
-            test_metrics = evaluate(model, data.test, batch_size=settings.eval_batch_size, prefix="test", stop=stop)
+            test_metrics = evaluate(
+                model, data.test, batch_size=settings.eval_batch_size, prefix="test", stop=stop, task=task
+            )
             tracker.log(test_metrics, step=step, epoch=epochs)
             latest.update(test_metrics)
     except StopRequested:
@@ -310,21 +352,25 @@ StepFunction = Callable[["torch.Tensor", "torch.Tensor"], tuple["torch.Tensor", 
 
 
 def training_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, settings: TrainerSettings, device: torch.device
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    settings: TrainerSettings,
+    device: torch.device,
+    task: Task | None = None,
 ) -> StepFunction:
-    """forward, loss, backward, optimizer step; returns (loss, logits), both still on the device.
+    """forward, the task's loss, backward, optimizer step; returns (loss, outputs), both still on the device.
 
     The float32 path is the plain lines of a hand-written loop (plus clipping, if configured);
     autocast and the fp16 GradScaler are only on the path when ``trainer.precision`` asks.
     """
     import torch
-    import torch.nn.functional as F
 
+    loss_of = (task or CLASSIFICATION).loss
     clip = settings.clip_grad_norm  # max global L2 norm of the gradients, or None
 
     def plain(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = model(images)  # (B, num_classes)
-        loss = F.cross_entropy(logits, labels)
+        logits = model(images)  # (B, num_classes) logits, or (B, D) predicted values
+        loss = loss_of(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)  # = loss.backward(), which torch leaves unannotated
         if clip is not None:
@@ -340,7 +386,7 @@ def training_step(
     def mixed(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(device.type, dtype=dtype):
             logits = model(images)
-            loss = F.cross_entropy(logits, labels)
+            loss = loss_of(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(scaler.scale(loss))
         if clip is not None:

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from typedexp.engine.checkpoint import StopRequested
+from typedexp.data.tensors import TargetKind
 from typedexp.engine.settings import TrainerSettings
+from typedexp.engine.tasks import Task
 from typedexp.tracking.base import ConfusionMatrix, MediaTracker, PredictionSamples, Tracker
 
 if TYPE_CHECKING:
@@ -22,6 +24,12 @@ if TYPE_CHECKING:
 
 SAMPLES = "val/samples"
 CONFUSION = "val/confusion_matrix"
+
+
+def media_fits(data: DataBundle, task: Task) -> bool:
+    """Pictures of predictions are for classes of images (C, H, W): a grid of "pred 3 / true 5"
+    tiles and a confusion matrix mean nothing for regression targets or feature vectors."""
+    return task.targets is TargetKind.classes and data.targets is TargetKind.classes and len(data.input_shape) == 3
 
 
 def grid_due(epoch: int, epochs: int, settings: TrainerSettings) -> bool:

@@ -18,7 +18,8 @@ class LoopPosition:
     that epoch's permutation once drawn (None at an epoch boundary, where the next epoch draws
     its own from the restored generator). ``window`` is the partial logging window: each step's
     loss times its batch size ((k,) float, in step order, so a resumed run sums exactly the same
-    vector), the correct count (() int64) and the examples since the last logged point.
+    vector), the task's metric sums (classification: the correct count, () int64; float sums: one
+    row per step) and the examples since the last logged point.
     """
 
     epoch: int

@@ -57,9 +57,11 @@ class TrainerSettings:
     # Steps between mid-epoch checkpoints (checkpoints/last.pt); None: only at each epoch's end,
     # which always saves. Each save copies the model and optimizer to disk (a host sync).
     checkpoint_every: Optional[int] = None
-    # checkpoints/best.pt holds the epoch with the best value of this validation metric.
-    best_metric: str = "val/acc"
-    best_mode: BestMode = BestMode.max
+    # checkpoints/best.pt holds the epoch with the best value of this validation metric; None:
+    # the task's (val/acc for classification, val/loss for regression).
+    best_metric: Optional[str] = None
+    # Whether larger or smaller is better; None: the task's direction for the metric (min for a loss).
+    best_mode: Optional[BestMode] = None
     # Clip the global L2 norm of the gradients to this before each step; None: no clipping.
     clip_grad_norm: Optional[float] = None
     # Train on this many batches of the training split only, the same examples every epoch

@@ -21,9 +21,19 @@ from rich.text import Text
 from typedexp.core.report import warn
 from typedexp.engine.settings import BestMode
 from typedexp.runs.record import JobState, RunRecord
+from typedexp.specs.tasks import known_tasks, logged_metrics
 
-# Every metric the engine logs (engine/loop.py); a table can rank by any of them.
-METRICS = ("val/acc", "val/loss", "train/acc", "train/loss", "train/lr", "test/acc", "test/loss")
+# Every metric the engine logs for the built-in tasks (engine/tasks.py): classification's, then
+# regression's; a table can rank by any of them, and by those of a task registered from Python.
+METRICS = (
+    "val/acc", "val/loss", "train/acc", "train/loss", "train/lr", "test/acc", "test/loss",
+    "val/rmse", "val/mae", "val/r2", "train/rmse", "train/mae", "train/r2", "test/rmse", "test/mae", "test/r2",
+)
+
+
+def known_metrics() -> tuple[str, ...]:
+    """``METRICS`` and the metrics of every task registered with ``typedexp.register("task", ...)``."""
+    return tuple(dict.fromkeys([*METRICS, *(name for task in known_tasks() for name in logged_metrics(task))]))
 MISSING = "-"  # a value a run does not have, in the printed and Markdown tables
 # Control characters (ESC starts a terminal escape sequence): a run dir from elsewhere could hold
 # them in its error line or overrides, so they are shown as "?" in the table and the files. So are

@@ -37,6 +37,7 @@ from typing import BinaryIO
 
 import yaml
 
+from typedexp.engine.settings import BestMode
 from typedexp.runs import layout as rundir
 from typedexp.core.resources import naming_full_disk
 
@@ -79,6 +80,9 @@ class RunRecord:
     # One line per file of the run dir that exists but was not read (or only in part), naming it
     # and saying why: a FIFO, a symlink, too large, not JSON. The other fields hold the rest.
     unread: tuple[str, ...] = ()
+    # What ranks this run by default, from its task: ("val/acc", max), ("val/rmse", min); None for
+    # a run that did not record it (it failed before training, or an older typedexp made it).
+    objective: tuple[str, BestMode] | None = None
 
 
 def write_result(
@@ -92,6 +96,7 @@ def write_result(
     traceback: str | None = None,
     tags: Sequence[str] = (),
     note: str = "",
+    objective: tuple[str, BestMode] | None = None,
 ) -> None:
     """Write ``result.json`` atomically (never through a symlink: ``rundir.exclusive_temp``).
 
@@ -114,6 +119,7 @@ def write_result(
         "tags": list(tags),
         "note": note,
         **({"traceback": traceback} if traceback else {}),
+        **({"objective": {"metric": objective[0], "mode": objective[1].value}} if objective else {}),
     }
     path = run_dir / RESULT_FILE
     fd, temp = rundir.exclusive_temp(path)
@@ -235,7 +241,23 @@ def read_run(run_dir: Path) -> RunRecord:
             state = JobState.interrupted
         return RunRecord(run_dir, state, job, overrides, logged, last_step, unread=tuple(unread))
     state, error, steps, seconds, metrics = result
-    return RunRecord(run_dir, state, job, overrides, {**logged, **metrics}, steps, seconds, error, tuple(unread))
+    return RunRecord(
+        run_dir, state, job, overrides, {**logged, **metrics}, steps, seconds, error, tuple(unread),
+        read_objective(run_dir / RESULT_FILE),
+    )
+
+
+def read_objective(path: Path) -> tuple[str, BestMode] | None:
+    """The ``objective`` a ``result.json`` records (its metric and direction), each checked; None if absent."""
+    try:
+        data = json.loads(rundir.read_capped(path, MAX_RESULT_BYTES) or b"null")
+    except (rundir.UnreadableFile, ValueError, RecursionError):  # read_result has said why
+        return None
+    objective = data.get("objective") if isinstance(data, dict) else None
+    metric, mode = (objective.get("metric"), objective.get("mode")) if isinstance(objective, dict) else (None, None)
+    if not isinstance(metric, str) or mode not in {m.value for m in BestMode}:
+        return None
+    return metric, BestMode(mode)
 
 
 def lock_held(run_dir: Path, unread: list[str] | None = None) -> bool:

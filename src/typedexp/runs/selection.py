@@ -107,17 +107,22 @@ def listing(available: Sequence[Column]) -> str:
 
 
 def default_columns(
-    records: Sequence[RunRecord], typed: Sequence[Mapping[str, str]], sort: str | None, shown_metrics: Sequence[str]
+    records: Sequence[RunRecord],
+    typed: Sequence[Mapping[str, str]],
+    sort: str | None,
+    shown_metrics: Sequence[str],
+    headline: str = "val/acc",
 ) -> tuple[tuple[Column, ...], dict[str, str]]:
     """(the default table's columns, {setting: value} of the overridden settings every run shares).
 
     Columns: the run, each overridden setting whose value differs between the runs, the sorting
-    metric, then each of ``shown_metrics`` that some run has (``val/acc`` always), steps, seconds, state.
+    metric, then each of ``shown_metrics`` that some run has (``headline``, the runs' task's own
+    metric, always), steps, seconds, state.
     """
     overridden = list(dict.fromkeys(key for values in typed for key in values))
     varying, same = differing(records, typed, overridden)
-    wanted = dict.fromkeys([*([sort] if sort else []), *shown_metrics])
-    metrics = [name for name in wanted if name in (sort, "val/acc") or any(name in r.metrics for r in records)]
+    wanted: dict[str, None] = dict.fromkeys([*([sort] if sort else []), *shown_metrics])
+    metrics = [name for name in wanted if name in (sort, headline) or any(name in r.metrics for r in records)]
     columns = (
         Column("run", Kind.run),
         *(Column(key, Kind.setting) for key in varying),

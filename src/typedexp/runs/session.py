@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from typedexp.engine.distributed import World
     from typedexp.engine.loop import LRSchedule
+    from typedexp.engine.tasks import Task
 
 # Fields a resumed run may change: they do not alter the numbers computed so far. `epochs` lets a
 # finished run train longer; prefixes end with a dot.
@@ -61,6 +62,7 @@ def open_session(
     metrics_file: Path,
     schedule: LRSchedule | None = None,
     world: World | None = None,
+    task: Task | None = None,
 ) -> Session:
     """A checkpointer for ``run_dir``; with ``resume``, the model/optimizer/RNGs restored from it.
 
@@ -71,14 +73,14 @@ def open_session(
     if world is None:
         checkpointer = Checkpointer(
             run_dir / CHECKPOINT_DIR, model=model, optimizer=optimizer, generator=generator,
-            settings=settings, config=config, metrics_file=metrics_file, scheduler=scheduler,
+            settings=settings, config=config, metrics_file=metrics_file, scheduler=scheduler, task=task,
         )
     else:
         from typedexp.engine.distributed import DistributedCheckpointer
 
         checkpointer = DistributedCheckpointer(
             world, run_dir / CHECKPOINT_DIR, model=model, optimizer=optimizer, generator=generator,
-            settings=settings, config=config, metrics_file=metrics_file, scheduler=scheduler,
+            settings=settings, config=config, metrics_file=metrics_file, scheduler=scheduler, task=task,
         )
     if resume is None:
         return Session(checkpointer)

@@ -27,7 +27,10 @@ from typedexp.engine.settings import BestMode
 from typedexp.core.errors import TypedexpError
 from typedexp.core.report import print_error
 from typedexp.runs.record import RunRecord, find_runs
+from typedexp.specs.tasks import goal_of
 from typedexp.runs.columns import (
+    METRICS as METRICS,
+    known_metrics,
     MISSING,
     count_states,
     csv_text,
@@ -49,14 +52,14 @@ if TYPE_CHECKING:
 
 EXIT_ERROR = 2  # as every other user mistake of the CLI
 DEFAULT_DIRS = ("outputs", "multirun")  # where Hydra puts single runs and sweeps
-SHOWN = ("val/acc", "test/acc")  # metric columns, each where some listed run has it
+SHOWN = ("val/acc", "test/acc")  # metric columns, each where some listed run has it, after the runs' tasks' own
 # Setting columns printed (and named in a plot's labels); the CSV has all. More is no table to read,
 # and a run dir from elsewhere can hold 70,000 overrides: rich takes minutes to lay out such a table.
 MAX_SETTINGS = 40
 
 DESCRIPTION = (
     "List the runs under DIR (default: outputs/ and multirun/ here) as a table: the overrides that "
-    "differ between them, final val/acc and test/acc, steps, seconds and state (done, pruned, failed, "
+    "differ between them, final val/acc and test/acc (or their task's own metric: val/rmse, test/rmse), steps, seconds and state (done, pruned, failed, "
     "interrupted, running). Reads each run's .hydra/, metrics.jsonl and result.json, whatever the tracker."
 )
 EPILOG = (
@@ -334,7 +337,7 @@ def read_runs(args: RunsArgs) -> list[RunRecord]:
         (record for directory in args.dirs for record in find_runs(directory)),
         key=lambda record: path_order(record.run_dir),
     )
-    known = sorted(metric_names(found))
+    known = sorted(set(metric_names(found)) | set(known_metrics()))
     for option, metric in (("--sort", args.sort), ("--plot", args.plot)):
         if found and metric is not None and metric not in known:
             names = ", ".join(map(shown, known))  # metric names come from the runs' files: no escape sequences
@@ -358,7 +361,11 @@ class RunsTable:
         """The default columns, or those ``patterns`` (--columns) name among what ``found`` (every run read) has."""
         typed = tuple(override_values(record.overrides) for record in records)
         if not patterns:
-            columns, same = default_columns(records, typed, sort, SHOWN)
+            # Each run's task's headline on val and test (val/rmse, test/rmse for a regression); the
+            # first (val/acc where no run recorded one) is a column even where no run has it yet.
+            heads = list(dict.fromkeys(r.objective[0] for r in records if r.objective is not None)) or ["val/acc"]
+            tasks = [name for head in heads for name in (head, "test/" + head.partition("/")[2])]
+            columns, same = default_columns(records, typed, sort, [*tasks, *SHOWN], heads[0])
             return cls(tuple(records), typed, columns, same)
         pool = found or records
         available = catalog(pool, [override_values(record.overrides) for record in pool])
@@ -421,6 +428,8 @@ def check_keys(records: Sequence[RunRecord], tests: Sequence[Where]) -> None:
 
 
 def larger_is_better(metric: str) -> bool:
-    """Accuracy-like metrics sort largest first by default; losses and the learning rate smallest first."""
-    return "acc" in metric.rpartition("/")[2]
+    """As the tasks say (``acc``, ``r2`` largest first; losses, ``rmse``, ``mae`` smallest first);
+    a metric no known task logs: accuracy-like names largest first, others (``train/lr``) smallest."""
+    mode = goal_of(metric)
+    return mode is BestMode.max if mode is not None else "acc" in metric.rpartition("/")[2]
 

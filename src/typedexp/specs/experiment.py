@@ -23,6 +23,8 @@ from typedexp.specs.optim import OPTIONS as OPTIMIZERS
 from typedexp.specs.optim import SGD, Adam, OptimizerSpec
 from typedexp.specs.schedules import OPTIONS as SCHEDULES
 from typedexp.specs.schedules import ScheduleSpec
+from typedexp.specs.tasks import OPTIONS as TASKS
+from typedexp.specs.tasks import TaskSpec
 from typedexp.tracking import OPTIONS as TRACKERS
 from typedexp.tracking import SwanLabMode, SwanLabTracking, TrackerSpec
 
@@ -36,6 +38,7 @@ class Experiment:
     optim: OptimizerSpec = field(default_factory=lambda: OPTIMIZERS["sgd"])
     schedule: ScheduleSpec = field(default_factory=lambda: SCHEDULES["none"])
     tracker: TrackerSpec = field(default_factory=lambda: TRACKERS["local"])
+    task: TaskSpec = field(default_factory=lambda: TASKS["classification"])  # the loss and the metrics
     trainer: TrainerSettings = field(default_factory=TrainerSettings)
     epochs: int = 15  # passes over the training split; 15 reaches >= 0.95 val acc on digits
     batch_size: int = 64  # examples per optimizer step

@@ -45,7 +45,9 @@ from typedexp.engine.settings import BestMode
 from typedexp.core.errors import ConfigError
 from typedexp.runs.resume import quoted_value
 from typedexp.runs.record import JobState, read_run
-from typedexp.sweeps.summary import BEST_FILE, METRICS
+from typedexp.runs.columns import known_metrics
+from typedexp.sweeps.ranking import built_task, ranking
+from typedexp.sweeps.summary import BEST_FILE
 
 if TYPE_CHECKING:
     import optuna
@@ -74,8 +76,8 @@ class OptunaSweeperConf:
     _target_: str = PLUGIN_CLASS
     n_trials: int = 20  # trials this command adds to the study (a resumed study keeps its earlier ones)
     n_jobs: int = 1  # trials launched together; more than 1 only helps a parallel launcher (joblib)
-    metric: str | None = None  # what to optimise; None: hydra.callbacks.summary.metric (val/acc)
-    mode: BestMode | None = None  # max or min; None: hydra.callbacks.summary.mode (max)
+    metric: str | None = None  # what to optimise; None: hydra.callbacks.summary.metric, else the task's (val/acc)
+    mode: BestMode | None = None  # max or min; None: hydra.callbacks.summary.mode, else the metric's direction
     sampler: Sampler = Sampler.tpe
     seed: int = 0  # the sampler's seed: the same command proposes the same trials
     pruner: Pruner = Pruner.median
@@ -200,8 +202,10 @@ class OptunaSweeper(Sweeper):
         ):
             if number < least:
                 raise ConfigError(f"hydra.sweeper.{name}={number}: must be at least {least}")
-        if metric is not None and metric not in METRICS:
-            raise ConfigError(f"hydra.sweeper.metric={metric!r}: no such metric; choose one of: {', '.join(METRICS)}")
+        if metric is not None and metric not in known_metrics():
+            raise ConfigError(
+                f"hydra.sweeper.metric={metric!r}: no such metric; choose one of: {', '.join(known_metrics())}"
+            )
         self.n_trials, self.n_jobs, self.metric = n_trials, n_jobs, metric
         self.mode = None if mode is None else BestMode(mode if isinstance(mode, str) else mode.value)
         self.sampler, self.pruner = Sampler(sampler), Pruner(pruner)
@@ -217,9 +221,14 @@ class OptunaSweeper(Sweeper):
         )
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
         summary = (config.hydra.get("callbacks") or {}).get("summary") or {}  # the table ranks by the same metric
-        self.metric = self.metric or str(summary.get("metric", "val/acc"))
-        mode = summary.get("mode", BestMode.max)  # a BestMode, or its name where a file wrote one
-        self.mode = self.mode or (mode if isinstance(mode, BestMode) else BestMode(str(mode)))
+        metric = self.metric or summary.get("metric")
+        mode = self.mode or summary.get("mode")  # a BestMode, or its name where a file wrote one
+        # Neither set: the task's headline (val/acc, max; val/rmse, min for regression), ranking.py.
+        self.metric, self.mode = ranking(
+            None if metric is None else str(metric),
+            None if mode is None else mode if isinstance(mode, BestMode) else BestMode(str(mode)),
+            task=built_task(config),
+        )
 
     def sweep(self, arguments: list[str]) -> list[Sequence[JobReturn]]:
         try:

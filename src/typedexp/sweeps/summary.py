@@ -25,11 +25,12 @@ from typedexp.core.errors import ConfigError
 from typedexp.core.report import warn
 from typedexp.core.resources import naming_full_disk
 from typedexp.runs.columns import (
-    METRICS as METRICS, MISSING, count_states, csv_text, override_values, print_table, rank, shown, varying_keys, warn_unread, wide_console,
+    METRICS as METRICS, MISSING, count_states, known_metrics, csv_text, override_values, print_table, rank, shown, varying_keys, warn_unread, wide_console,
 )
 from typedexp.runs.record import JobState, RunRecord, find_runs, is_number, load_yaml
+from typedexp.sweeps.ranking import built_task, ranking
 
-SHOWN_METRICS = ("val/acc", "val/loss", "test/acc")  # columns, each where some job has it
+SHOWN_METRICS = ("val/acc", "val/loss", "test/acc")  # columns, each where some job has it (with its task's)
 CSV_FILE, MARKDOWN_FILE = "summary.csv", "summary.md"
 BEST_FILE = "best.yaml"  # the optuna sweeper's best trial (hpo.py), noted in summary.md
 
@@ -46,7 +47,10 @@ class Summary:
 
     @property
     def metric_columns(self) -> list[str]:
-        wanted = [self.metric, *(name for name in SHOWN_METRICS if name != self.metric)]
+        # The jobs' tasks' headlines on val and test first (val/rmse, test/rmse for a regression).
+        heads = [record.objective[0] for record in self.records if record.objective is not None]
+        tasks = [name for head in dict.fromkeys(heads) for name in (head, "test/" + head.partition("/")[2])]
+        wanted = list(dict.fromkeys([self.metric, *tasks, *SHOWN_METRICS]))
         return [name for name in wanted if name == self.metric or any(name in r.metrics for r in self.records)]
 
     def header(self) -> list[str]:
@@ -81,7 +85,7 @@ class Summary:
 _printed: list[Summary] = []
 # The sweep this process is running: Hydra skips on_multirun_end when Ctrl-C stops a sweep, so the
 # CLI then prints the table of the jobs so far from here (report_interrupted_sweep).
-_running: list[tuple[Path, str, BestMode]] = []
+_running: list[tuple[Path, str | None, BestMode | None]] = []
 
 
 def last_summary() -> Summary | None:
@@ -103,9 +107,13 @@ def report_interrupted_sweep() -> None:
             warn(f"the sweep summary failed: {type(exc).__name__}: {exc}")
 
 
-def summarize(sweep_dir: Path, metric: str = "val/acc", mode: BestMode = BestMode.max) -> Summary:
-    """The summary of the sweep in ``sweep_dir``, read from its job directories."""
+def summarize(sweep_dir: Path, metric: str | None = None, mode: BestMode | None = None) -> Summary:
+    """The summary of the sweep in ``sweep_dir``, read from its job directories.
+
+    Without ``metric``, ranked by the headline metric the jobs' task recorded (``val/acc`` for
+    classification, ``val/rmse`` smallest first for regression); ``ranking.ranking`` says how."""
     records = find_runs(sweep_dir)
+    metric, mode = ranking(metric, mode, records=records)
     return Summary(sweep_dir, metric, mode, tuple(rank(records, metric, mode)), varying_keys(records))
 
 
@@ -184,7 +192,7 @@ def save(summary: Summary) -> None:
             temp.unlink(missing_ok=True)
 
 
-def report(sweep_dir: Path, metric: str, mode: BestMode, console: Console | None = None) -> Summary:
+def report(sweep_dir: Path, metric: str | None, mode: BestMode | None, console: Console | None = None) -> Summary:
     """Summarize the sweep, save both files (a failure to save is one warning) and print the table."""
     summary = summarize(sweep_dir, metric, mode)
     warn_unread(summary.records)
@@ -213,10 +221,11 @@ def refresh_after_resume(run_dir: Path) -> None:
     saved = load_yaml(run_dir / ".hydra" / "hydra.yaml")
     hydra = saved.get("hydra") if isinstance(saved, dict) else None
     callbacks = hydra.get("callbacks") if isinstance(hydra, dict) else None
-    ranking = callbacks.get("summary") if isinstance(callbacks, dict) else None
-    ranking = ranking if isinstance(ranking, dict) else {}
+    chosen = callbacks.get("summary") if isinstance(callbacks, dict) else None
+    chosen = chosen if isinstance(chosen, dict) else {}
     try:
-        ranked = SweepSummary(str(ranking.get("metric", "val/acc")), str(ranking.get("mode", BestMode.max.value)))
+        metric, mode = chosen.get("metric"), chosen.get("mode")
+        ranked = SweepSummary(None if metric is None else str(metric), None if mode is None else str(mode))
         summary = summarize(sweep_dir, ranked.metric, ranked.mode)
         warn_unread(summary.records)
         save(summary)
@@ -231,15 +240,16 @@ class SweepSummary(Callback):
 
     ``metric`` is what to rank by (one the engine logs) and ``mode`` whether larger (``max``) or
     smaller (``min``) is better: ``hydra.callbacks.summary.metric=val/loss
-    hydra.callbacks.summary.mode=min``.
+    hydra.callbacks.summary.mode=min``. Unset, the task's headline metric and its direction
+    (``val/acc``, largest first; ``val/rmse``, smallest first for regression; ``ranking.py``).
     """
 
-    def __init__(self, metric: str = "val/acc", mode: BestMode | str = BestMode.max) -> None:
-        if metric not in METRICS:
+    def __init__(self, metric: str | None = None, mode: BestMode | str | None = None) -> None:
+        if metric is not None and metric not in known_metrics():
             raise ConfigError(
-                f"hydra.callbacks.summary.metric={metric!r}: no such metric; choose one of: {', '.join(METRICS)}"
+                f"hydra.callbacks.summary.metric={metric!r}: no such metric; choose one of: {', '.join(known_metrics())}"
             )
-        if not isinstance(mode, BestMode):  # a name, from Python or the command line
+        if mode is not None and not isinstance(mode, BestMode):  # a name, from Python or the command line
             names = [m.value for m in BestMode]
             if mode not in names:
                 raise ConfigError(f"hydra.callbacks.summary.mode={mode!r}: must be one of: {', '.join(names)}")
@@ -249,12 +259,16 @@ class SweepSummary(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Any: Hydra's callback signature. ``config`` resolves the sweep dir as the launcher will."""
-        _running[:] = [(Path(str(config.hydra.sweep.dir)), self.metric, self.mode)]
+        _running[:] = [(Path(str(config.hydra.sweep.dir)), *self.ranked(config))]
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Any: Hydra's callback signature. Hydra turns a raised error into a multi-line warning."""
         _running.clear()
         try:
-            report(Path(str(config.hydra.sweep.dir)), self.metric, self.mode)
+            report(Path(str(config.hydra.sweep.dir)), *self.ranked(config))
         except Exception as exc:
             warn(f"the sweep summary failed: {type(exc).__name__}: {exc}")
+
+    def ranked(self, config: DictConfig) -> tuple[str, BestMode]:
+        """The metric and direction to rank by: as set, else the sweep's task's (``ranking.py``)."""
+        return ranking(self.metric, self.mode, task=built_task(config))
