@@ -54,7 +54,10 @@ def catalog(records: Sequence[RunRecord], typed: Sequence[Mapping[str, str]]) ->
     """Every column the runs can show, in the order ``--columns *`` would print them."""
     keys = dict.fromkeys(key for record in records for key in config_keys(record))
     keys.update(dict.fromkeys(key for values in typed for key in values))  # +ticket=...: no config field
-    metrics = metric_names(records)
+    # The metrics the runs logged (a pattern such as val/* should not offer a regression's val/rmse
+    # for classification runs); every known name only where no run logged any yet.
+    logged = {name for record in records for name in record.metrics}
+    metrics = [name for name in metric_names(records) if name in logged] or metric_names(records)
     tops = {top: order for order, top in enumerate(dict.fromkeys(key.partition(".")[0] for key in keys))}
     # A group's fields together, whichever run named them first (adam's betas beside sgd's momentum).
     settings = sorted((key for key in keys if key not in FIXED and key not in metrics), key=lambda key: tops[key.partition(".")[0]])
