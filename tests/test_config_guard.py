@@ -433,8 +433,11 @@ def test_registered_targets_split_the_store_s_groups_from_hydra_s() -> None:
     assert {"typedexp.specs.models.MLP", "typedexp.specs.optim.SGD", "typedexp.specs.experiment.Experiment"} <= own.names
     assert "hydra._internal.core_plugins.basic_launcher.BasicLauncher" in plugins.names
     assert not any(name.startswith("hydra.") for name in own.names)
-    # Of typedexp's own classes, hydra.* may name only the sweep summary callback (store.HYDRA_SETTINGS).
-    assert {name for name in plugins.names if name.startswith("typedexp.")} == {"typedexp.sweeps.summary.SweepSummary"}
+    # Of typedexp's own classes, hydra.* may name only its two callbacks (store.HYDRA_SETTINGS): the
+    # sweep summary and the note of what a single run's dir holds before Hydra makes it (app/tidy.py).
+    assert {name for name in plugins.names if name.startswith("typedexp.")} == {
+        "typedexp.sweeps.summary.SweepSummary", "typedexp.app.tidy.NoteRunDir",
+    }
 
 
 def test_allow_list_union_and_entries() -> None:

@@ -330,7 +330,8 @@ def test_best_pt_holds_the_best_epoch_when_later_ones_are_worse(
     script = iter(values)
 
     def scripted(
-        model: nn.Module, split: object, *, batch_size: int, prefix: str = "val", stop: object = None
+        model: nn.Module, split: object, *, batch_size: int, prefix: str = "val", stop: object = None,
+        task: object = None,
     ) -> dict[str, float]:
         value = next(script)
         return {"val/loss": value, "val/acc": value}

@@ -50,7 +50,7 @@ def test_swanlab_gets_the_experiment_and_a_name_from_the_overrides_that_define_i
     assert done.returncode == 0, done.stderr
     swan_dir = only_run(tmp_path / "sl")
     config = OmegaConf.load(swan_dir / "files" / "config.yaml")
-    assert set(config) == {"dataset", "model", "optim", "schedule", "trainer", "epochs", "batch_size", "seed"}
+    assert set(config) == {"dataset", "model", "optim", "schedule", "task", "trainer", "epochs", "batch_size", "seed"}
     assert "_target_" not in OmegaConf.to_yaml(config) and "allowed_targets" not in OmegaConf.to_yaml(config)
     assert config.optim.value.lr == 0.05
     assert read_offline_run(swan_dir).name == "optim.lr=0.05,epochs=1,model=large,trainer.max_batches=2"

@@ -186,7 +186,7 @@ def test_a_new_run_refuses_a_symlink_where_its_files_go(workdir: Path) -> None:
 def test_the_run_dir_itself_may_not_be_a_symlink_but_its_parents_may(workdir: Path) -> None:
     (workdir / "real").mkdir()
     (workdir / "link").symlink_to(workdir / "real")
-    with pytest.raises(ConfigError, match=r"hydra.run.dir=.*link is a symlink \(to .*real\); name the directory itself"):
+    with pytest.raises(ConfigError, match=r"output_dir=.*link is a symlink \(to .*real\); name the directory itself"):
         launch(QUICK, output_dir="link")
     assert list((workdir / "real").iterdir()) == []
     result = launch(QUICK, output_dir="link/run")  # a symlinked parent: where you keep your runs

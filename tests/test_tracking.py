@@ -67,7 +67,7 @@ def test_offline_run_records_config_and_every_metric(workdir: Path) -> None:
     result = launch(["tracker=offline", "tracker.log_dir=sl", "model=large", "optim.lr=0.05", *SHORT])
     swan_dir = only_run(workdir / "sl")
     config = OmegaConf.load(swan_dir / "files" / "config.yaml")
-    assert set(config) == {"dataset", "model", "optim", "schedule", "trainer", "epochs", "batch_size", "seed"}
+    assert set(config) == {"dataset", "model", "optim", "schedule", "task", "trainer", "epochs", "batch_size", "seed"}
     assert "_target_" not in OmegaConf.to_yaml(config)
     assert config.model.value.hidden == [256, 128]
     assert config.optim.value.lr == 0.05

@@ -136,7 +136,7 @@ def test_nan_and_inf_are_refused_naming_the_field(
 
 def test_every_spec_has_float_fields_checked() -> None:
     keys = {key.split(".")[0] for _, key in FLOAT_FIELDS}
-    assert keys == {"dataset", "model", "optim", "schedule", "tracker", "trainer"}
+    assert keys == {"dataset", "model", "optim", "schedule", "tracker", "task", "trainer"}
 
 
 # 4. Empty splits.
@@ -270,7 +270,7 @@ def test_a_well_formed_mid_epoch_checkpoint_still_resumes(tmp_path: Path, saved_
     assert done.returncode == 0, done.stderr
 
 
-# 7. Ctrl-C during start-up: while the package imports Hydra, and while the task imports torch.
+# 7. Ctrl-C during start-up: while main() imports Hydra, and while the task imports torch.
 INTERRUPT_ON_IMPORT = """
 import builtins, os
 real_import, target = builtins.__import__, os.environ["INTERRUPT_IMPORT"]
@@ -320,7 +320,7 @@ def test_one_line_keeps_short_parts_and_joins_lines() -> None:
 @pytest.mark.parametrize(
     ("override", "group", "options"),
     [("~model", "model", "cnn, large, small"), ("~optim", "optim", "adam, adamw, sgd"),
-     ("~dataset=x", "dataset", "cifar10, cifar100, digits, fake, fashion_mnist, mnist")],
+     ("~dataset=x", "dataset", "cifar10, cifar100, diabetes, digits, fake, fashion_mnist, mnist")],
 )
 def test_deleting_a_group_says_it_is_required(tmp_path: Path, override: str, group: str, options: str) -> None:
     assert one_error(run_main([*QUICK, override], tmp_path)) == (
@@ -361,7 +361,7 @@ def test_launch_output_dir_with_an_interpolation_is_refused(workdir: Path) -> No
     [
         ("model.hidden=[[1]]", "model.hidden=[[1]]: needs a list of whole numbers, e.g. [128, 64]"),
         ("=3", "=3: an override needs a key before '=', e.g. epochs=3"),
-        ("dataset=null", "dataset=null: dataset needs an option, one of: cifar10, cifar100, digits, fake, fashion_mnist, mnist"),
+        ("dataset=null", "dataset=null: dataset needs an option, one of: cifar10, cifar100, diabetes, digits, fake, fashion_mnist, mnist"),
         ("model=", "model=: model needs an option, one of: cnn, large, small"),
         ("trainer=x", "trainer='x': trainer is a group of fields, not a value; set its fields, e.g. trainer.max_batches=2"),
         ("trainer=null", "trainer=None: trainer is a group of fields, not a value; set its fields, e.g. trainer.max_batches=2"),
