@@ -272,3 +272,17 @@ def test_a_stop_names_the_epoch_it_stopped_in_or_the_one_it_finished(tmp_path: P
         saver.save(LoopPosition(3, 2, 12))
     with pytest.raises(Interrupted, match=r"^interrupted by SIGTERM at the end of epoch 2, step 10; "):
         saver.save(LoopPosition(3, 0, 10))
+
+
+@pytest.mark.parametrize(("warmup_fraction", "steps", "refused"), [(0.25, 4, True), (0.5, 4, False), (0.1, 4, False)])
+def test_onecycle_refuses_a_rise_of_exactly_one_step_and_only_that(
+    warmup_fraction: float, steps: int, refused: bool
+) -> None:
+    """OneCycleLR divides by each phase's length: a 1-step rise would fail mid-run, 2 or 0.4 steps do not."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    spec = OneCycle(warmup_fraction=warmup_fraction)
+    if refused:
+        with pytest.raises(ConfigError, match=r"warmup_fraction=0.25 of this run's 4 optimizer steps .* exactly 1 step"):
+            spec.build(optimizer, epochs=1, steps_per_epoch=steps)
+    else:
+        assert spec.build(optimizer, epochs=1, steps_per_epoch=steps) is not None
